@@ -1,0 +1,55 @@
+"""Where data and results live, and which device to train on.
+
+Every path is a setting, never a constant baked into the code: the data
+directory comes from an explicit argument, else the ``LBW_DATA_DIR``
+environment variable, else ``data/`` in the repository.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DATA_DIR_ENV = "LBW_DATA_DIR"
+RESULTS_DIR_ENV = "LBW_RESULTS_DIR"
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+def data_dir(override: str | Path | None = None) -> Path:
+    """The dataset folder: ``override``, else ``$LBW_DATA_DIR``, else ``<repo>/data``."""
+    if override:
+        return Path(override).expanduser()
+    if os.environ.get(DATA_DIR_ENV):
+        return Path(os.environ[DATA_DIR_ENV]).expanduser()
+    return REPO_ROOT / "data"
+
+
+def results_dir(override: str | Path | None = None) -> Path:
+    """The results folder: ``override``, else ``$LBW_RESULTS_DIR``, else ``<repo>/results``."""
+    if override:
+        return Path(override).expanduser()
+    if os.environ.get(RESULTS_DIR_ENV):
+        return Path(os.environ[RESULTS_DIR_ENV]).expanduser()
+    return REPO_ROOT / "results"
+
+
+def select_device(preference: str | torch.device = "auto") -> torch.device:
+    """``auto`` picks cuda, then mps, then cpu; a named device must be available."""
+    if isinstance(preference, torch.device):
+        return preference
+    if preference not in DEVICES and not str(preference).startswith("cuda:"):
+        raise ValueError(f"device={preference!r} is not one of {DEVICES} (or 'cuda:N')")
+    if preference == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if str(preference).startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device={preference!r} was asked for, but CUDA is not available here")
+    if preference == "mps" and not torch.backends.mps.is_available():
+        raise ValueError("device='mps' was asked for, but MPS is not available here")
+    return torch.device(preference)

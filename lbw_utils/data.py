@@ -1,0 +1,365 @@
+"""Image datasets as uint8 tensors on the training device, airbench-style.
+
+Fashion-MNIST and CIFAR-10 are fetched through torchvision's dataset classes
+(download, archive checksum, extraction), then every file is verified against
+its published checksum and the whole dataset is converted once into uint8
+tensors that live on the training device. Batching and augmentation (padded
+random crop, horizontal flip) are batched tensor operations on that device:
+no per-sample PIL transforms and no DataLoader workers.
+
+Every dataset object (this module's :class:`ImageData` and the names task's
+``NameData``) offers the same small protocol the training loop relies on:
+``classes``, ``num_classes``, ``device``, ``labels(split)``, ``size(split)``,
+``batches(split, batch_size, shuffle=, generator=, augment=)`` yielding
+``(inputs, targets)`` with ``inputs`` a tuple passed as ``model(*inputs)``,
+``checksums()`` and ``describe()``.
+"""
+
+from __future__ import annotations
+
+import pickle
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+
+from lbw_utils.config import data_dir as resolve_data_dir
+from lbw_utils.config import select_device
+from lbw_utils.files import DataIntegrityError, file_digest, verify_file
+
+SPLITS = ("train", "val", "test")
+DATASETS = ("fashion_mnist", "cifar10")
+
+FASHION_MNIST_CLASSES = [
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+]
+# SHA-256 of the uncompressed IDX files (torchvision publishes MD5s of the .gz
+# archives only; these pin the files a loader actually reads).
+FASHION_MNIST_SHA256 = {
+    "train-images-idx3-ubyte": "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+    "train-labels-idx1-ubyte": "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+    "t10k-images-idx3-ubyte": "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+    "t10k-labels-idx1-ubyte": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+}
+CIFAR10_FOLDER = "cifar-10-batches-py"
+# MD5s published by the CIFAR-10 authors (the same ones torchvision checks).
+CIFAR10_MD5 = {
+    "data_batch_1": "c99cafc152244af753f735de768cd75f",
+    "data_batch_2": "d4bba439e000b95fd0a9bffe97cbabec",
+    "data_batch_3": "54ebc095f3ab1f0389bbae665268c751",
+    "data_batch_4": "634d18415352ddfa80567beed471001a",
+    "data_batch_5": "482c414d41f54cd18b22e5b47cb7c3cb",
+    "test_batch": "40351d587109b95175f43aff81a1287e",
+    "batches.meta": "5ff9c542aee3614f3951f8cda6e48888",
+}
+CIFAR10_TRAIN_FILES = [f"data_batch_{i}" for i in range(1, 6)]
+
+# Augmentation that suits each dataset: both are left-right symmetric; a 2-pixel
+# translation is the usual CIFAR-10 recipe and also helps on 28x28 clothes.
+DEFAULT_AUGMENT = {"fashion_mnist": {"flip": True, "crop_pad": 2}, "cifar10": {"flip": True, "crop_pad": 2}}
+
+
+class DataNotFoundError(FileNotFoundError):
+    """The dataset's files are missing and could not be downloaded."""
+
+
+@dataclass
+class ImageData:
+    """A dataset split three ways, held as uint8 ``[N, C, H, W]`` tensors on ``device``."""
+
+    name: str
+    classes: list[str]
+    images: dict[str, torch.Tensor]
+    targets: dict[str, torch.Tensor]
+    mean: torch.Tensor
+    std: torch.Tensor
+    augment: dict = field(default_factory=dict)
+    source_checksums: dict[str, str] = field(default_factory=dict)
+    split_seed: int = 0
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def device(self) -> torch.device:
+        return self.images["train"].device
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return tuple(self.images["train"].shape[1:])
+
+    def labels(self, split: str) -> torch.Tensor:
+        return self.targets[_check_split(split)]
+
+    def size(self, split: str) -> int:
+        return len(self.targets[_check_split(split)])
+
+    def checksums(self) -> dict[str, str]:
+        return dict(self.source_checksums)
+
+    def describe(self) -> dict:
+        return {
+            "dataset": self.name,
+            "classes": list(self.classes),
+            "sizes": {split: self.size(split) for split in SPLITS},
+            "input_shape": list(self.input_shape),
+            "augment": dict(self.augment),
+            "split_seed": self.split_seed,
+        }
+
+    def normalize(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 -> float, standardised per channel with the training split's statistics."""
+        floats = images.float().div_(255)
+        return floats.sub_(self.mean.view(1, -1, 1, 1)).div_(self.std.view(1, -1, 1, 1))
+
+    def batches(
+        self,
+        split: str,
+        batch_size: int,
+        *,
+        shuffle: bool = False,
+        generator: torch.Generator | None = None,
+        augment: bool = False,
+    ) -> Iterator[tuple[tuple[torch.Tensor], torch.Tensor]]:
+        """Yield ``((images,), targets)``; unshuffled batches come in split order."""
+        _check_positive("batch_size", batch_size)
+        images, targets = self.images[_check_split(split)], self.targets[split]
+        count = len(targets)
+        order = None
+        if shuffle:
+            order = torch.randperm(count, generator=generator, device="cpu").to(images.device)
+        for start in range(0, count, batch_size):
+            index = slice(start, start + batch_size) if order is None else order[start : start + batch_size]
+            batch = self.normalize(images[index])
+            if augment:
+                batch = augment_batch(batch, generator=generator, **self.augment)
+            yield (batch.contiguous(memory_format=torch.channels_last),), targets[index]
+
+
+def augment_batch(
+    images: torch.Tensor, *, flip: bool = True, crop_pad: int = 0, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Random horizontal flip and padded random crop, for a whole batch at once."""
+    if flip:
+        mirror = torch.rand(len(images), generator=generator).to(images.device) < 0.5
+        images = torch.where(mirror.view(-1, 1, 1, 1), images.flip(-1), images)
+    if crop_pad > 0:
+        images = random_crop(images, crop_pad, generator=generator)
+    return images
+
+
+def random_crop(images: torch.Tensor, pad: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Translate each image by up to ``pad`` pixels (reflect padding), as one gather."""
+    count, _, height, width = images.shape
+    padded = torch.nn.functional.pad(images, (pad, pad, pad, pad), mode="reflect")
+    shifts = torch.randint(0, 2 * pad + 1, (2, count), generator=generator).to(images.device)
+    rows = shifts[0].view(-1, 1) + torch.arange(height, device=images.device)
+    cols = shifts[1].view(-1, 1) + torch.arange(width, device=images.device)
+    batch_index = torch.arange(count, device=images.device).view(-1, 1, 1)
+    cropped = padded[batch_index, :, rows.view(count, height, 1), cols.view(count, 1, width)]
+    return cropped.permute(0, 3, 1, 2)
+
+
+def load_image_dataset(
+    name: str,
+    *,
+    data_dir: str | Path | None = None,
+    val_size: int | float = 5000,
+    per_class: int | None = None,
+    seed: int = 0,
+    device: str | torch.device = "auto",
+    download: bool = True,
+    augment: dict | None = None,
+) -> ImageData:
+    """Load ``fashion_mnist`` or ``cifar10`` onto ``device`` with a stratified validation split.
+
+    ``val_size`` is a count (int) or a fraction of the training pool (float in
+    (0, 1)). ``per_class`` keeps that many images per class in the training pool
+    and in the test set, for tiny runs. The split depends on ``seed`` only; the
+    test set is never touched by it.
+    """
+    if name not in DATASETS:
+        raise ValueError(f"dataset={name!r} is not known; choose one of {DATASETS}")
+    root = resolve_data_dir(data_dir)
+    loader = {"fashion_mnist": _read_fashion_mnist, "cifar10": _read_cifar10}[name]
+    train_x, train_y, test_x, test_y, classes, checksums = loader(root, download)
+    generator = torch.Generator().manual_seed(seed)
+    if per_class is not None:
+        train_x, train_y = _take_per_class(train_x, train_y, per_class, generator, "training set")
+        test_x, test_y = _take_per_class(test_x, test_y, per_class, generator, "test set")
+    train_index, val_index = stratified_split(train_y, val_size, generator)
+    target_device = select_device(device)
+    images = {"train": train_x[train_index], "val": train_x[val_index], "test": test_x}
+    targets = {"train": train_y[train_index], "val": train_y[val_index], "test": test_y}
+    mean, std = _channel_statistics(images["train"])
+    return ImageData(
+        name=name,
+        classes=classes,
+        images={split: tensor.to(target_device) for split, tensor in images.items()},
+        targets={split: tensor.to(target_device) for split, tensor in targets.items()},
+        mean=mean.to(target_device),
+        std=std.to(target_device),
+        augment=dict(DEFAULT_AUGMENT[name] if augment is None else augment),
+        source_checksums=checksums,
+        split_seed=seed,
+    )
+
+
+def stratified_split(
+    labels: torch.Tensor, val_size: int | float, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices of a seeded split that keeps every class's share in both parts."""
+    count = len(labels)
+    val_count = _validation_count(val_size, count)
+    val_parts, train_parts = [], []
+    for label in torch.unique(labels):
+        members = torch.nonzero(labels == label).flatten()
+        members = members[torch.randperm(len(members), generator=generator)]
+        take = round(val_count * len(members) / count)
+        val_parts.append(members[:take])
+        train_parts.append(members[take:])
+    return torch.cat(train_parts).sort().values, torch.cat(val_parts).sort().values
+
+
+def _validation_count(val_size: int | float, pool: int) -> int:
+    if isinstance(val_size, bool) or not isinstance(val_size, (int, float)):
+        raise ValueError(f"val_size={val_size!r} must be an int count or a float fraction in (0, 1)")
+    if isinstance(val_size, float):
+        if not 0 < val_size < 1:
+            raise ValueError(f"val_size={val_size} as a fraction must lie in (0, 1)")
+        return max(1, round(val_size * pool))
+    if not 0 < val_size < pool:
+        raise ValueError(
+            f"val_size={val_size} must be between 1 and {pool - 1}: the training pool holds {pool} images"
+        )
+    return val_size
+
+
+def _take_per_class(
+    images: torch.Tensor, labels: torch.Tensor, per_class: int, generator: torch.Generator, what: str
+) -> tuple[torch.Tensor, torch.Tensor]:
+    _check_positive("per_class", per_class)
+    keep = []
+    for label in torch.unique(labels):
+        members = torch.nonzero(labels == label).flatten()
+        if per_class > len(members):
+            raise ValueError(
+                f"per_class={per_class} is larger than class {int(label)} of the {what} "
+                f"({len(members)} images); choose at most {len(members)}"
+            )
+        keep.append(members[torch.randperm(len(members), generator=generator)[:per_class]])
+    index = torch.cat(keep).sort().values
+    return images[index], labels[index]
+
+
+def _channel_statistics(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    floats = images.double().div(255)
+    mean = floats.mean(dim=(0, 2, 3))
+    std = floats.std(dim=(0, 2, 3)).clamp_min(1e-6)
+    return mean.float(), std.float()
+
+
+# --- Fashion-MNIST ---------------------------------------------------------
+
+
+def _read_fashion_mnist(root: Path, download: bool):
+    import torchvision
+
+    raw = root / "FashionMNIST" / "raw"
+    if not all((raw / name).exists() for name in FASHION_MNIST_SHA256):
+        _download(lambda: torchvision.datasets.FashionMNIST(root, train=True, download=True), raw,
+                  list(FASHION_MNIST_SHA256), download, "Fashion-MNIST")
+    checksums = {f"FashionMNIST/raw/{name}": verify_file(raw / name, digest)
+                 for name, digest in FASHION_MNIST_SHA256.items()}
+    train = torchvision.datasets.FashionMNIST(root, train=True, download=False)
+    test = torchvision.datasets.FashionMNIST(root, train=False, download=False)
+    return (train.data.unsqueeze(1), train.targets.long(), test.data.unsqueeze(1), test.targets.long(),
+            list(FASHION_MNIST_CLASSES), checksums)
+
+
+# --- CIFAR-10 --------------------------------------------------------------
+
+
+class _ArrayUnpickler(pickle.Unpickler):
+    """Unpickles CIFAR-10's batches, refusing every class but numpy's array rebuilders.
+
+    torchvision reads these files with plain ``pickle.load``, which would run any
+    code a tampered file names; this reader cannot.
+    """
+
+    ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"), ("numpy", "dtype"),
+    }
+
+    def find_class(self, module: str, name: str):
+        if (module, name) in self.ALLOWED:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"refusing to load {module}.{name}: CIFAR-10 files hold only arrays")
+
+
+def read_cifar_batch(path: Path) -> dict:
+    with open(path, "rb") as handle:
+        batch = _ArrayUnpickler(handle, encoding="latin1").load()
+    if not isinstance(batch, dict):
+        raise DataIntegrityError(f"{path} does not hold a CIFAR-10 batch (a dict), but {type(batch).__name__}")
+    return batch
+
+
+def _read_cifar10(root: Path, download: bool):
+    import torchvision
+
+    folder = root / CIFAR10_FOLDER
+    if not all((folder / name).exists() for name in CIFAR10_MD5):
+        _download(lambda: torchvision.datasets.CIFAR10(root, train=True, download=True), folder,
+                  list(CIFAR10_MD5), download, "CIFAR-10")
+    checksums = {}
+    for name, digest in CIFAR10_MD5.items():
+        verify_file(folder / name, digest, algorithm="md5")
+        checksums[f"{CIFAR10_FOLDER}/{name}"] = file_digest(folder / name)
+    train = [read_cifar_batch(folder / name) for name in CIFAR10_TRAIN_FILES]
+    test = read_cifar_batch(folder / "test_batch")
+    classes = list(read_cifar_batch(folder / "batches.meta")["label_names"])
+    train_x, train_y = _cifar_arrays(train, folder)
+    test_x, test_y = _cifar_arrays([test], folder)
+    return train_x, train_y, test_x, test_y, classes, checksums
+
+
+def _cifar_arrays(batches: list[dict], folder: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    try:
+        data = np.concatenate([np.asarray(batch["data"], dtype=np.uint8) for batch in batches])
+        labels = np.concatenate([np.asarray(batch["labels"], dtype=np.int64) for batch in batches])
+    except KeyError as missing:
+        raise DataIntegrityError(f"a CIFAR-10 batch in {folder} lacks the key {missing}") from None
+    if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or len(data) != len(labels):
+        raise DataIntegrityError(f"CIFAR-10 batches in {folder} have shape {data.shape}, expected [N, 3072]")
+    return torch.from_numpy(data.reshape(-1, 3, 32, 32).copy()), torch.from_numpy(labels)
+
+
+# --- shared helpers ----------------------------------------------------------
+
+
+def _download(fetch, folder: Path, files: list[str], allowed: bool, title: str) -> None:
+    hint = (f"{title} was not found: expected the files {', '.join(files)} in {folder}. "
+            f"Place them there (or point LBW_DATA_DIR / the data_dir parameter at a folder that has them)")
+    if not allowed:
+        raise DataNotFoundError(hint + "; downloading is switched off (download=False).")
+    try:
+        fetch()
+    except Exception as error:  # no network, DNS failure, archive checksum mismatch, ...
+        raise DataNotFoundError(f"{hint}; the download failed: {error}") from error
+
+
+def _check_split(split: str) -> str:
+    if split not in SPLITS:
+        raise ValueError(f"split={split!r} is not one of {SPLITS}")
+    return split
+
+
+def _check_positive(name: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"{name}={value!r} must be a positive integer")

@@ -1,0 +1,298 @@
+"""A study is a set of independent runs: (dataset, method, seed) -> one run record.
+
+Each run is idempotent: a finished record is read back instead of retrained,
+so an interrupted study resumes where it stopped and a study can be fanned out
+over processes, GPUs or cluster jobs and merged from the records.
+
+Methods are small dicts, e.g. ``{"name": "baseline"}``,
+``{"name": "static", "scheme": "peifer", "gamma": 4}``,
+``{"name": "ema", "alpha": 0.01, "normalize": True}`` or
+``{"name": "posthoc", "objective": "budget", "max_accuracy_drop": 0.01}``.
+A static method takes its TPRs from the *validation* split of the baseline run
+with the same seed; a post-hoc method adjusts the logits of an already trained
+run (``"of"``, default the baseline) and never retrains.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from lbw_utils import records
+from lbw_utils.files import atomic_write_bytes
+from lbw_utils.metrics import summarize, tpr_variance_reduction
+from lbw_utils.models import make_model
+from lbw_utils.train import TrainConfig, fit, predict
+
+IMAGE_DATASETS = ("fashion_mnist", "cifar10")
+DATASETS = IMAGE_DATASETS + ("names",)
+BASELINE = {"name": "baseline"}
+
+
+@dataclass
+class DataOptions:
+    """How to build a dataset; the split also depends on the run's seed."""
+
+    dataset: str
+    data_dir: str | None = None
+    val_size: int | float | None = None
+    per_class: int | None = None
+    classes: str | list[str] = "paper"  # names task only
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.dataset not in DATASETS:
+            raise ValueError(f"dataset={self.dataset!r} is not known; choose one of {DATASETS}")
+
+
+@dataclass
+class ModelOptions:
+    name: str = "cnn"
+    size: str = "small"
+    options: dict = field(default_factory=dict)
+
+
+def load_data(options: DataOptions, seed: int):
+    """The dataset for ``options``, split with ``seed``."""
+    if options.dataset in IMAGE_DATASETS:
+        from lbw_utils.data import load_image_dataset
+
+        val_size = 5000 if options.val_size is None else options.val_size
+        return load_image_dataset(options.dataset, data_dir=options.data_dir, val_size=val_size,
+                                  per_class=options.per_class, seed=seed, device=options.device)
+    from lbw_utils.names import load_names
+
+    return load_names(options.classes, data_dir=options.data_dir, per_class=options.per_class, seed=seed,
+                      device=options.device)
+
+
+def method_label(method: dict) -> str:
+    """A readable, file-safe, unique name: ``static-peifer-gamma4``, ``ema-alpha0.01-normalize``."""
+    if "label" in method:
+        return str(method["label"])
+    parts = [str(method["name"])]
+    for key in sorted(k for k in method if k != "name"):
+        value = method[key]
+        if value is True:
+            parts.append(key)
+        elif value is False or value is None:
+            continue
+        else:
+            parts.append(f"{key}{value}")
+    return "-".join(parts).replace("/", "_").replace(" ", "")
+
+
+def run(
+    method: dict,
+    data,
+    seed: int,
+    results_dir: str | Path,
+    *,
+    train: TrainConfig,
+    model: ModelOptions | None = None,
+    redo: bool = False,
+    progress: bool = True,
+) -> dict:
+    """Train (or post-hoc adjust) one run and write its record; skip it if already finished."""
+    label = method_label(method)
+    path = records.record_path(results_dir, data.name, label, seed)
+    if records.is_finished(path) and not redo:
+        if progress:
+            print(f"[skip] {data.name} / {label} / seed {seed}: finished record {path.name}")
+        return records.read_record(path)
+    if progress:
+        print(f"[run ] {data.name} / {label} / seed {seed}", flush=True)
+    started = time.perf_counter()
+    if method["name"] == "posthoc":
+        outcome = _posthoc_outcome(method, data, seed, results_dir)
+    else:
+        outcome = _training_outcome(method, data, seed, results_dir, train, model or ModelOptions(), progress)
+    record = _make_record(method, label, data, seed, outcome, train, model, time.perf_counter() - started)
+    if method["name"] != "posthoc":
+        _save_artifact(results_dir, data.name, label, seed, outcome)
+    records.write_record(path, record)
+    return record
+
+
+def run_study(
+    methods: list[dict],
+    seeds: list[int],
+    data_options: DataOptions,
+    results_dir: str | Path,
+    *,
+    train: TrainConfig,
+    model: ModelOptions | None = None,
+    redo: bool = False,
+    progress: bool = True,
+) -> list[dict]:
+    """Every method for every seed; the dataset is split (and loaded) once per seed."""
+    if not seeds:
+        raise ValueError("seeds must name at least one seed")
+    finished = []
+    for seed in seeds:
+        data = load_data(data_options, seed)
+        for method in methods:
+            finished.append(run(method, data, seed, results_dir, train=train, model=model, redo=redo,
+                                progress=progress))
+    return finished
+
+
+def _training_outcome(method, data, seed, results_dir, train: TrainConfig, model_options: ModelOptions, progress):
+    from lbw_utils.losses import make_loss
+
+    tpr = _baseline_val_tpr(results_dir, data.name, seed) if method["name"] == "static" else None
+    loss = make_loss(method, data.num_classes, tpr=tpr, label_smoothing=train.label_smoothing)
+    input_shape = getattr(data, "input_shape", None)
+    network = make_model(model_options.name, num_classes=data.num_classes, input_shape=input_shape,
+                         size=model_options.size, **model_options.options)
+    history = fit(network, data, loss, train, seed=seed, progress=progress)
+    val_logits = predict(network, data, "val", batch_size=train.eval_batch_size, amp=train.amp)
+    test_logits = predict(network, data, "test", batch_size=train.eval_batch_size, amp=train.amp)
+    extra = loss.record() if hasattr(loss, "record") else {}
+    return {
+        "val_logits": val_logits.cpu(),
+        "test_logits": test_logits.cpu(),
+        "state_dict": {k: v.cpu() for k, v in network.state_dict().items()},
+        "history": history.to_dict(),
+        "train_seconds": history.train_seconds,
+        "loss_record": extra,
+        "model": {"name": model_options.name, "size": model_options.size, **model_options.options,
+                  "parameters": sum(p.numel() for p in network.parameters())},
+    }
+
+
+def _posthoc_outcome(method, data, seed, results_dir):
+    from lbw_utils.posthoc import apply_logit_offsets, fit_logit_offsets
+
+    base = method.get("of", BASELINE)
+    base_label = method_label(base)
+    source = records.artifact_path(results_dir, data.name, base_label, seed)
+    if not source.exists():
+        raise FileNotFoundError(
+            f"post-hoc offsets need the logits of run '{base_label}' (seed {seed}) at {source}; run it first"
+        )
+    saved = torch.load(source, map_location="cpu", weights_only=True)
+    options = {k: v for k, v in method.items() if k not in ("name", "of", "label")}
+    offsets = fit_logit_offsets(saved["val_logits"], data.labels("val").cpu(), **options)
+    return {
+        "val_logits": apply_logit_offsets(saved["val_logits"], offsets),
+        "test_logits": apply_logit_offsets(saved["test_logits"], offsets),
+        "history": None,
+        "train_seconds": 0.0,
+        "loss_record": {"offsets": offsets.tolist(), "adjusts": base_label},
+        "model": None,
+    }
+
+
+def _baseline_val_tpr(results_dir, dataset: str, seed: int) -> list[float]:
+    path = records.record_path(results_dir, dataset, method_label(BASELINE), seed)
+    if not records.is_finished(path):
+        raise FileNotFoundError(
+            f"static weights need the baseline's validation TPRs for seed {seed}, but {path} does not exist; "
+            "run the baseline first (notebook 01_baseline)"
+        )
+    return records.read_record(path)["val"]["tpr"]
+
+
+def _make_record(method, label, data, seed, outcome, train: TrainConfig, model, wall_seconds) -> dict:
+    summaries = {
+        split: summarize(data.labels(split).cpu(), outcome[f"{split}_logits"].argmax(1), data.num_classes,
+                         data.classes)
+        for split in ("val", "test")
+    }
+    return {
+        "schema_version": records.SCHEMA_VERSION,
+        "dataset": data.name,
+        "method": dict(method),
+        "method_label": label,
+        "seed": seed,
+        "classes": list(data.classes),
+        "test": summaries["test"],
+        "val": summaries["val"],
+        "weights": outcome["loss_record"],
+        "history": outcome["history"],
+        "parameters": {"train": train.to_dict(), "model": outcome["model"], "data": data.describe()},
+        "train_seconds": outcome["train_seconds"],
+        "wall_seconds": wall_seconds,
+        "device": str(data.device),
+        "environment": records.environment(),
+        "data_checksums": data.checksums(),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+def _save_artifact(results_dir, dataset, label, seed, outcome) -> None:
+    buffer = io.BytesIO()
+    torch.save({key: outcome[key] for key in ("val_logits", "test_logits", "state_dict")}, buffer)
+    atomic_write_bytes(records.artifact_path(results_dir, dataset, label, seed), buffer.getvalue())
+
+
+def effect_against_baseline(record: dict, baseline: dict) -> float:
+    """The paper's D for the test split: Var(baseline TPR) - Var(this run's TPR)."""
+    return tpr_variance_reduction(baseline["test"]["tpr"], record["test"]["tpr"])
+
+
+TRAIN_PARAMETERS = ("epochs", "batch_size", "lr", "optimizer", "weight_decay", "label_smoothing", "augment",
+                    "track_train_tpr", "amp", "compile")
+
+
+@dataclass
+class Settings:
+    """The parameters every training notebook shares, turned into validated objects."""
+
+    data: DataOptions
+    train: TrainConfig
+    model: ModelOptions
+    seeds: list[int]
+    results_dir: Path
+    redo: bool = False
+
+    @classmethod
+    def from_params(cls, params: dict) -> "Settings":
+        """Build from a notebook's parameters (extra notebook-specific keys are ignored)."""
+        seeds = params.get("seeds", [0])
+        if isinstance(seeds, str):
+            raise ValueError(f"seeds={seeds!r} is a string; pass a list (papermill: -y 'seeds: [0, 1, 2]')")
+        seeds = list(seeds)
+        if not seeds or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds):
+            raise ValueError(f"seeds={seeds!r} must be a non-empty list of non-negative integers")
+        data = DataOptions(
+            dataset=params["dataset"], data_dir=params.get("data_dir"), val_size=params.get("val_size"),
+            per_class=params.get("per_class"), classes=params.get("classes", "paper"),
+            device=params.get("device", "auto"),
+        )
+        train = TrainConfig.from_dict({k: params[k] for k in TRAIN_PARAMETERS if params.get(k) is not None})
+        default_model = "name_rnn" if data.dataset == "names" else "cnn"
+        model = ModelOptions(name=params.get("model") or default_model, size=params.get("model_size", "small"),
+                             options=dict(params.get("model_options") or {}))
+        folder = results_folder(params.get("results_dir"))
+        return cls(data, train, model, seeds, folder, bool(params.get("redo", False)))
+
+    def figure_path(self, dataset: str, name: str) -> Path:
+        return figure_path(self.results_dir, dataset, name)
+
+    def table_path(self, dataset: str, name: str) -> Path:
+        return table_path(self.results_dir, dataset, name)
+
+    def run_study(self, methods: list[dict], progress: bool = True) -> list[dict]:
+        return run_study(methods, self.seeds, self.data, self.results_dir, train=self.train, model=self.model,
+                         redo=self.redo, progress=progress)
+
+
+def results_folder(override: str | Path | None = None) -> Path:
+    """A notebook's results folder: the parameter, else ``$LBW_RESULTS_DIR`` or ``results/``, + ``lab``."""
+    from lbw_utils.config import results_dir
+
+    return Path(override) if override else results_dir() / "lab"
+
+
+def figure_path(folder: str | Path, dataset: str, name: str) -> Path:
+    return Path(folder) / "figures" / dataset / name
+
+
+def table_path(folder: str | Path, dataset: str, name: str) -> Path:
+    return Path(folder) / "tables" / dataset / name

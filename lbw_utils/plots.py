@@ -1,0 +1,167 @@
+"""Every figure of the study, in one style, saved as PNG and PDF as well as shown.
+
+Functions take plain arrays and class names, return the matplotlib Figure, and
+save it when given ``save_to`` (a path without suffix).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+
+from lbw_utils.compare import mean_interval
+
+STYLE = {
+    "figure.dpi": 110,
+    "savefig.dpi": 160,
+    "savefig.bbox": "tight",
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "axes.grid.axis": "y",
+    "grid.alpha": 0.3,
+    "font.size": 10,
+    "axes.titlesize": 11,
+    "legend.frameon": False,
+}
+PALETTE = ["#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860", "#DA8BC3", "#8C8C8C",
+           "#CCB974", "#64B5CD"]
+
+
+def save_figure(figure: matplotlib.figure.Figure, save_to: str | Path | None) -> list[Path]:
+    """Write ``save_to.png`` and ``save_to.pdf``; nothing when ``save_to`` is None."""
+    if save_to is None:
+        return []
+    stem = Path(save_to)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    paths = [stem.with_suffix(".png"), stem.with_suffix(".pdf")]
+    for path in paths:
+        figure.savefig(path)
+    return paths
+
+
+def _new_figure(width: float, height: float):
+    # The style is set globally (not in a context) because notebooks draw and
+    # save figures after this function returns.
+    matplotlib.rcParams.update(STYLE)
+    return plt.subplots(figsize=(width, height))
+
+
+def tpr_bars(runs: dict[str, np.ndarray], classes: list[str], *, title: str = "", ylabel: str = "TPR (recall)",
+             save_to: str | Path | None = None):
+    """Grouped bars of per-class TPR; each run is ``[C]`` or ``[seeds, C]`` (bar = mean, whisker = 95 % CI)."""
+    figure, axes = _new_figure(max(6.0, 0.65 * len(classes) * max(1, len(runs)) ** 0.5 + 2), 3.6)
+    width = 0.8 / max(1, len(runs))
+    positions = np.arange(len(classes))
+    for index, (label, values) in enumerate(runs.items()):
+        per_seed = np.atleast_2d(np.asarray(values, dtype=float))
+        stats = [mean_interval(per_seed[:, c]) for c in range(len(classes))]
+        means = np.array([s[0] for s in stats])
+        errors = np.array([0.0 if np.isnan(s[1]) else s[1] for s in stats])
+        offset = (index - (len(runs) - 1) / 2) * width
+        axes.bar(positions + offset, means, width, yerr=errors if per_seed.shape[0] > 1 else None,
+                 color=PALETTE[index % len(PALETTE)], label=f"{label} (n={per_seed.shape[0]})", capsize=2)
+    axes.set_xticks(positions, classes, rotation=30 if len(classes) <= 12 else 90, ha="right")
+    low = np.nanmin([np.nanmin(np.asarray(v, dtype=float)) for v in runs.values()])
+    axes.set_ylim(max(0.0, low - 0.1), 1.0)
+    axes.set_ylabel(ylabel)
+    axes.set_title(title)
+    if len(runs) > 1 or per_seed.shape[0] > 1:
+        axes.legend(loc="lower left", fontsize=8)
+    save_figure(figure, save_to)
+    return figure
+
+
+def confusion_matrix_plot(matrix, classes: list[str], *, title: str = "", save_to: str | Path | None = None):
+    """Row-normalised confusion matrix (each row: where that class's samples went)."""
+    matrix = np.asarray(matrix, dtype=float)
+    rows = matrix / np.clip(matrix.sum(1, keepdims=True), 1, None)
+    size = max(4.5, 0.45 * len(classes) + 2)
+    figure, axes = _new_figure(size, size * 0.9)
+    axes.grid(False)
+    image = axes.imshow(rows, cmap="Blues", vmin=0, vmax=1)
+    axes.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
+    axes.set_yticks(range(len(classes)), classes)
+    axes.set_xlabel("predicted class")
+    axes.set_ylabel("true class")
+    if len(classes) <= 15:
+        for i in range(len(classes)):
+            for j in range(len(classes)):
+                if rows[i, j] >= 0.005:
+                    axes.text(j, i, f"{rows[i, j]:.2f}", ha="center", va="center", fontsize=7,
+                              color="white" if rows[i, j] > 0.5 else "black")
+    figure.colorbar(image, ax=axes, fraction=0.046, pad=0.04, label="share of the true class")
+    axes.set_title(title)
+    save_figure(figure, save_to)
+    return figure
+
+
+def pareto_plot(table, *, title: str = "", save_to: str | Path | None = None):
+    """Accuracy against worst-class TPR per method (means with 95 % intervals); up-right is better."""
+    figure, axes = _new_figure(6.5, 4.2)
+    axes.grid(True, alpha=0.3)
+    for index, row in enumerate(table.itertuples(index=False)):
+        color = PALETTE[index % len(PALETTE)]
+        axes.errorbar(row.worst_class_tpr, row.accuracy, xerr=_finite(row.worst_class_tpr_ci),
+                      yerr=_finite(row.accuracy_ci), fmt="o", color=color, capsize=2)
+        axes.annotate(row.method, (row.worst_class_tpr, row.accuracy), fontsize=7, xytext=(4, 3),
+                      textcoords="offset points", color=color)
+    axes.set_xlabel("worst-class TPR (test)")
+    axes.set_ylabel("accuracy (test)")
+    axes.set_title(title)
+    save_figure(figure, save_to)
+    return figure
+
+
+def _finite(value: float) -> float | None:
+    return None if value is None or np.isnan(value) else value
+
+
+def class_curves(curves: np.ndarray, classes: list[str], *, xlabel: str, ylabel: str, title: str = "",
+                 style: str = "-", axes=None, save_to: str | Path | None = None):
+    """One line per class over time: ``curves`` is ``[steps, C]`` (EMA importance, TPR per epoch, ...)."""
+    curves = np.asarray(curves, dtype=float)
+    figure, axes = (_new_figure(6.5, 3.8) if axes is None else (axes.figure, axes))
+    steps = np.arange(1, len(curves) + 1)
+    for index, name in enumerate(classes):
+        axes.plot(steps, curves[:, index], style, color=PALETTE[index % len(PALETTE)], label=name, lw=1.4)
+    axes.set_xlabel(xlabel)
+    axes.set_ylabel(ylabel)
+    axes.set_title(title)
+    axes.legend(fontsize=7, ncol=2 if len(classes) > 6 else 1, loc="best")
+    save_figure(figure, save_to)
+    return figure
+
+
+def train_vs_val_tpr(train_tpr: np.ndarray, val_tpr: np.ndarray, classes: list[str], *, title: str = "",
+                     save_to: str | Path | None = None):
+    """Per-class TPR on a training subset (dashed) and on validation (solid) after each epoch."""
+    figure, axes = _new_figure(7.0, 4.0)
+    class_curves(val_tpr, classes, xlabel="epoch", ylabel="TPR", axes=axes)
+    train_tpr = np.asarray(train_tpr, dtype=float)
+    for index in range(len(classes)):
+        axes.plot(np.arange(1, len(train_tpr) + 1), train_tpr[:, index], "--", color=PALETTE[index % len(PALETTE)],
+                  lw=1.0, alpha=0.8)
+    axes.set_title(title or "TPR per class: training subset (dashed) vs validation (solid)")
+    save_figure(figure, save_to)
+    return figure
+
+
+def seed_spread(tpr_per_seed: np.ndarray, classes: list[str], *, title: str = "",
+                save_to: str | Path | None = None):
+    """Each seed's TPR per class as a dot, with the across-seed range as a line."""
+    values = np.asarray(tpr_per_seed, dtype=float)
+    figure, axes = _new_figure(max(6.0, 0.6 * len(classes) + 2), 3.6)
+    positions = np.arange(len(classes))
+    axes.vlines(positions, values.min(0), values.max(0), color="#999999", lw=3, alpha=0.5)
+    for seed_index, row in enumerate(values):
+        axes.plot(positions, row, "o", color=PALETTE[seed_index % len(PALETTE)], ms=4, label=f"seed {seed_index}")
+    axes.set_xticks(positions, classes, rotation=30, ha="right")
+    axes.set_ylabel("TPR (test)")
+    axes.set_title(title or "TPR per class across seeds (line: range)")
+    axes.legend(fontsize=7)
+    save_figure(figure, save_to)
+    return figure

@@ -1,0 +1,279 @@
+"""Post-hoc per-class logit offsets: even out recall without retraining.
+
+A trained model's logits get one additive offset per class,
+``prediction = argmax(logits + offsets)``. The offsets are fitted on the
+validation split and then applied unchanged to the test split. Raising a class's
+offset moves the decision boundaries towards its rivals, trading their recall
+for its own; it is the cheapest comparison point for any training-time weighting.
+
+Objectives (TPR = per-class recall on the validation split):
+
+* ``"worst"``: maximise the worst class's TPR. Ties are broken by the
+  second-worst TPR, then the third, ... (leximin: it lets the search progress
+  when two classes share the minimum), then by overall accuracy.
+* ``"budget"``: the same, restricted to offsets whose validation accuracy is at
+  least the unadjusted accuracy minus ``max_accuracy_drop``.
+* ``"equalize"``: minimise the standard deviation of the TPRs, tie-broken by
+  accuracy, under the same accuracy budget as ``"budget"`` (without it, equal
+  TPRs could be bought by lowering every class; pass ``max_accuracy_drop=1`` to
+  lift it).
+
+Algorithm: deterministic coordinate ascent. For one class at a time, all
+``2 * grid_steps + 1`` candidate offsets ``current + step * k`` (``k`` from
+``-grid_steps`` to ``grid_steps``) are scored at once: with every other offset
+fixed, each sample either goes to class c (its shifted logit beats the best
+rival's) or stays with that rival, so a ``[candidates, samples]`` boolean matrix
+and one matrix product give every candidate's per-class TPRs. The best candidate
+is taken only if it strictly improves the objective (ties keep the current
+offset). Passes over all classes repeat until none moves; then the step halves,
+``refinements`` times. The first step is half the logits' standard deviation,
+so the grid adapts to the logit scale.
+
+The offsets are returned shifted to mean 0 (only differences between them
+matter for an argmax).
+"""
+
+from __future__ import annotations
+
+import math
+from contextlib import contextmanager
+from numbers import Real
+from typing import Any
+
+import numpy as np
+import torch
+
+OFFSET_OBJECTIVES = ("worst", "budget", "equalize")
+
+# --------------------------------------------------------------------------
+# Public API
+# --------------------------------------------------------------------------
+
+def apply_logit_offsets(logits: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
+    """``logits + offsets`` (offsets broadcast over the batch); predict with ``argmax(dim=1)``."""
+    if not isinstance(logits, torch.Tensor) or logits.dim() != 2:
+        raise ValueError(f"logits must be a tensor of shape [N, C], got {_describe(logits)}")
+    offsets = torch.as_tensor(offsets)
+    if offsets.dim() != 1 or offsets.shape[0] != logits.shape[1]:
+        raise ValueError(
+            f"offsets must have shape [C] = [{logits.shape[1]}] to match the logits, "
+            f"got shape {tuple(offsets.shape)}"
+        )
+    if not torch.isfinite(offsets).all():
+        raise ValueError(f"offsets must be finite, got {offsets.tolist()}")
+    return logits + offsets.to(device=logits.device, dtype=logits.dtype)
+
+
+def fit_logit_offsets(
+    val_logits: torch.Tensor,
+    val_targets: torch.Tensor,
+    objective: str = "worst",
+    max_accuracy_drop: float = 0.01,
+    *,
+    grid_steps: int = 8,
+    refinements: int = 6,
+    max_passes: int = 10,
+) -> torch.Tensor:
+    """Per-class logit offsets ``[C]`` (float32, CPU, mean 0*) fitted on validation logits.
+
+    ``objective`` is one of ``"worst"``, ``"budget"``, ``"equalize"`` (see the
+    module docstring). ``max_accuracy_drop`` (a fraction in [0, 1]) is the
+    accuracy budget of ``"budget"`` and ``"equalize"``: the fitted offsets keep
+    ``val_accuracy >= unadjusted_val_accuracy - max_accuracy_drop``; ``"worst"``
+    ignores it. ``grid_steps`` candidates each side, ``refinements`` step
+    halvings and at most ``max_passes`` passes per step size bound the work.
+
+    Classes with no validation sample cannot be measured: they are left out of
+    the objective and their offset stays at the common level.
+
+    The fit runs on a CPU copy in float32; ``apply_logit_offsets`` on float32
+    logits reproduces the validation predictions it optimised. (*The shift to
+    mean 0 is skipped in the rare case where its float rounding would flip a
+    validation prediction that sits exactly on a boundary.)
+    """
+    logits, targets = _checked_inputs(val_logits, val_targets)
+    if objective not in OFFSET_OBJECTIVES:
+        raise ValueError(f"objective={objective!r} is not allowed: expected one of {OFFSET_OBJECTIVES}")
+    max_accuracy_drop = _fraction("max_accuracy_drop", max_accuracy_drop)
+    grid_steps = _positive_int("grid_steps", grid_steps)
+    refinements = _positive_int("refinements", refinements)
+    max_passes = _positive_int("max_passes", max_passes)
+
+    with _one_cpu_thread():
+        problem = _OffsetProblem(logits, targets, objective, max_accuracy_drop)
+        offsets = _coordinate_ascent(problem, grid_steps, refinements, max_passes)
+        return _centred(offsets, problem)
+
+
+# --------------------------------------------------------------------------
+# The search
+# --------------------------------------------------------------------------
+
+@contextmanager
+def _one_cpu_thread():
+    """Run the search single-threaded.
+
+    It is a long chain of small tensor operations, for which handing work to
+    other threads costs more than it saves, and on a busy machine the thread
+    hand-offs made it 10-100x slower in our measurements.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _coordinate_ascent(problem: "_OffsetProblem", grid_steps: int, refinements: int,
+                       max_passes: int) -> torch.Tensor:
+    """Coordinate ascent over the classes on a grid that halves ``refinements`` times."""
+    offsets = torch.zeros(problem.logits.shape[1])
+    steps = torch.arange(-grid_steps, grid_steps + 1, dtype=torch.float32)
+    # Among equally good candidates the smallest move wins (the current offset,
+    # move 0, first), so an offset only moves on a strict improvement.
+    move_sizes = steps.abs().numpy()
+
+    step = 0.5 * problem.logit_scale
+    for _ in range(refinements):
+        for _ in range(max_passes):
+            moved = False
+            for c in problem.fitted_classes:
+                candidates = offsets[c] + step * steps
+                best = problem.best_candidate(offsets, c, candidates, move_sizes)
+                if steps[best] != 0:
+                    offsets[c] = candidates[best]
+                    moved = True
+            if not moved:
+                break
+        step /= 2
+    return offsets
+
+
+class _OffsetProblem:
+    """Validation logits and targets, and how to score candidate offsets for one class."""
+
+    def __init__(self, logits: torch.Tensor, targets: torch.Tensor, objective: str,
+                 max_accuracy_drop: float) -> None:
+        self.logits = logits
+        self.targets = targets
+        self.objective = objective
+        num_samples, num_classes = logits.shape
+        # A [candidates, N] x [N, C] product of 0/1 matrices counts every class's hits.
+        self.one_hot = torch.nn.functional.one_hot(targets, num_classes).float()
+        self.class_counts = self.one_hot.sum(dim=0).double()
+        self.present = self.class_counts > 0
+        self.fitted_classes = torch.nonzero(self.present).flatten().tolist()
+        std = float(logits.std()) if logits.numel() > 1 else 0.0
+        self.logit_scale = std if std > 0 else 1.0
+
+        unadjusted_hits = int((logits.argmax(dim=1) == targets).sum())
+        self.min_hits = -math.inf
+        if objective in ("budget", "equalize"):
+            self.min_hits = unadjusted_hits - max_accuracy_drop * num_samples - 1e-9
+
+    def candidate_hits(self, offsets: torch.Tensor, c: int, candidates: torch.Tensor
+                       ) -> torch.Tensor:
+        """Correctness ``[G, N]`` of every sample when class c's offset is each candidate."""
+        shifted = self.logits + offsets
+        rivals = shifted.clone()
+        rivals[:, c] = -math.inf
+        best_rival, rival_class = rivals.max(dim=1)  # first index among equal maxima, like argmax
+        own = self.logits[:, c][None, :] + candidates[:, None]  # same float sum as `shifted`
+        wins = (own > best_rival) | ((own == best_rival) & (rival_class > c))
+        is_c = (self.targets == c)[None, :]
+        rival_right = (rival_class == self.targets)[None, :]
+        return torch.where(is_c, wins, ~wins & rival_right)
+
+    def keys(self, hits: torch.Tensor) -> np.ndarray:
+        """The objective as keys ``[G, K]``, compared lexicographically (column 0 first), larger is better.
+
+        TPRs and accuracies are correctly rounded ratios of integers, so equal
+        values compare equal exactly and no tolerance is needed.
+        """
+        # float32 counts are exact up to 2**24 samples; float64 for the ratios.
+        class_hits = (hits.float() @ self.one_hot).double()[:, self.present]
+        tpr = class_hits / self.class_counts[self.present]
+        accuracy = hits.sum(dim=1).double() / hits.shape[1]
+        if self.objective == "equalize":
+            return torch.stack([-tpr.std(dim=1, unbiased=False), accuracy], dim=1).numpy()
+        ascending = tpr.sort(dim=1).values
+        return torch.cat([ascending, accuracy[:, None]], dim=1).numpy()
+
+    def best_candidate(self, offsets: torch.Tensor, c: int, candidates: torch.Tensor,
+                       move_sizes: np.ndarray) -> int:
+        """Index of the best feasible candidate; among equals, the one with the smallest move."""
+        hits = self.candidate_hits(offsets, c, candidates)
+        infeasible = (hits.sum(dim=1) < self.min_hits).numpy()
+        keys = self.keys(hits)
+        # np.lexsort sorts by its last key first: infeasibility, then each objective key
+        # (negated: larger is better), then the move size.
+        order = np.lexsort((move_sizes, *(-keys[:, ::-1]).T, infeasible))
+        return int(order[0])
+
+
+def _centred(offsets: torch.Tensor, problem: _OffsetProblem) -> torch.Tensor:
+    """Offsets shifted to mean 0, unless rounding in the shift would change a validation prediction.
+
+    A common shift cannot change an argmax in exact arithmetic, but float32 sums
+    can flip a sample sitting exactly on a boundary; then the unshifted offsets
+    (whose predictions the search scored exactly) are returned.
+    """
+    centred = offsets - offsets.mean()
+    before = (problem.logits + offsets).argmax(dim=1)
+    after = (problem.logits + centred).argmax(dim=1)
+    return centred if torch.equal(before, after) else offsets.clone()
+
+
+# --------------------------------------------------------------------------
+# Argument checks
+# --------------------------------------------------------------------------
+
+def _describe(value: Any) -> str:
+    if isinstance(value, torch.Tensor):
+        return f"a tensor of shape {tuple(value.shape)}"
+    return f"{type(value).__name__}"
+
+
+def _checked_inputs(val_logits: Any, val_targets: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """CPU float32 logits ``[N, C]`` and int64 targets ``[N]``, or a ValueError saying what is wrong."""
+    if not isinstance(val_logits, torch.Tensor) or val_logits.dim() != 2:
+        raise ValueError(f"val_logits must be a tensor of shape [N, C], got {_describe(val_logits)}")
+    num_samples, num_classes = val_logits.shape
+    if num_samples == 0 or num_classes < 2:
+        raise ValueError(
+            f"val_logits must hold at least one sample and two classes, got shape "
+            f"{tuple(val_logits.shape)}"
+        )
+    if not val_logits.is_floating_point():
+        raise ValueError(f"val_logits must be floating point, got dtype {val_logits.dtype}")
+    logits = val_logits.detach().to("cpu", torch.float32)
+    if not torch.isfinite(logits).all():
+        raise ValueError("val_logits contains NaN or infinite values")
+
+    if not isinstance(val_targets, torch.Tensor) or val_targets.shape != (num_samples,):
+        raise ValueError(
+            f"val_targets must be a tensor of shape [N] = [{num_samples}], got {_describe(val_targets)}"
+        )
+    if val_targets.is_floating_point() or val_targets.dtype == torch.bool:
+        raise ValueError(f"val_targets must hold integer class indices, got dtype {val_targets.dtype}")
+    targets = val_targets.detach().to("cpu", torch.long)
+    low, high = int(targets.min()), int(targets.max())
+    if low < 0 or high >= num_classes:
+        raise ValueError(
+            f"val_targets must lie in [0, {num_classes - 1}], found values in [{low}, {high}]"
+        )
+    return logits, targets
+
+
+def _fraction(name: str, value: Any) -> float:
+    if (isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value)
+            or not 0.0 <= value <= 1.0):
+        raise ValueError(f"{name}={value!r} is not allowed: expected a number in [0, 1]")
+    return float(value)
+
+
+def _positive_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name}={value!r} is not allowed: expected an integer >= 1")
+    return value

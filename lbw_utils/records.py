@@ -1,0 +1,119 @@
+"""Run records: one JSON file per (dataset, method, seed), written atomically.
+
+A record is complete or it does not exist: it is written to a temporary file
+and renamed into place, so a study killed mid-run never leaves a file that a
+rerun could mistake for a finished run. Figures and tables read only records.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+from pathlib import Path
+
+import torch
+
+from lbw_utils.config import REPO_ROOT
+from lbw_utils.files import atomic_write_json
+
+SCHEMA_VERSION = 1
+RECORD_KEYS = ("schema_version", "dataset", "method", "method_label", "seed", "test", "val", "parameters")
+
+
+class CorruptRecordError(ValueError):
+    """A run record that cannot be read or lacks required fields."""
+
+
+def records_dir(results_dir: str | Path) -> Path:
+    return Path(results_dir) / "records"
+
+
+def record_path(results_dir: str | Path, dataset: str, method_label: str, seed: int) -> Path:
+    return records_dir(results_dir) / dataset / f"{method_label}__seed{seed}.json"
+
+
+def artifact_path(results_dir: str | Path, dataset: str, method_label: str, seed: int) -> Path:
+    """Logits and weights of a trained model, beside (not inside) the records."""
+    return Path(results_dir) / "artifacts" / dataset / f"{method_label}__seed{seed}.pt"
+
+
+def write_record(path: str | Path, record: dict) -> Path:
+    missing = [key for key in RECORD_KEYS if key not in record]
+    if missing:
+        raise ValueError(f"refusing to write an incomplete run record to {path}: missing {missing}")
+    return atomic_write_json(path, record)
+
+
+def read_record(path: str | Path) -> dict:
+    """Parse one record; a corrupt or incomplete file raises an error naming it."""
+    path = Path(path)
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise CorruptRecordError(
+            f"run record {path} is corrupt ({error}); delete it and rerun the study to recreate it"
+        ) from error
+    if not isinstance(record, dict):
+        raise CorruptRecordError(f"run record {path} holds {type(record).__name__}, not a JSON object")
+    missing = [key for key in RECORD_KEYS if key not in record]
+    if missing:
+        raise CorruptRecordError(f"run record {path} lacks {missing}; delete it and rerun the study")
+    if record["schema_version"] != SCHEMA_VERSION:
+        raise CorruptRecordError(
+            f"run record {path} has schema version {record['schema_version']}, this code reads {SCHEMA_VERSION}"
+        )
+    return record
+
+
+def is_finished(path: str | Path) -> bool:
+    """True when a readable, complete record exists; a corrupt one counts as unfinished."""
+    try:
+        read_record(path)
+    except FileNotFoundError:
+        return False
+    except CorruptRecordError:
+        return False
+    return True
+
+
+def load_records(results_dir: str | Path, dataset: str | None = None) -> list[dict]:
+    """Every record under ``results_dir`` (optionally one dataset), sorted; corrupt ones raise."""
+    root = records_dir(results_dir)
+    pattern = f"{dataset}/*.json" if dataset else "*/*.json"
+    paths = sorted(root.glob(pattern))
+    return [read_record(path) for path in paths]
+
+
+def environment() -> dict:
+    """Versions, hardware and code revision: what a reader needs to rerun a record."""
+    import numpy
+    import torchvision
+
+    info = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "numpy": numpy.__version__,
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "cuda": torch.version.cuda if torch.cuda.is_available() else None,
+        "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+        "git_revision": git_revision(),
+    }
+    return info
+
+
+def git_revision() -> str | None:
+    """The checkout's commit (with ``-dirty`` for local changes), or None outside git."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True,
+                                timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return f"{commit}-dirty" if dirty else commit
