@@ -126,3 +126,26 @@ def save_tables(table: pd.DataFrame, stem: str | Path, caption: str = "") -> dic
     atomic_write_text(paths["csv"], table.to_csv(index=False))
     atomic_write_text(paths["tex"], to_latex(table, caption))
     return paths
+
+
+def tpr_by_seed(records: list[dict], method: str, split: str = "test") -> tuple[list[int], np.ndarray]:
+    """Seeds and the ``[seeds, C]`` TPR matrix of one method, ordered by seed."""
+    chosen = sorted((r for r in records if r["method_label"] == method), key=lambda r: r["seed"])
+    return [r["seed"] for r in chosen], np.array([r[split]["tpr"] for r in chosen], dtype=float)
+
+
+def paired_tpr_change(records: list[dict], method: str, baseline: str = "baseline") -> pd.DataFrame:
+    """Per class: mean change of test TPR against the same seed's baseline, its 95 % interval,
+    and the baseline's own seed-to-seed standard deviation (the noise to beat)."""
+    treated = dict(zip(*tpr_by_seed(records, method)))
+    base = dict(zip(*tpr_by_seed(records, baseline)))
+    common = sorted(set(treated) & set(base))
+    if not common:
+        raise ValueError(f"no seed has both a '{method}' and a '{baseline}' record")
+    change = np.array([treated[seed] - base[seed] for seed in common])
+    base_rows = np.array(list(base.values()))
+    classes = next(r["classes"] for r in records if r["method_label"] == method)
+    stats = [mean_interval(change[:, c]) for c in range(change.shape[1])]
+    noise = base_rows.std(0, ddof=1) if len(base_rows) > 1 else np.full(base_rows.shape[1], math.nan)
+    return pd.DataFrame({"class": classes, "mean change": [m for m, _ in stats],
+                         "95% CI ±": [h for _, h in stats], "baseline seed std": noise, "seeds": len(common)})

@@ -215,11 +215,17 @@ def stratified_split(
     """Indices of a seeded split that keeps every class's share in both parts."""
     count = len(labels)
     val_count = _validation_count(val_size, count)
+    classes = torch.unique(labels)
+    sizes = [int((labels == label).sum()) for label in classes]
+    # Largest-remainder apportionment: every class gets its share and the total is exactly val_count.
+    takes = [val_count * size // count for size in sizes]
+    by_remainder = sorted(range(len(sizes)), key=lambda i: -(val_count * sizes[i] % count))
+    for i in by_remainder[: val_count - sum(takes)]:
+        takes[i] += 1
     val_parts, train_parts = [], []
-    for label in torch.unique(labels):
+    for label, take in zip(classes, takes):
         members = torch.nonzero(labels == label).flatten()
         members = members[torch.randperm(len(members), generator=generator)]
-        take = round(val_count * len(members) / count)
         val_parts.append(members[:take])
         train_parts.append(members[take:])
     return torch.cat(train_parts).sort().values, torch.cat(val_parts).sort().values
@@ -270,9 +276,10 @@ def _read_fashion_mnist(root: Path, download: bool):
     import torchvision
 
     raw = root / "FashionMNIST" / "raw"
-    if not all((raw / name).exists() for name in FASHION_MNIST_SHA256):
+    missing = [name for name in FASHION_MNIST_SHA256 if not (raw / name).exists()]
+    if missing:
         _download(lambda: torchvision.datasets.FashionMNIST(root, train=True, download=True), raw,
-                  list(FASHION_MNIST_SHA256), download, "Fashion-MNIST")
+                  missing, download, "Fashion-MNIST")
     checksums = {f"FashionMNIST/raw/{name}": verify_file(raw / name, digest)
                  for name, digest in FASHION_MNIST_SHA256.items()}
     train = torchvision.datasets.FashionMNIST(root, train=True, download=False)
@@ -294,6 +301,8 @@ class _ArrayUnpickler(pickle.Unpickler):
     ALLOWED = {
         ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
         ("numpy", "ndarray"), ("numpy", "dtype"),
+        # What Python 3 writes for an array at protocol 2 (bytes via codecs) and 5 (buffer):
+        ("_codecs", "encode"), ("numpy._core.numeric", "_frombuffer"), ("numpy.core.numeric", "_frombuffer"),
     }
 
     def find_class(self, module: str, name: str):
@@ -314,9 +323,10 @@ def _read_cifar10(root: Path, download: bool):
     import torchvision
 
     folder = root / CIFAR10_FOLDER
-    if not all((folder / name).exists() for name in CIFAR10_MD5):
+    missing = [name for name in CIFAR10_MD5 if not (folder / name).exists()]
+    if missing:
         _download(lambda: torchvision.datasets.CIFAR10(root, train=True, download=True), folder,
-                  list(CIFAR10_MD5), download, "CIFAR-10")
+                  missing, download, "CIFAR-10")
     checksums = {}
     for name, digest in CIFAR10_MD5.items():
         verify_file(folder / name, digest, algorithm="md5")
@@ -335,6 +345,8 @@ def _cifar_arrays(batches: list[dict], folder: Path) -> tuple[torch.Tensor, torc
         labels = np.concatenate([np.asarray(batch["labels"], dtype=np.int64) for batch in batches])
     except KeyError as missing:
         raise DataIntegrityError(f"a CIFAR-10 batch in {folder} lacks the key {missing}") from None
+    except (ValueError, TypeError) as error:  # e.g. batches whose rows differ in length
+        raise DataIntegrityError(f"the CIFAR-10 batches in {folder} do not fit together: {error}") from None
     if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or len(data) != len(labels):
         raise DataIntegrityError(f"CIFAR-10 batches in {folder} have shape {data.shape}, expected [N, 3072]")
     return torch.from_numpy(data.reshape(-1, 3, 32, 32).copy()), torch.from_numpy(labels)
@@ -344,7 +356,7 @@ def _cifar_arrays(batches: list[dict], folder: Path) -> tuple[torch.Tensor, torc
 
 
 def _download(fetch, folder: Path, files: list[str], allowed: bool, title: str) -> None:
-    hint = (f"{title} was not found: expected the files {', '.join(files)} in {folder}. "
+    hint = (f"{title} was not found: the files {', '.join(files)} are missing from {folder}. "
             f"Place them there (or point LBW_DATA_DIR / the data_dir parameter at a folder that has them)")
     if not allowed:
         raise DataNotFoundError(hint + "; downloading is switched off (download=False).")

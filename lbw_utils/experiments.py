@@ -70,20 +70,26 @@ def load_data(options: DataOptions, seed: int):
                       device=options.device)
 
 
+_SHORT_KEYS = {"max_accuracy_drop": "drop", "normalize": "norm"}
+
+
 def method_label(method: dict) -> str:
-    """A readable, file-safe, unique name: ``static-peifer-gamma4``, ``ema-alpha0.01-normalize``."""
+    """A readable, file-safe, unique name, e.g. ``static-peifer-gamma4``, ``ema-alpha0.01-norm``,
+    ``baseline+posthoc-budget-drop0.01`` (post-hoc offsets on top of the baseline)."""
     if "label" in method:
         return str(method["label"])
     parts = [str(method["name"])]
-    for key in sorted(k for k in method if k != "name"):
-        value = method[key]
+    parts += [str(method[key]) for key in ("scheme", "objective") if key in method]
+    for key in sorted(set(method) - {"name", "scheme", "objective", "of"}):
+        value, short = method[key], _SHORT_KEYS.get(key, key)
         if value is True:
-            parts.append(key)
-        elif value is False or value is None:
-            continue
-        else:
-            parts.append(f"{key}{value}")
-    return "-".join(parts).replace("/", "_").replace(" ", "")
+            parts.append(short)
+        elif value is not False and value is not None:
+            parts.append(f"{short}{value}")
+    label = "-".join(parts).replace("/", "_").replace(" ", "")
+    if method["name"] == "posthoc":
+        label = f"{method_label(method.get('of', BASELINE))}+{label}"
+    return label
 
 
 def run(
@@ -296,3 +302,17 @@ def figure_path(folder: str | Path, dataset: str, name: str) -> Path:
 
 def table_path(folder: str | Path, dataset: str, name: str) -> Path:
     return Path(folder) / "tables" / dataset / name
+
+
+def load_trained_model(results_dir: str | Path, record: dict, data=None):
+    """Rebuild a run's network from its record and load the weights saved beside it (eval mode)."""
+    spec = dict(record["parameters"]["model"])
+    spec.pop("parameters", None)
+    name, size = spec.pop("name"), spec.pop("size")
+    input_shape = record["parameters"]["data"].get("input_shape")
+    network = make_model(name, num_classes=len(record["classes"]), input_shape=input_shape, size=size, **spec)
+    path = records.artifact_path(results_dir, record["dataset"], record["method_label"], record["seed"])
+    network.load_state_dict(torch.load(path, map_location="cpu", weights_only=True)["state_dict"])
+    if data is not None:
+        network.to(data.device)
+    return network.eval()

@@ -18,7 +18,7 @@ def _as_labels(values, name: str) -> torch.Tensor:
     tensor = torch.as_tensor(values)
     if tensor.ndim != 1:
         raise ValueError(f"{name} must be 1-D, got shape {tuple(tensor.shape)}")
-    if tensor.is_floating_point():
+    if tensor.is_floating_point() and tensor.numel():  # an empty list [] arrives as float32
         raise ValueError(f"{name} must hold integer class indices, got dtype {tensor.dtype}")
     return tensor.long().cpu()
 
@@ -65,7 +65,9 @@ def f1_from_confusion(matrix: torch.Tensor) -> torch.Tensor:
 
 def tpr_variance_reduction(baseline_tpr, weighted_tpr) -> float:
     """The paper's effect measure ``D = Var(s) - Var(s')``; positive means the TPRs grew more even."""
-    return _nan_variance(torch.as_tensor(baseline_tpr)) - _nan_variance(torch.as_tensor(weighted_tpr))
+    # float64 from the start: a Python list would otherwise become float32 and D lose ~7 digits.
+    baseline = torch.as_tensor(baseline_tpr, dtype=torch.float64)
+    return _nan_variance(baseline) - _nan_variance(torch.as_tensor(weighted_tpr, dtype=torch.float64))
 
 
 def _nan_variance(values: torch.Tensor) -> float:
@@ -87,7 +89,7 @@ def summarize(y_true, y_pred, num_classes: int, class_names: list[str] | None = 
     best = int(torch.nan_to_num(tpr, nan=-math.inf).argmax()) if len(present) else -1
     names = class_names or [str(index) for index in range(num_classes)]
     return {
-        "accuracy": float(matrix.diagonal().sum() / total) if total else math.nan,
+        "accuracy": int(matrix.diagonal().sum()) / total if total else math.nan,  # exact, not float32
         "balanced_accuracy": float(present.mean()) if len(present) else math.nan,
         "macro_f1": float(torch.nanmean(f1)) if not torch.isnan(f1).all() else math.nan,
         "tpr": tpr.tolist(),

@@ -35,7 +35,7 @@ def literal_assignments(source: str) -> list[str] | None:
             return None
         try:
             ast.literal_eval(node.value)
-        except ValueError:
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):  # e.g. {[]: 1} -> TypeError
             return None
         names.append(node.targets[0].id)
     return names or None

@@ -51,6 +51,8 @@ def read_record(path: str | Path) -> dict:
     path = Path(path)
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise  # missing is not corrupt: is_finished and callers tell the two apart
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise CorruptRecordError(
             f"run record {path} is corrupt ({error}); delete it and rerun the study to recreate it"
@@ -112,7 +114,9 @@ def git_revision() -> str | None:
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True,
                                 timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT,
+        # --no-optional-locks: a status must not take .git/index.lock from a concurrent git command.
+        dirty = subprocess.run(["git", "--no-optional-locks", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=REPO_ROOT,
                                capture_output=True, text=True, timeout=10).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None

@@ -1,0 +1,129 @@
+"""Study profiles: plain YAML files saying which notebooks run with which parameters.
+
+A profile (``smoke``, ``cpu``, ``gpu`` ship in ``lbw_utils/profiles/``; any
+other YAML file of the same shape works) looks like::
+
+    description: one line
+    shared: {seeds: [0, 1, 2]}              # given to every notebook that declares them
+    studies:
+      fashion_mnist:
+        parameters: {dataset: fashion_mnist, epochs: 3}
+        notebooks: [01_baseline, 02_tpr_analysis]
+        overrides: {02_tpr_analysis: {top_pairs: 8}}
+    final: [06_paper_figures]
+
+Every key is checked: a typo is an error before anything runs, never a silent
+full-size run. Each notebook receives the parameters it declares; a parameter
+that none of a study's notebooks declares is an error.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+PROFILE_DIR = Path(__file__).resolve().parent / "profiles"
+NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
+PROFILE_KEYS = {"description", "shared", "studies", "final"}
+STUDY_KEYS = {"parameters", "notebooks", "overrides"}
+
+
+class ProfileError(ValueError):
+    """A profile file that does not have the expected shape."""
+
+
+@dataclass(frozen=True)
+class Step:
+    """One notebook execution: which notebook, under which study name, with which parameters."""
+
+    study: str
+    notebook: str
+    parameters: dict
+
+    @property
+    def name(self) -> str:
+        return f"{self.study}__{self.notebook}" if self.study else self.notebook
+
+
+def available_profiles() -> list[str]:
+    return sorted(path.stem for path in PROFILE_DIR.glob("*.yaml"))
+
+
+def profile_path(name_or_path: str | Path) -> Path:
+    """A shipped profile's name (``cpu``) or the path of a user's YAML file."""
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml"):
+        if not path.exists():
+            raise ProfileError(f"profile file {path} does not exist")
+        return path
+    shipped = PROFILE_DIR / f"{name_or_path}.yaml"
+    if not shipped.exists():
+        raise ProfileError(f"profile {name_or_path!r} is not known; choose one of {available_profiles()} "
+                           "or give the path of a YAML file")
+    return shipped
+
+
+def notebook_parameters(notebook: str) -> dict:
+    """The parameters a notebook declares in its `parameters` cell, with their defaults."""
+    import papermill
+
+    path = NOTEBOOK_DIR / f"{notebook}.ipynb"
+    if not path.exists():
+        known = sorted(p.stem for p in NOTEBOOK_DIR.glob("*.ipynb"))
+        raise ProfileError(f"notebook {notebook!r} does not exist; the notebooks are {known}")
+    return {name: spec["default"] for name, spec in papermill.inspect_notebook(str(path)).items()}
+
+
+def load_profile(name_or_path: str | Path) -> tuple[dict, list[Step]]:
+    """Parse and check a profile; return its raw content and the ordered steps."""
+    path = profile_path(name_or_path)
+    try:
+        content = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        raise ProfileError(f"profile {path} is not valid YAML: {error}") from error
+    _check_keys(content, PROFILE_KEYS, f"profile {path}", required={"studies"})
+    shared = content.get("shared") or {}
+    steps = []
+    for study, spec in (content["studies"] or {}).items():
+        steps += _study_steps(path, study, spec, shared)
+    for notebook in content.get("final") or []:
+        declared = notebook_parameters(notebook)
+        steps.append(Step("", notebook, {k: v for k, v in shared.items() if k in declared}))
+    return content, steps
+
+
+def _study_steps(path: Path, study: str, spec: dict, shared: dict) -> list[Step]:
+    where = f"profile {path}, study {study!r}"
+    _check_keys(spec, STUDY_KEYS, where, required={"notebooks"})
+    parameters = dict(spec.get("parameters") or {})
+    overrides = spec.get("overrides") or {}
+    stray = sorted(set(overrides) - set(spec["notebooks"]))
+    if stray:
+        raise ProfileError(f"{where}: overrides name notebooks {stray} that the study does not run")
+    declared = {notebook: notebook_parameters(notebook) for notebook in spec["notebooks"]}
+    unused = sorted(set(parameters) - {name for names in declared.values() for name in names})
+    if unused:
+        raise ProfileError(f"{where}: parameter(s) {unused} are declared by none of {spec['notebooks']}")
+    steps = []
+    for notebook in spec["notebooks"]:
+        own = overrides.get(notebook) or {}
+        unknown = sorted(set(own) - set(declared[notebook]))
+        if unknown:
+            raise ProfileError(f"{where}: override(s) {unknown} are not parameters of {notebook}; "
+                               f"it accepts {sorted(declared[notebook])}")
+        merged = {**shared, **parameters, **own}
+        steps.append(Step(study, notebook, {k: v for k, v in merged.items() if k in declared[notebook]}))
+    return steps
+
+
+def _check_keys(mapping, allowed: set[str], where: str, required: set[str] = frozenset()) -> None:
+    if not isinstance(mapping, dict):
+        raise ProfileError(f"{where} must be a mapping, got {type(mapping).__name__}")
+    unknown = sorted(set(mapping) - allowed)
+    if unknown:
+        raise ProfileError(f"{where}: unknown key(s) {unknown}; allowed: {sorted(allowed)}")
+    missing = sorted(required - set(mapping))
+    if missing:
+        raise ProfileError(f"{where}: missing key(s) {missing}")

@@ -1,0 +1,71 @@
+"""Shared fixtures: one CPU thread per test, and a tiny synthetic image dataset."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from lbw_utils.data import ImageData
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """The test machine is small and shared: one intra-op thread, restored afterwards.
+
+    One thread also makes CPU training bit-reproducible from run to run.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def build_image_data(
+    *,
+    per_class: dict[str, int] | None = None,
+    num_classes: int = 3,
+    shape: tuple[int, int, int] = (1, 8, 8),
+    means: list[float] | None = None,
+    image_noise: float = 0.0,
+    pixel_noise: float = 20.0,
+    seed: int = 0,
+    name: str = "tiny",
+    augment: dict | None = None,
+) -> ImageData:
+    """An :class:`ImageData` whose class is its mean brightness, on the CPU.
+
+    Each image is ``means[class] + image_noise * N(0, 1) + pixel_noise * N(0, 1)``
+    per pixel, clipped to uint8. ``image_noise`` (one offset per image) makes
+    neighbouring classes overlap, so per-class TPRs differ; the middle classes,
+    with two neighbours, are the hard ones.
+    """
+    per_class = per_class or {"train": 40, "val": 20, "test": 20}
+    means = means or torch.linspace(50, 200, num_classes).tolist()
+    generator = torch.Generator().manual_seed(seed)
+    images, targets = {}, {}
+    for split, count in per_class.items():
+        labels = torch.arange(num_classes).repeat_interleave(count)
+        labels = labels[torch.randperm(len(labels), generator=generator)]
+        base = torch.tensor(means)[labels].view(-1, 1, 1, 1)
+        offset = image_noise * torch.randn(len(labels), 1, 1, 1, generator=generator)
+        pixels = pixel_noise * torch.randn(len(labels), *shape, generator=generator)
+        images[split] = (base + offset + pixels).round().clamp(0, 255).to(torch.uint8)
+        targets[split] = labels
+    floats = images["train"].double().div(255)
+    return ImageData(
+        name=name,
+        classes=[f"class{index}" for index in range(num_classes)],
+        images=images,
+        targets=targets,
+        mean=floats.mean(dim=(0, 2, 3)).float(),
+        std=floats.std(dim=(0, 2, 3)).float(),
+        augment=dict(augment if augment is not None else {"flip": True, "crop_pad": 1}),
+        source_checksums={"synthetic": "0" * 64},
+        split_seed=seed,
+    )
+
+
+@pytest.fixture
+def tiny_data():
+    """A factory: ``tiny_data(**options)`` builds a synthetic dataset (see :func:`build_image_data`)."""
+    return build_image_data
