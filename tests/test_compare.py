@@ -21,7 +21,7 @@ def test_mean_interval_matches_student_t(n):
     assert half_width == pytest.approx((high - low) / 2, rel=1e-3)  # the t table has 4 significant digits
 
 
-@pytest.mark.parametrize("n", [20, 31])
+@pytest.mark.parametrize("n", [20, 31, 32, 45, 200])
 def test_mean_interval_matches_student_t_for_many_seeds(n):
     values = np.random.default_rng(n).normal(0.8, 0.05, size=n)
     _, half_width = mean_interval(values)
