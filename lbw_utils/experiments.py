@@ -16,6 +16,7 @@ run (``"of"``, default the baseline) and never retrains.
 from __future__ import annotations
 
 import io
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -106,18 +107,23 @@ def run(
     """Train (or post-hoc adjust) one run and write its record; skip it if already finished."""
     label = method_label(method)
     path = records.record_path(results_dir, data.name, label, seed)
+    model = model or ModelOptions()
+    fingerprint = run_fingerprint(method, data, train, model)
     if records.is_finished(path) and not redo:
+        finished = records.read_record(path)
+        _check_same_setup(finished, fingerprint, path)
         if progress:
             print(f"[skip] {data.name} / {label} / seed {seed}: finished record {path.name}")
-        return records.read_record(path)
+        return finished
     if progress:
         print(f"[run ] {data.name} / {label} / seed {seed}", flush=True)
     started = time.perf_counter()
     if method["name"] == "posthoc":
         outcome = _posthoc_outcome(method, data, seed, results_dir)
     else:
-        outcome = _training_outcome(method, data, seed, results_dir, train, model or ModelOptions(), progress)
-    record = _make_record(method, label, data, seed, outcome, train, model, time.perf_counter() - started)
+        outcome = _training_outcome(method, data, seed, results_dir, train, model, progress)
+    record = _make_record(method, label, data, seed, outcome, train, time.perf_counter() - started)
+    record["fingerprint"] = fingerprint
     if method["name"] != "posthoc":
         _save_artifact(results_dir, data.name, label, seed, outcome)
     records.write_record(path, record)
@@ -151,7 +157,8 @@ def _training_outcome(method, data, seed, results_dir, train: TrainConfig, model
     from lbw_utils.losses import make_loss
 
     tpr = _baseline_val_tpr(results_dir, data.name, seed) if method["name"] == "static" else None
-    loss = make_loss(method, data.num_classes, tpr=tpr, label_smoothing=train.label_smoothing)
+    loss_method = {key: value for key, value in method.items() if key != "label"}
+    loss = make_loss(loss_method, data.num_classes, tpr=tpr, label_smoothing=train.label_smoothing)
     input_shape = getattr(data, "input_shape", None)
     network = make_model(model_options.name, num_classes=data.num_classes, input_shape=input_shape,
                          size=model_options.size, **model_options.options)
@@ -204,7 +211,35 @@ def _baseline_val_tpr(results_dir, dataset: str, seed: int) -> list[float]:
     return records.read_record(path)["val"]["tpr"]
 
 
-def _make_record(method, label, data, seed, outcome, train: TrainConfig, model, wall_seconds) -> dict:
+# Options that change how a run is watched or how fast it goes, not what it learns.
+_NOT_IN_FINGERPRINT = ("track_train_tpr", "eval_batch_size", "compile")
+
+
+def run_fingerprint(method: dict, data, train: TrainConfig, model: ModelOptions) -> dict:
+    """What determines a run's result; a finished record is reused only when it matches."""
+    setup = {"method": dict(method), "data": data.describe()}
+    if method["name"] != "posthoc":  # post-hoc runs only read another run's logits
+        setup["train"] = {k: v for k, v in train.to_dict().items() if k not in _NOT_IN_FINGERPRINT}
+        setup["model"] = {"name": model.name, "size": model.size, **model.options}
+    return json.loads(json.dumps(setup))  # the form it takes in a JSON record
+
+
+def _check_same_setup(record: dict, fingerprint: dict, path: Path) -> None:
+    stored = record.get("fingerprint")
+    if stored is None or stored == fingerprint:
+        return
+    changed = sorted(
+        f"{part}.{key}" for part in fingerprint if isinstance(fingerprint[part], dict)
+        for key in set(fingerprint[part]) | set(stored.get(part, {}))
+        if fingerprint[part].get(key) != stored.get(part, {}).get(key)
+    )
+    raise ValueError(
+        f"the finished run record {path} was made with other settings ({', '.join(changed) or 'different'}); "
+        "rerun with redo=True to replace it, or use another results_dir"
+    )
+
+
+def _make_record(method, label, data, seed, outcome, train: TrainConfig, wall_seconds) -> dict:
     summaries = {
         split: summarize(data.labels(split).cpu(), outcome[f"{split}_logits"].argmax(1), data.num_classes,
                          data.classes)

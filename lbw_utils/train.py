@@ -7,7 +7,7 @@ Design choices, each for speed or fairness:
 - any ``loss(logits, targets)`` callable plugs in; a stateful loss may define
   ``on_epoch_end(epoch, val_logits, val_targets)`` to see validation predictions
   (class-difficulty-balanced weights need them);
-- bf16 autocast and channels_last on CUDA; the learning rate follows a
+- bf16 autocast where the hardware supports it; the learning rate follows a
   one-cycle or triangular schedule stepped per batch.
 """
 
@@ -45,7 +45,7 @@ class TrainConfig:
     augment: bool = True
     eval_batch_size: int = 2048
     track_train_tpr: bool = False  # evaluate a fixed training subset each epoch too
-    amp: bool = True  # bf16 autocast, on CUDA only
+    amp: bool = True  # bf16 autocast on CUDA, and on CPUs with native bf16
     compile: bool = False
 
     def __post_init__(self) -> None:
@@ -112,9 +112,8 @@ def fit(
     config = config or TrainConfig()
     generator = seed_everything(seed)
     device = data.device
-    model.to(device)
-    if device.type == "cuda":
-        model.to(memory_format=torch.channels_last)
+    # channels_last suits oneDNN (CPU) and cuDNN alike; it only touches 4-D conv weights.
+    model.to(device, memory_format=torch.channels_last)
     loss_fn = loss_fn if loss_fn is not None else nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
     if isinstance(loss_fn, nn.Module):
         loss_fn.to(device)
@@ -122,7 +121,7 @@ def fit(
     steps_per_epoch = math.ceil(data.size("train") / config.batch_size)
     optimizer = _make_optimizer(model, config)
     scheduler = _make_scheduler(optimizer, config, steps_per_epoch * config.epochs)
-    train_probe = _train_probe(data, config, generator)
+    train_probe = _train_probe(data, config, seed)
     history = History()
     started = time.perf_counter()
     for epoch in range(config.epochs):
@@ -165,13 +164,16 @@ def _record_epoch(history, data, loss_fn, model, config, epoch, loss_sum, val_lo
         loss_fn.on_epoch_end(epoch, val_logits, val_targets)
 
 
-def _train_probe(data, config: TrainConfig, generator: torch.Generator):
-    """A fixed, un-augmented slice of training batches (as large as validation) to track train TPR."""
+def _train_probe(data, config: TrainConfig, seed: int):
+    """A fixed, un-augmented slice of training batches (as large as validation) to track train TPR.
+
+    It has its own generator so that tracking never changes the training run itself.
+    """
     if not config.track_train_tpr:
         return None
     wanted = data.size("val")
     batches, targets, seen = [], [], 0
-    probe_generator = torch.Generator().manual_seed(int(torch.randint(0, 2**31, (1,), generator=generator)))
+    probe_generator = torch.Generator().manual_seed(seed + 1_000_003)
     for inputs, batch_targets in data.batches("train", config.eval_batch_size, shuffle=True,
                                               generator=probe_generator):
         batches.append(inputs)
@@ -205,8 +207,15 @@ def predict(model: nn.Module, data, split: str, *, batch_size: int = 2048, amp: 
 
 
 def _autocast(device: torch.device, enabled: bool):
-    # bf16 needs no loss scaling; on CPU autocast is left off (slower on most CPUs).
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=enabled and device.type == "cuda")
+    # bf16 needs no loss scaling. On a CPU it only pays with native bf16 support
+    # (AVX512-BF16 / AMX): ~1.4x faster convolutions there, slower elsewhere.
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=enabled and bf16_pays(device))
+
+
+def bf16_pays(device: torch.device) -> bool:
+    if device.type == "cuda":
+        return True
+    return device.type == "cpu" and torch.ops.mkldnn._is_mkldnn_bf16_supported()
 
 
 def _make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:

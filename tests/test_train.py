@@ -115,7 +115,7 @@ def test_predict_returns_logits_in_split_order(data):
     model = new_model(data)
     fit(model, data, config=TrainConfig(epochs=1, batch_size=32, lr=0.05), seed=0, progress=False)
     for split in ("val", "test"):
-        logits = predict(model, data, split, batch_size=7)  # several batches, the last one short
+        logits = predict(model, data, split, batch_size=7, amp=False)  # fp32: compared with a direct fp32 pass
         assert logits.shape == (data.size(split), data.num_classes) and logits.dtype == torch.float32
         model.eval()
         with torch.no_grad():
@@ -281,3 +281,19 @@ def test_posthoc_method_adjusts_the_baseline_without_training(data, tmp_path, mo
 def test_posthoc_without_the_baseline_artifact_raises(data, tmp_path):
     with pytest.raises(FileNotFoundError, match="run it first"):
         run_quietly({"name": "posthoc", "objective": "worst"}, data, tmp_path)
+
+
+def test_finished_record_with_other_settings_is_not_silently_reused(data, tmp_path):
+    run_quietly(BASELINE, data, tmp_path)
+    longer = TrainConfig(**{**CONFIG.to_dict(), "epochs": CONFIG.epochs + 1})
+    with pytest.raises(ValueError, match=r"other settings \(train\.epochs\).*redo=True"):
+        run(BASELINE, data, 0, tmp_path, train=longer, model=TINY, progress=False)
+    # Watching a run differently does not change what it learns: the record is reused.
+    watched = TrainConfig(**{**CONFIG.to_dict(), "track_train_tpr": not CONFIG.track_train_tpr})
+    assert run(BASELINE, data, 0, tmp_path, train=watched, model=TINY, progress=False)["seed"] == 0
+
+
+def test_custom_label_names_the_record_and_is_not_a_loss_option(data, tmp_path):
+    record = run_quietly({"name": "baseline", "label": "plain"}, data, tmp_path)
+    assert record["method_label"] == "plain"
+    assert records.is_finished(records.record_path(tmp_path, data.name, "plain", 0))
