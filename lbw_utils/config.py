@@ -18,22 +18,19 @@ RESULTS_DIR_ENV = "LBW_RESULTS_DIR"
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
+def _folder(override: str | Path | None, variable: str, default: Path) -> Path:
+    chosen = override or os.environ.get(variable)
+    return Path(chosen).expanduser() if chosen else default
+
+
 def data_dir(override: str | Path | None = None) -> Path:
     """The dataset folder: ``override``, else ``$LBW_DATA_DIR``, else ``<repo>/data``."""
-    if override:
-        return Path(override).expanduser()
-    if os.environ.get(DATA_DIR_ENV):
-        return Path(os.environ[DATA_DIR_ENV]).expanduser()
-    return REPO_ROOT / "data"
+    return _folder(override, DATA_DIR_ENV, REPO_ROOT / "data")
 
 
 def results_dir(override: str | Path | None = None) -> Path:
     """The results folder: ``override``, else ``$LBW_RESULTS_DIR``, else ``<repo>/results``."""
-    if override:
-        return Path(override).expanduser()
-    if os.environ.get(RESULTS_DIR_ENV):
-        return Path(os.environ[RESULTS_DIR_ENV]).expanduser()
-    return REPO_ROOT / "results"
+    return _folder(override, RESULTS_DIR_ENV, REPO_ROOT / "results")
 
 
 def select_device(preference: str | torch.device = "auto") -> torch.device:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import io
 import json
+import numbers
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,10 +25,11 @@ from pathlib import Path
 import torch
 
 from lbw_utils import records
+from lbw_utils.config import DEVICES
 from lbw_utils.files import atomic_write_bytes
 from lbw_utils.metrics import summarize, tpr_variance_reduction
-from lbw_utils.models import make_model
-from lbw_utils.train import TrainConfig, fit, predict
+from lbw_utils.models import CNN_SIZES, MODELS, make_model
+from lbw_utils.train import TrainConfig, bf16_pays, fit, predict, seed_everything
 
 IMAGE_DATASETS = ("fashion_mnist", "cifar10")
 DATASETS = IMAGE_DATASETS + ("names",)
@@ -48,6 +50,8 @@ class DataOptions:
     def __post_init__(self) -> None:
         if self.dataset not in DATASETS:
             raise ValueError(f"dataset={self.dataset!r} is not known; choose one of {DATASETS}")
+        if self.device not in DEVICES and not str(self.device).startswith("cuda:"):
+            raise ValueError(f"device={self.device!r} is not known; choose one of {DEVICES} (or 'cuda:N')")
 
 
 @dataclass
@@ -55,6 +59,14 @@ class ModelOptions:
     name: str = "cnn"
     size: str = "small"
     options: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # Checked here, not when the first run builds its network: a typo must stop a study
+        # before any data is loaded or any run is trained.
+        if self.name not in MODELS:
+            raise ValueError(f"model={self.name!r} is not known; choose one of {MODELS}")
+        if self.name == "cnn" and self.size not in CNN_SIZES:
+            raise ValueError(f"model_size={self.size!r} is not a CNN size; choose one of {tuple(CNN_SIZES)}")
 
 
 def load_data(options: DataOptions, seed: int):
@@ -105,6 +117,7 @@ def run(
     progress: bool = True,
 ) -> dict:
     """Train (or post-hoc adjust) one run and write its record; skip it if already finished."""
+    check_method(method)
     label = method_label(method)
     path = records.record_path(results_dir, data.name, label, seed)
     model = model or ModelOptions()
@@ -141,9 +154,14 @@ def run_study(
     redo: bool = False,
     progress: bool = True,
 ) -> list[dict]:
-    """Every method for every seed; the dataset is split (and loaded) once per seed."""
-    if not seeds:
-        raise ValueError("seeds must name at least one seed")
+    """Every method for every seed; the dataset is split (and loaded) once per seed.
+
+    Every method and seed is checked before anything is loaded or trained, so a typo in the
+    last method does not surface only after the first ones have trained.
+    """
+    seeds = check_seeds(seeds)
+    for method in methods:
+        check_method(method)
     finished = []
     for seed in seeds:
         data = load_data(data_options, seed)
@@ -153,6 +171,53 @@ def run_study(
     return finished
 
 
+METHOD_NAMES = ("baseline", "static", "ema", "focal", "cdb", "dro", "posthoc")
+POSTHOC_KEYS = ("objective", "max_accuracy_drop", "grid_steps", "refinements", "max_passes", "of")
+
+
+def check_method(method) -> None:
+    """Refuse a method dict that could not run: unknown name, key, scheme, objective or option value.
+
+    The options are checked by building the loss (or fitting offsets) on a dummy problem of two
+    classes, so the check is exactly the one the run itself would make, only earlier.
+    """
+    from lbw_utils.losses import METHOD_KEYS, make_loss
+    from lbw_utils.posthoc import fit_logit_offsets
+
+    if not isinstance(method, dict) or not isinstance(method.get("name"), str):
+        raise ValueError(f"method={method!r} is not allowed: expected a dict whose 'name' is one of {METHOD_NAMES}")
+    name = method["name"]
+    if name not in METHOD_NAMES:
+        raise ValueError(f"method name {name!r} is unknown: expected one of {METHOD_NAMES}")
+    options = {key: value for key, value in method.items() if key not in ("name", "label")}
+    if name != "posthoc":
+        make_loss({"name": name, **options}, 2, tpr=[0.5, 0.5])
+        return
+    unknown = sorted(set(options) - set(POSTHOC_KEYS))
+    if unknown:
+        raise ValueError(f"method 'posthoc' got unknown key(s) {unknown}: allowed keys are {POSTHOC_KEYS}")
+    if "of" in options:
+        base = options.pop("of")
+        check_method(base)
+        if base["name"] == "posthoc":
+            raise ValueError(f"method 'posthoc' adjusts a trained run; 'of' names another posthoc: {base!r}; "
+                             f"allowed: one of {tuple(METHOD_KEYS)}")
+    fit_logit_offsets(torch.zeros(2, 2), torch.tensor([0, 1]), **options)
+
+
+def check_seeds(seeds) -> list[int]:
+    """A non-empty list of distinct non-negative integers, or a ValueError saying so."""
+    if isinstance(seeds, (str, int)):
+        raise ValueError(f"seeds={seeds!r} must be a list of non-negative integers, e.g. [0, 1, 2]")
+    seeds = list(seeds)
+    if not seeds or any(isinstance(s, bool) or not isinstance(s, numbers.Integral) or s < 0 for s in seeds):
+        raise ValueError(f"seeds={seeds!r} must be a non-empty list of non-negative integers, e.g. [0, 1, 2]")
+    seeds = [int(seed) for seed in seeds]  # numpy integers too, as plain ints for the JSON records
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds={seeds!r} repeats a seed; each seed is one independent replicate")
+    return seeds
+
+
 def _training_outcome(method, data, seed, results_dir, train: TrainConfig, model_options: ModelOptions, progress):
     from lbw_utils.losses import make_loss
 
@@ -160,6 +225,9 @@ def _training_outcome(method, data, seed, results_dir, train: TrainConfig, model
     loss_method = {key: value for key, value in method.items() if key != "label"}
     loss = make_loss(loss_method, data.num_classes, tpr=tpr, label_smoothing=train.label_smoothing)
     input_shape = getattr(data, "input_shape", None)
+    # The initial weights come from the global RNG: seed it here, or a run's result would depend on
+    # what the process ran before it (a resumed or fanned-out study would differ from a whole one).
+    seed_everything(seed)
     network = make_model(model_options.name, num_classes=data.num_classes, input_shape=input_shape,
                          size=model_options.size, **model_options.options)
     history = fit(network, data, loss, train, seed=seed, progress=progress)
@@ -260,6 +328,9 @@ def _make_record(method, label, data, seed, outcome, train: TrainConfig, wall_se
         "train_seconds": outcome["train_seconds"],
         "wall_seconds": wall_seconds,
         "device": str(data.device),
+        # Whether training ran under bf16 autocast: `amp` asks for it, but the hardware decides
+        # (CUDA, or a CPU with native bf16), and the numbers differ between the two paths.
+        "autocast": "bfloat16" if outcome["model"] is not None and train.amp and bf16_pays(data.device) else None,
         "environment": records.environment(),
         "data_checksums": data.checksums(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -298,9 +369,7 @@ class Settings:
         seeds = params.get("seeds", [0])
         if isinstance(seeds, str):
             raise ValueError(f"seeds={seeds!r} is a string; pass a list (papermill: -y 'seeds: [0, 1, 2]')")
-        seeds = list(seeds)
-        if not seeds or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds):
-            raise ValueError(f"seeds={seeds!r} must be a non-empty list of non-negative integers")
+        seeds = check_seeds(seeds)
         data = DataOptions(
             dataset=params["dataset"], data_dir=params.get("data_dir"), val_size=params.get("val_size"),
             per_class=params.get("per_class"), classes=params.get("classes", "paper"),

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import matplotlib
 import matplotlib.pyplot as plt
+import matplotlib.ticker
 import numpy as np
 
 from lbw_utils.compare import mean_interval
@@ -37,7 +38,8 @@ def save_figure(figure: matplotlib.figure.Figure, save_to: str | Path | None) ->
         return []
     stem = Path(save_to)
     stem.parent.mkdir(parents=True, exist_ok=True)
-    paths = [stem.with_suffix(".png"), stem.with_suffix(".pdf")]
+    # Append, never replace, a suffix: labels like "ema-alpha0.01" contain dots.
+    paths = [stem.with_name(stem.name + ".png"), stem.with_name(stem.name + ".pdf")]
     for path in paths:
         figure.savefig(path)
     return paths
@@ -128,6 +130,7 @@ def class_curves(curves: np.ndarray, classes: list[str], *, xlabel: str, ylabel:
     steps = np.arange(1, len(curves) + 1)
     for index, name in enumerate(classes):
         axes.plot(steps, curves[:, index], style, color=PALETTE[index % len(PALETTE)], label=name, lw=1.4)
+    axes.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     axes.set_xlabel(xlabel)
     axes.set_ylabel(ylabel)
     axes.set_title(title)

@@ -84,31 +84,45 @@ def load_profile(name_or_path: str | Path) -> tuple[dict, list[Step]]:
     except yaml.YAMLError as error:
         raise ProfileError(f"profile {path} is not valid YAML: {error}") from error
     _check_keys(content, PROFILE_KEYS, f"profile {path}", required={"studies"})
-    shared = content.get("shared") or {}
+    shared = _mapping(content.get("shared"), f"profile {path}: shared")
+    studies = _mapping(content["studies"], f"profile {path}: studies")
+    final = _notebook_list(content.get("final"), f"profile {path}: final", allow_empty=True)
     steps = []
-    for study, spec in (content["studies"] or {}).items():
+    for study, spec in studies.items():
         steps += _study_steps(path, study, spec, shared)
-    for notebook in content.get("final") or []:
+    for notebook in final:
         declared = notebook_parameters(notebook)
         steps.append(Step("", notebook, {k: v for k, v in shared.items() if k in declared}))
+    # A shared key that no notebook declares would be dropped silently (a typo such as `seed:`
+    # would run every notebook with its default seeds).
+    declared_anywhere = {name for notebook in {step.notebook for step in steps}
+                         for name in notebook_parameters(notebook)}
+    unused = sorted(set(shared) - declared_anywhere)
+    if unused:
+        raise ProfileError(f"profile {path}: shared parameter(s) {unused} are declared by none of its notebooks; "
+                           f"they declare: {sorted(declared_anywhere)}")
     return content, steps
 
 
 def _study_steps(path: Path, study: str, spec: dict, shared: dict) -> list[Step]:
     where = f"profile {path}, study {study!r}"
     _check_keys(spec, STUDY_KEYS, where, required={"notebooks"})
-    parameters = dict(spec.get("parameters") or {})
-    overrides = spec.get("overrides") or {}
-    stray = sorted(set(overrides) - set(spec["notebooks"]))
+    notebooks = _notebook_list(spec["notebooks"], f"{where}: notebooks")
+    parameters = _mapping(spec.get("parameters"), f"{where}: parameters")
+    overrides = _mapping(spec.get("overrides"), f"{where}: overrides")
+    stray = sorted(set(overrides) - set(notebooks))
     if stray:
-        raise ProfileError(f"{where}: overrides name notebooks {stray} that the study does not run")
-    declared = {notebook: notebook_parameters(notebook) for notebook in spec["notebooks"]}
-    unused = sorted(set(parameters) - {name for names in declared.values() for name in names})
+        raise ProfileError(f"{where}: overrides name notebooks {stray} that the study does not run; "
+                           f"it runs {notebooks}")
+    declared = {notebook: notebook_parameters(notebook) for notebook in notebooks}
+    accepted = sorted({name for names in declared.values() for name in names})
+    unused = sorted(set(parameters) - set(accepted))
     if unused:
-        raise ProfileError(f"{where}: parameter(s) {unused} are declared by none of {spec['notebooks']}")
+        raise ProfileError(f"{where}: parameter(s) {unused} are declared by none of {notebooks}; "
+                           f"they accept: {accepted}")
     steps = []
-    for notebook in spec["notebooks"]:
-        own = overrides.get(notebook) or {}
+    for notebook in notebooks:
+        own = _mapping(overrides.get(notebook), f"{where}: overrides of {notebook}")
         unknown = sorted(set(own) - set(declared[notebook]))
         if unknown:
             raise ProfileError(f"{where}: override(s) {unknown} are not parameters of {notebook}; "
@@ -116,6 +130,27 @@ def _study_steps(path: Path, study: str, spec: dict, shared: dict) -> list[Step]
         merged = {**shared, **parameters, **own}
         steps.append(Step(study, notebook, {k: v for k, v in merged.items() if k in declared[notebook]}))
     return steps
+
+
+def _mapping(value, where: str) -> dict:
+    """A section that must be a mapping (absent or empty: {})."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ProfileError(f"{where} must be a mapping (name: value), got {type(value).__name__} {value!r}")
+    return dict(value)
+
+
+def _notebook_list(value, where: str, allow_empty: bool = False) -> list[str]:
+    """A list of notebook names (a lone string would be read one character at a time)."""
+    if value is None and allow_empty:
+        return []
+    is_names = isinstance(value, list) and all(isinstance(name, str) for name in value)
+    if not is_names or (not value and not allow_empty):
+        known = sorted(p.stem for p in NOTEBOOK_DIR.glob("*.ipynb"))
+        raise ProfileError(f"{where} must be a {'' if allow_empty else 'non-empty '}list of notebook names "
+                           f"(from {known}), got {value!r}")
+    return list(value)
 
 
 def _check_keys(mapping, allowed: set[str], where: str, required: set[str] = frozenset()) -> None:

@@ -1,6 +1,9 @@
 """Run the notebooks of a profile in order with papermill and write ``summary.md``.
 
     python -m lbw_utils.reproduce --profile cpu      # or smoke, gpu, path/to/profile.yaml
+    python -m lbw_utils.reproduce --profile cpu --studies fashion_mnist --seeds 0 --no-final
+
+A study fans out over processes, GPUs or cluster jobs with :mod:`lbw_utils.fanout`.
 
 Executed notebooks, figures, tables, run records and ``summary.md`` go to
 ``results/<profile>/``. An interrupted study resumes: finished run records are
@@ -23,6 +26,34 @@ from lbw_utils.profiles import NOTEBOOK_DIR, Step, load_profile, profile_path
 from lbw_utils.records import environment
 
 KERNEL = "python3"
+# Parameters that make a notebook do extra work for the study's first seed only
+# (05: a 42-class baseline on ``seeds[:1]``). A run restricted to other seeds
+# (a fan-out shard) switches them off, so the extra run happens exactly once.
+FIRST_SEED_ONLY = ("all_classes_baseline",)
+
+
+def select_steps(steps: list[Step], *, studies: list[str] | None = None, seeds: list[int] | None = None,
+                 final: bool = True) -> list[Step]:
+    """The steps of some studies (all when None), with ``seeds`` replacing the profile's, with or without
+    the final steps (those outside any study). Used to run one shard of a fanned-out study."""
+    known = {step.study for step in steps if step.study}
+    unknown = sorted(set(studies or ()) - known)
+    if unknown:
+        raise ValueError(f"studies {unknown} are not in this profile; it has {sorted(known)}")
+    chosen = []
+    for step in steps:
+        if step.study and studies is not None and step.study not in studies:
+            continue
+        if not step.study and not final:
+            continue
+        parameters = dict(step.parameters)
+        if seeds is not None and "seeds" in parameters:
+            original = list(parameters["seeds"])
+            parameters["seeds"] = list(seeds)
+            if original and original[0] not in seeds:
+                parameters.update({key: False for key in FIRST_SEED_ONLY if key in parameters})
+        chosen.append(Step(step.study, step.notebook, parameters))
+    return chosen
 
 
 def execute_step(step: Step, folder: Path, log=print) -> float:
@@ -43,11 +74,17 @@ def execute_step(step: Step, folder: Path, log=print) -> float:
     return seconds
 
 
-def reproduce(profile: str, results_root: str | Path | None = None, log=print) -> Path:
-    """Run every step of ``profile``; return the path of the summary."""
+def reproduce(profile: str, results_root: str | Path | None = None, log=print, *, studies: list[str] | None = None,
+              seeds: list[int] | None = None, final: bool = True, folder: str | Path | None = None) -> Path:
+    """Run every step of ``profile``; return the path of the summary.
+
+    ``studies``, ``seeds`` and ``final`` restrict the run (see :func:`select_steps`);
+    ``folder`` replaces ``<results_root>/<profile>`` as the output folder (a shard's own folder).
+    """
     content, steps = load_profile(profile)
+    steps = select_steps(steps, studies=studies, seeds=seeds, final=final)
     name = profile_path(profile).stem
-    folder = Path(results_root or default_results_root()) / name
+    folder = Path(folder) if folder is not None else Path(results_root or default_results_root()) / name
     folder.mkdir(parents=True, exist_ok=True)
     _kernel_uses_this_python()
     timings = []
@@ -108,8 +145,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profile", required=True, help="smoke, cpu, gpu, or the path of a profile YAML file")
     parser.add_argument("--results-dir", default=None, help="results root (default: $LBW_RESULTS_DIR or results/)")
+    parser.add_argument("--seeds", default=None, help="comma-separated seeds replacing the profile's, e.g. 0,1")
+    parser.add_argument("--studies", default=None, help="comma-separated studies of the profile to run (default all)")
+    parser.add_argument("--no-final", action="store_true", help="skip the final notebooks (06_paper_figures)")
     args = parser.parse_args(argv)
-    reproduce(args.profile, args.results_dir)
+    seeds = [int(seed) for seed in args.seeds.split(",")] if args.seeds else None
+    studies = args.studies.split(",") if args.studies else None
+    reproduce(args.profile, args.results_dir, studies=studies, seeds=seeds, final=not args.no_final)
     return 0
 
 

@@ -1,0 +1,432 @@
+"""Fan a study out over processes, the GPUs of one machine, or a cluster; merge from the run records.
+
+A study is a set of independent, idempotent runs, (dataset, method, seed) -> one
+run record. Within one seed the methods depend on each other (static weights
+read the baseline's validation TPRs, post-hoc offsets its logits), across seeds
+and studies nothing does. So a **shard** is one study of a profile for some
+seeds (default: one seed), and it runs that study's notebooks in order with
+``seeds`` replaced, into its own folder::
+
+    results/<profile>/shards/<study>-seed<k>/   records/, artifacts/, notebooks/, summary.md, shard.json
+
+No two shards write the same file. ``merge`` copies every shard's records and
+artifacts into ``results/<profile>/`` and then runs the whole profile there,
+sequentially: every run is found finished and read back (its fingerprint
+checked), so only the notebooks' analysis, figures, tables and ``summary.md``
+are computed, over all seeds; a run a shard did not finish is trained then.
+
+Three ways to run the shards, none of them a scheduler of ours:
+
+    python -m lbw_utils.fanout plan  --profile gpu                       # list the shards
+    python -m lbw_utils.fanout local --profile gpu --gpus all            # one process per GPU, then merge
+    python -m lbw_utils.fanout local --profile cpu --cpu-workers 2       # processes sharing the CPU cores
+    python -m lbw_utils.fanout slurm --profile gpu --partition gpu --timeout-min 180 --wait
+    python -m lbw_utils.fanout merge --profile gpu
+
+``slurm`` submits a job array through submitit (``pip install -e ".[cluster]"``),
+one task per shard, each on one GPU; ``--dry-run`` prints the job parameters
+without submitting. Every shard is also runnable by hand (any scheduler's job
+script can call it)::
+
+    python -m lbw_utils.fanout run-shard --profile gpu --shard cifar10-seed3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import queue
+import re
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from lbw_utils import records
+from lbw_utils.config import results_dir as default_results_root
+from lbw_utils.files import atomic_write_bytes, atomic_write_json
+from lbw_utils.profiles import load_profile, profile_path
+
+SHARDS_FOLDER = "shards"
+MARKER = "shard.json"
+
+
+@dataclass(frozen=True)
+class Shard:
+    """One study of a profile for some seeds (``None``: the study's notebooks take no seeds)."""
+
+    study: str
+    seeds: tuple[int, ...] | None
+
+    @property
+    def name(self) -> str:
+        safe = re.sub(r"[^A-Za-z0-9_.-]", "_", self.study)
+        if self.seeds is None:
+            return safe
+        return f"{safe}-seed{'_'.join(str(seed) for seed in self.seeds)}"
+
+
+def profile_folder(profile: str, results_root: str | Path | None = None) -> Path:
+    """Where ``make reproduce`` puts a profile's results: ``<results root>/<profile name>``."""
+    return Path(results_root or default_results_root()) / profile_path(profile).stem
+
+
+def shard_folder(folder: str | Path, shard: Shard) -> Path:
+    return Path(folder) / SHARDS_FOLDER / shard.name
+
+
+def plan_shards(profile: str, *, seeds_per_shard: int = 1, studies: list[str] | None = None,
+                seeds: list[int] | None = None) -> list[Shard]:
+    """The shards of a profile: for every study, its seeds cut into groups of ``seeds_per_shard``.
+
+    Ordered seed-major (every study's first seed, then every study's second, ...), so that
+    partial results cover every study early. ``seeds`` replaces the profile's seeds.
+    """
+    if isinstance(seeds_per_shard, bool) or not isinstance(seeds_per_shard, int) or seeds_per_shard < 1:
+        raise ValueError(f"seeds_per_shard={seeds_per_shard!r} must be a positive integer")
+    _, steps = load_profile(profile)
+    study_seeds: dict[str, list[int] | None] = {}
+    for step in steps:
+        if not step.study or (studies is not None and step.study not in studies):
+            continue
+        found = step.parameters.get("seeds")
+        current = study_seeds.setdefault(step.study, None)
+        if found is not None:
+            if current is not None and list(found) != current:
+                raise ValueError(f"study {step.study!r} gives its notebooks different seeds ({current} and "
+                                 f"{list(found)}); a shard needs one seed list per study")
+            study_seeds[step.study] = list(found)
+    missing = sorted(set(studies or ()) - set(study_seeds))
+    if missing:
+        raise ValueError(f"studies {missing} are not in profile {profile!r}; it has {sorted(study_seeds)}")
+    per_study: dict[str, list[Shard]] = {}
+    for study, own in study_seeds.items():
+        chosen = list(seeds) if seeds is not None and own is not None else own
+        if chosen is None:
+            per_study[study] = [Shard(study, None)]
+            continue
+        groups = [chosen[i:i + seeds_per_shard] for i in range(0, len(chosen), seeds_per_shard)]
+        per_study[study] = [Shard(study, tuple(group)) for group in groups]
+    ordered: list[Shard] = []
+    for rank in range(max((len(group) for group in per_study.values()), default=0)):
+        ordered += [group[rank] for group in per_study.values() if rank < len(group)]
+    return ordered
+
+
+def find_shard(profile: str, name: str, **plan_options) -> Shard:
+    shards = plan_shards(profile, **plan_options)
+    for shard in shards:
+        if shard.name == name:
+            return shard
+    raise ValueError(f"no shard {name!r} in profile {profile!r}; the shards are {[s.name for s in shards]}")
+
+
+def run_shard(profile: str, shard_name: str, results_root: str | Path | None = None, *, seeds_per_shard: int = 1,
+              log=print) -> dict:
+    """Run one shard into its own folder and write its ``shard.json`` marker; resumable like any study.
+
+    This is the function a cluster job calls (submitit pickles it by reference).
+    """
+    from lbw_utils.reproduce import reproduce
+
+    shard = find_shard(profile, shard_name, seeds_per_shard=seeds_per_shard)
+    folder = shard_folder(profile_folder(profile, results_root), shard)
+    started = time.perf_counter()
+    reproduce(profile, log=log, studies=[shard.study], seeds=None if shard.seeds is None else list(shard.seeds),
+              final=False, folder=folder)
+    result = {"shard": shard.name, "study": shard.study, "seeds": shard.seeds, "profile": profile,
+              "seconds": time.perf_counter() - started, "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+              "host": os.uname().nodename, "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+              "folder": str(folder)}
+    atomic_write_json(folder / MARKER, result)
+    return result
+
+
+# --- one machine: one process per device ------------------------------------------------------
+
+
+def shard_command(profile: str, shard: Shard, results_root: str | Path | None = None, *,
+                  seeds_per_shard: int = 1, python: str | None = None) -> list[str]:
+    command = [python or sys.executable, "-m", "lbw_utils.fanout", "run-shard", "--profile", str(profile),
+               "--shard", shard.name]
+    if results_root is not None:
+        command += ["--results-dir", str(results_root)]
+    if seeds_per_shard != 1:
+        command += ["--seeds-per-shard", str(seeds_per_shard)]
+    return command
+
+
+def device_env(device: str, threads: int | None = None) -> dict[str, str]:
+    """Environment for a worker pinned to ``device``: a GPU index (``0``, ``cuda:1``) or ``cpu``."""
+    env: dict[str, str] = {}
+    if device == "cpu":
+        env["CUDA_VISIBLE_DEVICES"] = ""
+    else:
+        index = device.split(":", 1)[1] if device.startswith("cuda:") else device
+        if not index.isdigit():
+            raise ValueError(f"device {device!r} is neither 'cpu' nor a GPU index such as 0 or cuda:1")
+        env["CUDA_VISIBLE_DEVICES"] = index  # the shard sees one GPU, as cuda:0
+    if threads:
+        env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(threads)
+    return env
+
+
+def local_devices(gpus: str | None = None, cpu_workers: int | None = None) -> tuple[list[str], int | None]:
+    """The worker devices and threads per worker: ``gpus`` 'all' or '0,2,3'; else ``cpu_workers`` on the CPU."""
+    if gpus:
+        if gpus == "all":
+            import torch
+
+            count = torch.cuda.device_count()
+            if count == 0:
+                raise ValueError("--gpus all: no CUDA device is visible")
+            return [str(index) for index in range(count)], None
+        return [part.strip() for part in gpus.split(",") if part.strip()], None
+    workers = cpu_workers or 1
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return ["cpu"] * workers, max(1, cores // workers)
+
+
+def run_local(profile: str, devices: list[str], results_root: str | Path | None = None, *,
+              shards: list[Shard] | None = None, threads: int | None = None, seeds_per_shard: int = 1,
+              command_for=shard_command, log=print) -> list[dict]:
+    """Run the shards as subprocesses, at most one per device at a time; a free device takes the next shard.
+
+    Each shard's output goes to ``<its folder>/log.txt``. Returns one dict per shard with its exit code.
+    """
+    if not devices:
+        raise ValueError("run_local needs at least one device")
+    shards = shards if shards is not None else plan_shards(profile, seeds_per_shard=seeds_per_shard)
+    folder = profile_folder(profile, results_root)
+    todo: queue.Queue[Shard] = queue.Queue()
+    for shard in shards:
+        todo.put(shard)
+    results: list[dict] = []
+    lock = threading.Lock()
+
+    def worker(device: str) -> None:
+        while True:
+            try:
+                shard = todo.get_nowait()
+            except queue.Empty:
+                return
+            target = shard_folder(folder, shard)
+            target.mkdir(parents=True, exist_ok=True)
+            env = {**os.environ, **device_env(device, threads)}
+            command = command_for(profile, shard, results_root, seeds_per_shard=seeds_per_shard)
+            with lock:
+                log(f"[{device}] start {shard.name}")
+            started = time.perf_counter()
+            with open(target / "log.txt", "w", encoding="utf-8") as output:
+                code = subprocess.call(command, env=env, stdout=output, stderr=subprocess.STDOUT)
+            seconds = time.perf_counter() - started
+            with lock:
+                results.append({"shard": shard.name, "device": device, "exit_code": code, "seconds": seconds,
+                                "log": str(target / "log.txt")})
+                log(f"[{device}] {'done' if code == 0 else f'FAILED (exit {code})'} {shard.name} in {seconds:.1f} s")
+
+    threads_ = [threading.Thread(target=worker, args=(device,), daemon=True) for device in devices]
+    for thread in threads_:
+        thread.start()
+    for thread in threads_:
+        thread.join()
+    order = {shard.name: index for index, shard in enumerate(shards)}
+    return sorted(results, key=lambda result: order[result["shard"]])
+
+
+# --- merge -------------------------------------------------------------------------------------
+
+
+def unfinished_shards(folder: str | Path, shards: list[Shard]) -> list[str]:
+    return [shard.name for shard in shards if not (shard_folder(folder, shard) / MARKER).exists()]
+
+
+def merge_records(folder: str | Path, shards: list[Shard]) -> dict:
+    """Copy the shards' run records (and the artifacts beside them) into ``folder``.
+
+    A record already finished in ``folder`` is kept (``kept``); when the shard's copy differs
+    from it (another run of the same unit) it is reported under ``differing``. An artifact is
+    copied before its record, so a record in ``folder`` always has its artifact.
+    """
+    folder = Path(folder)
+    report = {"copied": [], "kept": [], "differing": []}
+    for shard in shards:
+        source = shard_folder(folder, shard)
+        for record in sorted(records.records_dir(source).glob("*/*.json")):
+            relative = record.relative_to(source)
+            target = folder / relative
+            if records.is_finished(target):
+                report["kept"].append(str(relative))
+                if target.read_bytes() != record.read_bytes():
+                    report["differing"].append(str(relative))
+                continue
+            if not records.is_finished(record):
+                continue  # a corrupt file in a shard: the final run will redo that unit
+            data = records.read_record(record)
+            artifact = records.artifact_path(source, data["dataset"], data["method_label"], data["seed"])
+            if artifact.exists():
+                destination = records.artifact_path(folder, data["dataset"], data["method_label"], data["seed"])
+                atomic_write_bytes(destination, artifact.read_bytes())
+            atomic_write_bytes(target, record.read_bytes())
+            report["copied"].append(str(relative))
+    return report
+
+
+def merge(profile: str, results_root: str | Path | None = None, *, seeds_per_shard: int = 1,
+          allow_missing: bool = False, run_notebooks: bool = True, log=print) -> dict:
+    """Merge the shards' records into the profile folder, then run the profile there (records reused)."""
+    from lbw_utils.reproduce import reproduce
+
+    folder = profile_folder(profile, results_root)
+    shards = plan_shards(profile, seeds_per_shard=seeds_per_shard)
+    missing = unfinished_shards(folder, shards)
+    if missing and not allow_missing:
+        raise RuntimeError(f"shards {missing} have not finished (no {MARKER} in their folders under "
+                           f"{folder / SHARDS_FOLDER}); run them, or merge with --allow-missing to train "
+                           "what is missing sequentially during the merge")
+    report = merge_records(folder, shards)
+    log(f"merged {len(report['copied'])} records ({len(report['kept'])} already there, "
+        f"{len(report['differing'])} of those differ from a shard's copy)")
+    report["unfinished_shards"] = missing
+    if run_notebooks:
+        started = time.perf_counter()
+        report["summary"] = str(reproduce(profile, results_root, log=log))
+        report["notebook_seconds"] = time.perf_counter() - started
+    return report
+
+
+# --- cluster: SLURM job arrays through submitit ------------------------------------------------
+
+
+def slurm_parameters(*, timeout_min: int = 120, partition: str | None = None, gpus_per_node: int = 1,
+                     cpus_per_task: int = 8, mem_gb: int = 32, array_parallelism: int = 64,
+                     account: str | None = None, qos: str | None = None, setup: list[str] | None = None,
+                     name: str = "lbw-study") -> dict:
+    """Parameters of a submitit ``AutoExecutor`` for one shard per array task."""
+    parameters = {"name": name, "timeout_min": timeout_min, "gpus_per_node": gpus_per_node,
+                  "cpus_per_task": cpus_per_task, "mem_gb": mem_gb, "nodes": 1, "tasks_per_node": 1,
+                  "slurm_array_parallelism": array_parallelism}
+    if partition:
+        parameters["slurm_partition"] = partition
+    if account:
+        parameters["slurm_account"] = account
+    if qos:
+        parameters["slurm_qos"] = qos
+    if setup:
+        parameters["slurm_setup"] = list(setup)
+    return parameters
+
+
+def make_executor(log_folder: str | Path, parameters: dict, cluster: str | None = None):
+    """A submitit executor with ``parameters`` (``cluster``: None auto-detects SLURM; 'local' or 'debug' test)."""
+    try:
+        import submitit
+    except ImportError as error:
+        raise ImportError('the slurm fan-out needs submitit: pip install -e ".[cluster]"') from error
+    executor = submitit.AutoExecutor(folder=str(log_folder), cluster=cluster)
+    executor.update_parameters(**parameters)
+    return executor
+
+
+def submit(profile: str, results_root: str | Path | None, parameters: dict, *, cluster: str | None = None,
+           shards: list[Shard] | None = None, seeds_per_shard: int = 1) -> list:
+    """Submit one array task per shard; returns the submitit jobs."""
+    shards = shards if shards is not None else plan_shards(profile, seeds_per_shard=seeds_per_shard)
+    root = str(Path(results_root or default_results_root()).resolve())
+    executor = make_executor(profile_folder(profile, root) / "slurm" / "%j", parameters, cluster)
+    names = [shard.name for shard in shards]
+    return executor.map_array(_run_shard_job, [profile] * len(names), names, [root] * len(names),
+                              [seeds_per_shard] * len(names))
+
+
+def _run_shard_job(profile: str, shard_name: str, results_root: str, seeds_per_shard: int) -> dict:
+    return run_shard(profile, shard_name, results_root, seeds_per_shard=seeds_per_shard)
+
+
+# --- command line --------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def common(sub):
+        sub.add_argument("--profile", required=True, help="smoke, cpu, gpu, or a profile YAML file")
+        sub.add_argument("--results-dir", default=None, help="results root (default: $LBW_RESULTS_DIR or results/)")
+        sub.add_argument("--seeds-per-shard", type=int, default=1)
+        return sub
+
+    common(commands.add_parser("plan", help="list the shards"))
+    shard = common(commands.add_parser("run-shard", help="run one shard (what each worker or job does)"))
+    shard.add_argument("--shard", required=True)
+    local = common(commands.add_parser("local", help="one process per device on this machine, then merge"))
+    local.add_argument("--gpus", default=None, help="'all' or GPU indices, e.g. 0,1,2,3")
+    local.add_argument("--cpu-workers", type=int, default=None, help="CPU processes (cores are split among them)")
+    local.add_argument("--no-merge", action="store_true")
+    slurm = common(commands.add_parser("slurm", help="a SLURM job array through submitit"))
+    slurm.add_argument("--partition", default=None)
+    slurm.add_argument("--account", default=None)
+    slurm.add_argument("--qos", default=None)
+    slurm.add_argument("--timeout-min", type=int, default=120)
+    slurm.add_argument("--gpus-per-task", type=int, default=1)
+    slurm.add_argument("--cpus-per-task", type=int, default=8)
+    slurm.add_argument("--mem-gb", type=int, default=32)
+    slurm.add_argument("--array-parallelism", type=int, default=64)
+    slurm.add_argument("--setup", action="append", default=None, help="shell line run before the job (repeatable)")
+    slurm.add_argument("--cluster", default=None, help="submitit cluster: auto-detected; 'local' to try it here")
+    slurm.add_argument("--dry-run", action="store_true", help="print the shards and parameters, submit nothing")
+    slurm.add_argument("--wait", action="store_true", help="wait for the jobs, then merge")
+    merge_parser = common(commands.add_parser("merge", help="copy the shards' records, then run the profile"))
+    merge_parser.add_argument("--allow-missing", action="store_true")
+    merge_parser.add_argument("--records-only", action="store_true", help="copy records, run no notebook")
+    args = parser.parse_args(argv)
+    per_shard = args.seeds_per_shard
+
+    if args.command == "plan":
+        for item in plan_shards(args.profile, seeds_per_shard=per_shard):
+            print(item.name)
+        return 0
+    if args.command == "run-shard":
+        print(json.dumps(run_shard(args.profile, args.shard, args.results_dir, seeds_per_shard=per_shard)))
+        return 0
+    if args.command == "local":
+        devices, threads = local_devices(args.gpus, args.cpu_workers)
+        results = run_local(args.profile, devices, args.results_dir, threads=threads, seeds_per_shard=per_shard)
+        failed = [result["shard"] for result in results if result["exit_code"]]
+        if failed:
+            print(f"failed shards: {failed}; see their log.txt; rerun the same command to resume")
+            return 1
+        if not args.no_merge:
+            merge(args.profile, args.results_dir, seeds_per_shard=per_shard)
+        return 0
+    if args.command == "slurm":
+        parameters = slurm_parameters(timeout_min=args.timeout_min, partition=args.partition,
+                                      gpus_per_node=args.gpus_per_task, cpus_per_task=args.cpus_per_task,
+                                      mem_gb=args.mem_gb, array_parallelism=args.array_parallelism,
+                                      account=args.account, qos=args.qos, setup=args.setup)
+        shards = plan_shards(args.profile, seeds_per_shard=per_shard)
+        if args.dry_run:
+            print(json.dumps({"shards": [s.name for s in shards], "parameters": parameters}, indent=1))
+            return 0
+        jobs = submit(args.profile, args.results_dir, parameters, cluster=args.cluster, shards=shards,
+                      seeds_per_shard=per_shard)
+        for item, job in zip(shards, jobs):
+            print(f"{item.name}: job {job.job_id}")
+        if not args.wait:
+            print(f"when they finish: python -m lbw_utils.fanout merge --profile {args.profile}")
+            return 0
+        for job in jobs:
+            job.result()  # raises if a shard failed
+        merge(args.profile, args.results_dir, seeds_per_shard=per_shard)
+        return 0
+    report = merge(args.profile, args.results_dir, seeds_per_shard=per_shard, allow_missing=args.allow_missing,
+                   run_notebooks=not args.records_only)
+    print(json.dumps({k: v for k, v in report.items() if k not in ("copied", "kept")}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

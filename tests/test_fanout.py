@@ -1,0 +1,193 @@
+"""lbw_utils.fanout: shard planning, commands, device environments, merging records, executor config.
+
+Nothing here trains or needs a GPU: subprocesses are stand-ins, jobs are never submitted.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from lbw_utils import fanout, records
+from lbw_utils.fanout import Shard
+from lbw_utils.profiles import load_profile
+from lbw_utils.reproduce import select_steps
+
+
+def test_smoke_profile_has_one_shard_per_study_and_seed():
+    shards = fanout.plan_shards("smoke")
+    # seed-major: every study's first seed before any second seed
+    assert [s.name for s in shards] == ["fashion_mnist-seed0", "names5-seed0", "fashion_mnist-seed1", "names5-seed1"]
+    assert shards[0] == Shard("fashion_mnist", (0,))
+
+
+def test_shards_group_seeds_and_filter_studies():
+    shards = fanout.plan_shards("gpu", seeds_per_shard=2, studies=["cifar10"])
+    assert [s.seeds for s in shards] == [(0, 1), (2, 3), (4,)]
+    assert shards[1].name == "cifar10-seed2_3"
+    assert [s.name for s in fanout.plan_shards("cpu", seeds=[7])] == ["fashion_mnist-seed7", "names5-seed7"]
+
+
+@pytest.mark.parametrize("bad", [0, -1, True, 1.5])
+def test_seeds_per_shard_must_be_positive(bad):
+    with pytest.raises(ValueError, match="seeds_per_shard"):
+        fanout.plan_shards("smoke", seeds_per_shard=bad)
+
+
+def test_unknown_study_or_shard_is_named():
+    with pytest.raises(ValueError, match="not in profile"):
+        fanout.plan_shards("smoke", studies=["imagenet"])
+    with pytest.raises(ValueError, match="no shard 'cifar10-seed0'"):
+        fanout.find_shard("smoke", "cifar10-seed0")
+
+
+def test_select_steps_replaces_seeds_and_drops_final_steps():
+    _, steps = load_profile("gpu")
+    chosen = select_steps(steps, studies=["names"], seeds=[3], final=False)
+    assert [step.notebook for step in chosen] == ["05_name_nationality_rnn"]
+    assert chosen[0].parameters["seeds"] == [3]
+    # the 42-class baseline belongs to the profile's first seed (0): off in a shard without it
+    assert chosen[0].parameters["all_classes_baseline"] is False
+    first = select_steps(steps, studies=["names"], seeds=[0], final=False)
+    assert first[0].parameters["all_classes_baseline"] is True
+    # notebooks without a seeds parameter (02) are kept as they are; the final step only with final=True
+    image = select_steps(steps, studies=["cifar10"], seeds=[1], final=True)
+    assert [step.notebook for step in image][-1] == "06_paper_figures"
+    assert "seeds" not in image[1].parameters
+    with pytest.raises(ValueError, match="not in this profile"):
+        select_steps(steps, studies=["nope"])
+
+
+def test_shard_command_and_device_environment():
+    command = fanout.shard_command("gpu", Shard("cifar10", (3,)), "/scratch/results", python="python")
+    assert command == ["python", "-m", "lbw_utils.fanout", "run-shard", "--profile", "gpu", "--shard",
+                       "cifar10-seed3", "--results-dir", "/scratch/results"]
+    assert fanout.device_env("1") == {"CUDA_VISIBLE_DEVICES": "1"}
+    assert fanout.device_env("cuda:2") == {"CUDA_VISIBLE_DEVICES": "2"}
+    assert fanout.device_env("cpu", threads=1) == {"CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1",
+                                                    "MKL_NUM_THREADS": "1"}
+    with pytest.raises(ValueError, match="GPU index"):
+        fanout.device_env("tpu")
+    devices, threads = fanout.local_devices("0,2")
+    assert devices == ["0", "2"] and threads is None
+    devices, threads = fanout.local_devices(cpu_workers=2)
+    assert devices == ["cpu", "cpu"] and threads >= 1
+
+
+def test_run_local_runs_every_shard_once_one_per_device(tmp_path):
+    """Stand-in workers record their shard, device and the time they ran; no notebook is executed."""
+    shards = [Shard("a", (seed,)) for seed in range(5)]
+    stamp = tmp_path / "stamps"
+    stamp.mkdir()
+    script = ("import os, sys, time; start = time.time(); time.sleep(0.2); "
+              "open(sys.argv[1], 'w').write(f\"{os.environ['CUDA_VISIBLE_DEVICES']} {start} {time.time()}\")")
+
+    def command_for(profile, shard, results_root, **_):
+        return [sys.executable, "-c", script, str(stamp / shard.name)]
+
+    results = fanout.run_local("smoke", ["0", "1"], tmp_path, shards=shards, command_for=command_for,
+                               log=lambda message: None)
+    assert [r["shard"] for r in results] == [s.name for s in shards]
+    assert all(r["exit_code"] == 0 for r in results)
+    spans = {}
+    for shard in shards:
+        device, start, end = (stamp / shard.name).read_text().split()
+        assert device in ("0", "1")
+        spans.setdefault(device, []).append((float(start), float(end)))
+        assert (tmp_path / "smoke" / "shards" / shard.name / "log.txt").exists()
+    for intervals in spans.values():  # a device never runs two shards at once
+        intervals.sort()
+        assert all(later[0] >= earlier[1] - 1e-3 for earlier, later in zip(intervals, intervals[1:]))
+
+
+def _record(dataset: str, label: str, seed: int, accuracy: float = 0.9) -> dict:
+    return {"schema_version": records.SCHEMA_VERSION, "dataset": dataset, "method": {"name": label},
+            "method_label": label, "seed": seed, "test": {"accuracy": accuracy, "tpr": [0.9, math.nan]},
+            "val": {"accuracy": 0.9, "tpr": [0.9, 0.8]}, "parameters": {}}
+
+
+def _write_shard(folder: Path, shard: Shard, labels: list[str], finished: bool = True) -> None:
+    target = fanout.shard_folder(folder, shard)
+    for seed in shard.seeds:
+        for label in labels:
+            records.write_record(records.record_path(target, shard.study, label, seed), _record(shard.study, label, seed))
+            artifact = records.artifact_path(target, shard.study, label, seed)
+            artifact.parent.mkdir(parents=True, exist_ok=True)
+            artifact.write_bytes(f"{label}{seed}".encode())
+    if finished:
+        (target / fanout.MARKER).write_text("{}")
+
+
+def test_merge_records_copies_every_shard_and_keeps_what_is_there(tmp_path):
+    shards = [Shard("fashion_mnist", (0,)), Shard("fashion_mnist", (1,)), Shard("names5", (0,))]
+    for shard in shards:
+        _write_shard(tmp_path, shard, ["baseline", "ema-alpha0.01"])
+    # the main folder already holds seed 1's baseline, from another run of the same unit
+    existing = records.record_path(tmp_path, "fashion_mnist", "baseline", 1)
+    records.write_record(existing, _record("fashion_mnist", "baseline", 1, accuracy=0.5))
+    report = fanout.merge_records(tmp_path, shards)
+    assert len(report["copied"]) == 5
+    assert report["kept"] == report["differing"] == ["records/fashion_mnist/baseline__seed1.json"]
+    merged = records.load_records(tmp_path)
+    assert sorted((r["dataset"], r["method_label"], r["seed"]) for r in merged) == sorted(
+        (s.study, label, s.seeds[0]) for s in shards for label in ["baseline", "ema-alpha0.01"])
+    assert records.read_record(existing)["test"]["accuracy"] == 0.5  # kept, not overwritten
+    artifact = records.artifact_path(tmp_path, "names5", "ema-alpha0.01", 0)
+    assert artifact.read_bytes() == b"ema-alpha0.010"
+    # merging twice changes nothing
+    again = fanout.merge_records(tmp_path, shards)
+    assert again["copied"] == [] and len(again["kept"]) == 6
+
+
+def test_merge_refuses_unfinished_shards(tmp_path):
+    shards = fanout.plan_shards("smoke")
+    for shard in shards[:-1]:
+        _write_shard(tmp_path / "smoke", shard, ["baseline"])
+    _write_shard(tmp_path / "smoke", shards[-1], ["baseline"], finished=False)
+    assert fanout.unfinished_shards(tmp_path / "smoke", shards) == [shards[-1].name]
+    with pytest.raises(RuntimeError, match=shards[-1].name):
+        fanout.merge("smoke", tmp_path, log=lambda message: None)
+    report = fanout.merge("smoke", tmp_path, allow_missing=True, run_notebooks=False, log=lambda message: None)
+    assert len(report["copied"]) == 4 and report["unfinished_shards"] == [shards[-1].name]
+
+
+def test_slurm_parameters():
+    parameters = fanout.slurm_parameters(timeout_min=90, partition="gpu", account="lab", setup=["module load cuda"])
+    assert parameters["timeout_min"] == 90 and parameters["gpus_per_node"] == 1
+    assert parameters["slurm_partition"] == "gpu" and parameters["slurm_account"] == "lab"
+    assert parameters["slurm_setup"] == ["module load cuda"]
+    assert "slurm_qos" not in fanout.slurm_parameters()
+
+
+def test_submitit_executor_is_configured_not_submitted(tmp_path, monkeypatch):
+    submitit = pytest.importorskip("submitit")
+    # submitit's SLURM executor insists on finding srun; pretend, so that its config can be built here
+    real_which = shutil.which
+    monkeypatch.setattr(shutil, "which", lambda name, *a, **k: "/usr/bin/srun" if name == "srun" else real_which(name))
+    parameters = fanout.slurm_parameters(timeout_min=90, partition="gpu", cpus_per_task=6, mem_gb=40)
+    executor = fanout.make_executor(tmp_path / "logs", parameters, cluster="slurm")
+    assert isinstance(executor, submitit.AutoExecutor)
+    slurm = executor._executor.parameters  # what goes into the sbatch file
+    assert slurm["partition"] == "gpu" and slurm["time"] == 90 and slurm["gpus_per_node"] == 1
+    assert slurm["cpus_per_task"] == 6 and slurm["array_parallelism"] == 64
+    script = executor._executor._make_submission_file_text("echo shard", "uid")
+    assert "#SBATCH --partition=gpu" in script and "#SBATCH --gpus-per-node=1" in script
+    with pytest.raises(NameError):  # a misspelt parameter is refused before anything is submitted
+        fanout.make_executor(tmp_path / "logs", {"slurm_partitionn": "gpu"}, cluster="slurm")
+
+
+def test_cli_plan_prints_the_shards(capsys):
+    assert fanout.main(["plan", "--profile", "smoke", "--seeds-per-shard", "2"]) == 0
+    assert capsys.readouterr().out.split() == ["fashion_mnist-seed0_1", "names5-seed0_1"]
+
+
+def test_cli_slurm_dry_run_submits_nothing(capsys, tmp_path):
+    assert fanout.main(["slurm", "--profile", "smoke", "--results-dir", str(tmp_path), "--partition", "gpu",
+                        "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert '"slurm_partition": "gpu"' in out and "names5-seed1" in out
+    assert not (tmp_path / "smoke").exists()

@@ -1,0 +1,208 @@
+"""lbw_utils.profiles: a profile with a typo stops before anything runs, with a message naming the problem
+and what is allowed; the shipped profiles load, and every step passes only parameters its notebook declares."""
+
+from __future__ import annotations
+
+import ast
+import textwrap
+
+import pytest
+import yaml
+
+from lbw_utils.experiments import Settings
+from lbw_utils.profiles import (
+    PROFILE_KEYS,
+    STUDY_KEYS,
+    ProfileError,
+    available_profiles,
+    load_profile,
+    notebook_parameters,
+)
+
+NOTEBOOKS = ["01_baseline", "02_tpr_analysis", "03_static_weighting", "04_dynamic_weighting",
+             "05_name_nationality_rnn", "06_paper_figures"]
+
+VALID = {
+    "description": "a tiny profile written by a test",
+    "shared": {"seeds": [0, 1], "device": "cpu"},
+    "studies": {
+        "fm": {
+            "parameters": {"dataset": "fashion_mnist", "epochs": 1},
+            "notebooks": ["01_baseline", "02_tpr_analysis"],
+            "overrides": {"02_tpr_analysis": {"top_pairs": 4}},
+        },
+    },
+    "final": ["06_paper_figures"],
+}
+
+
+def write(tmp_path, content, name: str = "mine.yaml"):
+    path = tmp_path / name
+    path.write_text(content if isinstance(content, str) else yaml.safe_dump(content), encoding="utf-8")
+    return path
+
+
+def changed(**study_changes) -> dict:
+    """VALID with the study's keys replaced (None deletes a key)."""
+    study = {**VALID["studies"]["fm"], **study_changes}
+    study = {key: value for key, value in study.items() if value is not None}
+    return {**VALID, "studies": {"fm": study}}
+
+
+def refused(path, *words) -> str:
+    with pytest.raises(ProfileError) as caught:
+        load_profile(path)
+    message = str(caught.value)
+    for word in words:
+        assert word in message, f"{word!r} not in: {message}"
+    assert isinstance(caught.value, ValueError)
+    return message
+
+
+def test_a_valid_profile_gives_one_step_per_notebook_with_its_own_parameters(tmp_path):
+    content, steps = load_profile(write(tmp_path, VALID))
+    assert content == VALID
+    assert [(step.study, step.notebook) for step in steps] == [
+        ("fm", "01_baseline"), ("fm", "02_tpr_analysis"), ("", "06_paper_figures")]
+    first, second, final = (step.parameters for step in steps)
+    assert first == {"seeds": [0, 1], "device": "cpu", "dataset": "fashion_mnist", "epochs": 1}
+    assert second == {"dataset": "fashion_mnist", "top_pairs": 4}  # no seeds, epochs, device: 02 declares none
+    assert final == {}
+    assert steps[1].name == "fm__02_tpr_analysis" and steps[2].name == "06_paper_figures"
+
+
+def test_unknown_top_level_key(tmp_path):
+    path = write(tmp_path, {**VALID, "studys": {}})
+    refused(path, str(path), "unknown key(s) ['studys']", f"allowed: {sorted(PROFILE_KEYS)}")
+
+
+def test_missing_studies(tmp_path):
+    refused(write(tmp_path, {"description": "x"}), "missing key(s) ['studies']")
+
+
+def test_unknown_study_key(tmp_path):
+    refused(write(tmp_path, changed(notebook=["01_baseline"])), "study 'fm'", "unknown key(s) ['notebook']",
+            f"allowed: {sorted(STUDY_KEYS)}")
+
+
+def test_unknown_parameter(tmp_path):
+    message = refused(write(tmp_path, changed(parameters={"dataset": "fashion_mnist", "epoch": 1})),
+                      "study 'fm'", "parameter(s) ['epoch']", "['01_baseline', '02_tpr_analysis']", "they accept")
+    assert "'epochs'" in message and "'top_pairs'" in message  # the allowed names, from both notebooks
+
+
+def test_unknown_shared_parameter_is_not_dropped_silently(tmp_path):
+    # `seed:` instead of `seeds:` would otherwise run every notebook with its default seeds.
+    message = refused(write(tmp_path, {**VALID, "shared": {"seed": [0]}}), "shared parameter(s) ['seed']",
+                      "they declare")
+    assert "'seeds'" in message
+
+
+def test_override_for_a_notebook_the_study_does_not_run(tmp_path):
+    refused(write(tmp_path, changed(overrides={"04_dynamic_weighting": {"alphas": [0.1]}})),
+            "overrides name notebooks ['04_dynamic_weighting']", "it runs ['01_baseline', '02_tpr_analysis']")
+
+
+def test_override_with_a_key_the_notebook_does_not_declare(tmp_path):
+    message = refused(write(tmp_path, changed(overrides={"02_tpr_analysis": {"epochs": 3}})),
+                      "override(s) ['epochs'] are not parameters of 02_tpr_analysis", "it accepts")
+    assert str(sorted(notebook_parameters("02_tpr_analysis"))) in message
+
+
+def test_unknown_notebook(tmp_path):
+    refused(write(tmp_path, changed(notebooks=["01_baseline", "02_tpr_analysis", "07_extra"])),
+            "notebook '07_extra' does not exist", str(NOTEBOOKS))
+    refused(write(tmp_path, {**VALID, "final": ["06_figures"]}), "'06_figures'", str(NOTEBOOKS))
+
+
+def test_unknown_profile_name():
+    with pytest.raises(ProfileError) as caught:
+        load_profile("laptop")
+    assert "'laptop'" in str(caught.value) and str(available_profiles()) in str(caught.value)
+    assert available_profiles() == ["cpu", "gpu", "smoke"]
+
+
+def test_missing_profile_file(tmp_path):
+    with pytest.raises(ProfileError, match="does not exist"):
+        load_profile(tmp_path / "nowhere.yaml")
+
+
+def test_invalid_yaml(tmp_path):
+    path = write(tmp_path, "studies: {fm: [unclosed\n")
+    message = refused(path, str(path), "not valid YAML")
+    assert "line" in message  # the parser's position comes along
+
+
+@pytest.mark.parametrize("content, words", [
+    ("", ["must be a mapping", "NoneType"]),
+    ("- just\n- a list\n", ["must be a mapping", "list"]),
+    ({**VALID, "studies": ["fm"]}, ["studies must be a mapping"]),
+    ({**VALID, "shared": ["seeds"]}, ["shared must be a mapping"]),
+    (changed(notebooks="01_baseline"), ["notebooks must be a non-empty list of notebook names", str(NOTEBOOKS)]),
+    (changed(notebooks=[]), ["non-empty list"]),
+    (changed(parameters=["dataset"]), ["parameters must be a mapping"]),
+    (changed(overrides={"02_tpr_analysis": [4]}), ["overrides of 02_tpr_analysis must be a mapping"]),
+    ({**VALID, "final": "06_paper_figures"}, ["final must be a list of notebook names"]),
+    ({**VALID, "studies": {"fm": ["01_baseline"]}}, ["study 'fm' must be a mapping"]),
+])
+def test_sections_of_the_wrong_shape(tmp_path, content, words):
+    refused(write(tmp_path, content), *words)
+
+
+def test_profile_error_comes_before_any_output(tmp_path, monkeypatch):
+    """reproduce() checks the whole profile before it creates the results folder or runs anything."""
+    from lbw_utils import reproduce
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("a notebook ran although the profile is invalid")
+
+    monkeypatch.setattr(reproduce, "execute_step", must_not_run)
+    path = write(tmp_path, changed(overrides={"02_tpr_analysis": {"top_pair": 4}}))
+    with pytest.raises(ProfileError, match="top_pair"):
+        reproduce.reproduce(str(path), tmp_path / "results")
+    assert not (tmp_path / "results").exists()
+
+
+# --- the shipped profiles ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["smoke", "cpu", "gpu"])
+def test_shipped_profile_loads_and_every_parameter_is_declared(name):
+    content, steps = load_profile(name)
+    assert content["description"]
+    assert {step.notebook for step in steps} == set(NOTEBOOKS)
+    assert steps[-1].notebook == "06_paper_figures" and steps[-1].study == ""
+    for step in steps:
+        declared = notebook_parameters(step.notebook)
+        assert set(step.parameters) <= set(declared), f"{step.name}: {set(step.parameters) - set(declared)}"
+        assert "results_dir" not in step.parameters  # the runner sets it
+
+
+@pytest.mark.parametrize("name", ["smoke", "cpu", "gpu"])
+def test_shipped_profile_values_make_valid_settings(name):
+    """Every training step's parameters (over the notebook's defaults) pass the same checks the notebook
+    makes first, so a bad value (epochs: 0, model_size: huge, seeds: []) fails here, not hours into a study."""
+    _, steps = load_profile(name)
+    checked = 0
+    for step in steps:
+        if "seeds" not in step.parameters:
+            continue
+        # papermill reports each default as its source text, e.g. '"fashion_mnist"' or '[0, 1, 2]'.
+        defaults = {key: ast.literal_eval(text) for key, text in notebook_parameters(step.notebook).items()}
+        params = {**defaults, **step.parameters}
+        if step.notebook == "05_name_nationality_rnn":
+            params = {**params, "dataset": "names", "model": "name_rnn"}
+        settings = Settings.from_params(params)
+        assert settings.seeds == list(step.parameters["seeds"])
+        checked += 1
+    assert checked >= 4
+
+
+def test_profile_text_in_the_module_docstring_is_a_valid_profile(tmp_path):
+    """The example in lbw_utils.profiles' docstring is what users copy: it must load."""
+    import lbw_utils.profiles as module
+
+    example = module.__doc__.split("looks like::")[1].split("Every key is checked")[0]
+    path = write(tmp_path, textwrap.dedent(example))
+    _, steps = load_profile(path)
+    assert [step.notebook for step in steps] == ["01_baseline", "02_tpr_analysis", "06_paper_figures"]
