@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 import torch
 
 
@@ -108,7 +110,8 @@ def summarize(y_true, y_pred, num_classes: int, class_names: list[str] | None = 
 
 def most_confused_pairs(matrix, class_names: list[str], top: int = 5) -> list[tuple[str, str, int, float]]:
     """The largest off-diagonal entries: (true class, predicted as, count, share of the true class)."""
-    matrix = torch.as_tensor(matrix)
+    # A copy: torch warns about read-only numpy arrays (e.g. from pandas).
+    matrix = matrix.clone() if isinstance(matrix, torch.Tensor) else torch.as_tensor(np.array(matrix))
     off_diagonal = matrix.clone()
     off_diagonal.fill_diagonal_(0)
     row_totals = matrix.sum(1).clamp_min(1)
