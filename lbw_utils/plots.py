@@ -28,6 +28,7 @@ STYLE = {
     "axes.titlesize": 11,
     "legend.frameon": False,
 }
+MARKERS = ["o", "s", "^", "D", "v", "P", "X", "<", ">", "h", "*", "p"]
 PALETTE = ["#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860", "#DA8BC3", "#8C8C8C",
            "#CCB974", "#64B5CD"]
 
@@ -101,19 +102,27 @@ def confusion_matrix_plot(matrix, classes: list[str], *, title: str = "", save_t
     return figure
 
 
-def pareto_plot(table, *, title: str = "", save_to: str | Path | None = None):
-    """Accuracy against worst-class TPR per method (means with 95 % intervals); up-right is better."""
-    figure, axes = _new_figure(6.5, 4.2)
+def pareto_plot(table, *, title: str = "", accuracy_window: float = 0.05, save_to: str | Path | None = None):
+    """Accuracy against worst-class TPR per method (means with 95 % intervals); up-right is better.
+
+    Methods more than ``accuracy_window`` below the most accurate one are named in a
+    note instead of drawn, so that one collapsed method does not squash the rest.
+    """
+    figure, axes = _new_figure(7.5, 4.4)
     axes.grid(True, alpha=0.3)
-    for index, row in enumerate(table.itertuples(index=False)):
-        color = PALETTE[index % len(PALETTE)]
+    shown = table[table["accuracy"] >= table["accuracy"].max() - accuracy_window]
+    for index, row in enumerate(shown.itertuples(index=False)):
         axes.errorbar(row.worst_class_tpr, row.accuracy, xerr=_finite(row.worst_class_tpr_ci),
-                      yerr=_finite(row.accuracy_ci), fmt="o", color=color, capsize=2)
-        axes.annotate(row.method, (row.worst_class_tpr, row.accuracy), fontsize=7, xytext=(4, 3),
-                      textcoords="offset points", color=color)
+                      yerr=_finite(row.accuracy_ci), fmt=MARKERS[index % len(MARKERS)], capsize=2, ms=6,
+                      color=PALETTE[index % len(PALETTE)], label=row.method)
+    hidden = table[~table.index.isin(shown.index)]
+    if len(hidden):
+        note = "off the chart (accuracy): " + ", ".join(f"{m} ({a:.3f})" for m, a in zip(hidden.method, hidden.accuracy))
+        figure.text(0.01, -0.02, note, fontsize=7, color="#555555")
     axes.set_xlabel("worst-class TPR (test)")
     axes.set_ylabel("accuracy (test)")
     axes.set_title(title)
+    axes.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     save_figure(figure, save_to)
     return figure
 

@@ -99,7 +99,7 @@ def environment() -> dict:
         "torchvision": torchvision.__version__,
         "numpy": numpy.__version__,
         "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
+        "processor": cpu_model(),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "cuda": torch.version.cuda if torch.cuda.is_available() else None,
@@ -107,6 +107,24 @@ def environment() -> dict:
         "git_revision": git_revision(),
     }
     return info
+
+
+def cpu_model() -> str:
+    """The CPU's marketing name where the OS tells it (Linux), else the architecture."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def hardware_summary(info: dict | None = None) -> str:
+    """One line naming the hardware a study ran on, for summaries and the README."""
+    info = info or environment()
+    cpu = f"{info['cpu_count']} CPU cores ({info['processor']})"
+    return f"{info['gpu']} + {cpu}" if info.get("gpu") else f"{cpu}, no GPU"
 
 
 def git_revision() -> str | None:

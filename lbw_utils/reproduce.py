@@ -23,9 +23,12 @@ from pathlib import Path
 from lbw_utils.config import results_dir as default_results_root
 from lbw_utils.files import atomic_write_text
 from lbw_utils.profiles import NOTEBOOK_DIR, Step, load_profile, profile_path
-from lbw_utils.records import environment
+from lbw_utils.publish import publish
+from lbw_utils.records import environment, hardware_summary
 
 KERNEL = "python3"
+# Profiles whose key figures and tables are copied to docs/results/ and shown in the README.
+PUBLISHED_PROFILES = ("cpu", "gpu")
 # Parameters that make a notebook do extra work for the study's first seed only
 # (05: a 42-class baseline on ``seeds[:1]``). A run restricted to other seeds
 # (a fan-out shard) switches them off, so the extra run happens exactly once.
@@ -92,6 +95,9 @@ def reproduce(profile: str, results_root: str | Path | None = None, log=print, *
     for step in steps:
         timings.append((step, execute_step(step, folder, log)))
     summary = write_summary(folder, name, content, timings, time.perf_counter() - started)
+    whole_study = final and studies is None and seeds is None
+    if name in PUBLISHED_PROFILES and whole_study and folder == default_results_root() / name:
+        log(f"key figures and tables: {publish(folder, name, hardware_summary())}")
     log(f"summary: {summary}")
     return summary
 
@@ -111,8 +117,7 @@ def write_summary(folder: Path, profile: str, content: dict, timings: list, tota
         "",
         f"{content.get('description', '')}",
         "",
-        f"- hardware: {env['gpu'] or 'no GPU'}; {env['cpu_count']} CPU cores ({env['processor']}); "
-        f"torch threads {env['torch_threads']}",
+        f"- hardware: {hardware_summary(env)}; torch threads {env['torch_threads']}",
         f"- versions: Python {env['python']}, torch {env['torch']}, torchvision {env['torchvision']}, "
         f"numpy {env['numpy']}",
         f"- code revision: {env['git_revision']}",
