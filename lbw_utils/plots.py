@@ -56,7 +56,7 @@ def _new_figure(width: float, height: float):
 def tpr_bars(runs: dict[str, np.ndarray], classes: list[str], *, title: str = "", ylabel: str = "TPR (recall)",
              save_to: str | Path | None = None):
     """Grouped bars of per-class TPR; each run is ``[C]`` or ``[seeds, C]`` (bar = mean, whisker = 95 % CI)."""
-    figure, axes = _new_figure(max(6.0, 0.65 * len(classes) * max(1, len(runs)) ** 0.5 + 2), 3.6)
+    figure, axes = _new_figure(min(14.0, max(6.0, 0.65 * len(classes) * max(1, len(runs)) ** 0.5 + 2)), 3.6)
     width = 0.8 / max(1, len(runs))
     positions = np.arange(len(classes))
     for index, (label, values) in enumerate(runs.items()):
