@@ -207,7 +207,10 @@ def check_method(method) -> None:
 
 def check_seeds(seeds) -> list[int]:
     """A non-empty list of distinct non-negative integers, or a ValueError saying so."""
-    if isinstance(seeds, (str, int)):
+    if isinstance(seeds, str):  # papermill's -p passes a list as a string
+        raise ValueError(f"seeds={seeds!r} is a string; pass a list of non-negative integers, e.g. [0, 1, 2] "
+                         "(papermill: -y 'seeds: [0, 1, 2]')")
+    if isinstance(seeds, int):
         raise ValueError(f"seeds={seeds!r} must be a list of non-negative integers, e.g. [0, 1, 2]")
     seeds = list(seeds)
     if not seeds or any(isinstance(s, bool) or not isinstance(s, numbers.Integral) or s < 0 for s in seeds):
@@ -366,10 +369,7 @@ class Settings:
     @classmethod
     def from_params(cls, params: dict) -> "Settings":
         """Build from a notebook's parameters (extra notebook-specific keys are ignored)."""
-        seeds = params.get("seeds", [0])
-        if isinstance(seeds, str):
-            raise ValueError(f"seeds={seeds!r} is a string; pass a list (papermill: -y 'seeds: [0, 1, 2]')")
-        seeds = check_seeds(seeds)
+        seeds = check_seeds(params.get("seeds", [0]))
         data = DataOptions(
             dataset=params["dataset"], data_dir=params.get("data_dir"), val_size=params.get("val_size"),
             per_class=params.get("per_class"), classes=params.get("classes", "paper"),
