@@ -25,6 +25,7 @@ from typing import Iterator
 import numpy as np
 import torch
 
+from lbw_utils.checks import check_positive_int
 from lbw_utils.config import data_dir as resolve_data_dir
 from lbw_utils.config import select_device
 from lbw_utils.files import DataIntegrityError, file_digest, verify_file
@@ -126,7 +127,7 @@ class ImageData:
         augment: bool = False,
     ) -> Iterator[tuple[tuple[torch.Tensor], torch.Tensor]]:
         """Yield ``((images,), targets)``; unshuffled batches come in split order."""
-        _check_positive("batch_size", batch_size)
+        check_positive_int("batch_size", batch_size)
         images, targets = self.images[_check_split(split)], self.targets[split]
         count = len(targets)
         order = None
@@ -248,7 +249,7 @@ def _validation_count(val_size: int | float, pool: int) -> int:
 def _take_per_class(
     images: torch.Tensor, labels: torch.Tensor, per_class: int, generator: torch.Generator, what: str
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    _check_positive("per_class", per_class)
+    check_positive_int("per_class", per_class)
     keep = []
     for label in torch.unique(labels):
         members = torch.nonzero(labels == label).flatten()
@@ -370,8 +371,3 @@ def _check_split(split: str) -> str:
     if split not in SPLITS:
         raise ValueError(f"split={split!r} is not one of {SPLITS}")
     return split
-
-
-def _check_positive(name: str, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"{name}={value!r} must be a positive integer")

@@ -46,6 +46,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lbw_utils import records
+from lbw_utils.checks import check_positive_int
 from lbw_utils.config import results_dir as default_results_root
 from lbw_utils.files import atomic_write_bytes, atomic_write_json
 from lbw_utils.profiles import load_profile, profile_path
@@ -85,8 +86,7 @@ def plan_shards(profile: str, *, seeds_per_shard: int = 1, studies: list[str] | 
     Ordered seed-major (every study's first seed, then every study's second, ...), so that
     partial results cover every study early. ``seeds`` replaces the profile's seeds.
     """
-    if isinstance(seeds_per_shard, bool) or not isinstance(seeds_per_shard, int) or seeds_per_shard < 1:
-        raise ValueError(f"seeds_per_shard={seeds_per_shard!r} must be a positive integer")
+    check_positive_int("seeds_per_shard", seeds_per_shard)
     _, steps = load_profile(profile)
     study_seeds: dict[str, list[int] | None] = {}
     for step in steps:

@@ -37,6 +37,7 @@ from typing import Iterator, Sequence
 
 import torch
 
+from lbw_utils.checks import check_positive_int
 from lbw_utils.config import data_dir as resolve_data_dir
 from lbw_utils.config import select_device
 from lbw_utils.files import DataIntegrityError, atomic_write_bytes, verify_file
@@ -408,8 +409,7 @@ class NameData:
         a name signals.
         """
         del augment
-        if batch_size < 1:
-            raise ValueError(f"batch_size={batch_size} must be at least 1")
+        check_positive_int("batch_size", batch_size)
         start, stop = self._range(split)
         if shuffle:
             yield from self._shuffled_batches(start, stop, batch_size, generator)

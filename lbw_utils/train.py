@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from lbw_utils.checks import check_positive_int
 from lbw_utils.metrics import per_class_tpr
 
 OPTIMIZERS = ("sgd", "adamw")
@@ -50,9 +51,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "eval_batch_size"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ValueError(f"{name}={value!r} must be a positive integer")
+            check_positive_int(name, getattr(self, name))
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer={self.optimizer!r} is not one of {OPTIMIZERS}")
         if self.schedule not in SCHEDULES:

@@ -1,0 +1,10 @@
+"""Argument checks shared across modules, with messages that name the value and what is allowed."""
+
+from __future__ import annotations
+
+
+def check_positive_int(name: str, value) -> int:
+    """``value`` if it is an int >= 1 (bools refused), else a ValueError naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"{name}={value!r} must be a positive integer")
+    return value
