@@ -177,3 +177,32 @@ def seed_spread(tpr_per_seed: np.ndarray, classes: list[str], *, title: str = ""
     axes.legend(fontsize=7)
     save_figure(figure, save_to)
     return figure
+
+
+def budget_curves(table, columns: dict[str, str], *, arm: str = "main", title: str = "",
+                  save_to: str | Path | None = None):
+    """One panel per column of a training-length table (see :func:`lbw_utils.training_length.ladder_table`):
+    the column's mean against the epoch budget, one line per method, a 95 % band (``<column>_ci``)."""
+    rows = table[table["arm"] == arm]
+    matplotlib.rcParams.update(STYLE)
+    figure, panels = plt.subplots(1, len(columns), figsize=(4.2 * len(columns), 3.6), squeeze=False)
+    for axes, (column, label) in zip(panels[0], columns.items()):
+        for index, (method, group) in enumerate(rows.groupby("method", sort=False)):
+            group = group.sort_values("budget")
+            x, mean, half = group["budget"].to_numpy(), group[column].to_numpy(), group[f"{column}_ci"].to_numpy()
+            color = PALETTE[index % len(PALETTE)]
+            axes.plot(x, mean, marker=MARKERS[index % len(MARKERS)], color=color, label=method, lw=1.4)
+            if np.isfinite(half).any():
+                axes.fill_between(x, mean - half, mean + half, color=color, alpha=0.15, lw=0)
+        if column.startswith("d_"):
+            axes.axhline(0.0, color="#555555", lw=0.8)
+        axes.set_xscale("log", base=2)
+        axes.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+        axes.set_xticks(sorted(rows["budget"].unique()))
+        axes.set_xlabel("epochs (budget)")
+        axes.set_ylabel(label)
+    panels[0][0].legend(fontsize=7, loc="best")
+    figure.suptitle(title)
+    figure.tight_layout()
+    save_figure(figure, save_to)
+    return figure

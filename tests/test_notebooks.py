@@ -13,10 +13,10 @@ from lbw_utils.reproduce import KERNEL, reproduce
 
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
 EXPECTED = ["01_baseline", "02_tpr_analysis", "03_static_weighting", "04_dynamic_weighting",
-            "05_name_nationality_rnn", "06_paper_figures"]
+            "05_name_nationality_rnn", "06_paper_figures", "07_training_length"]
 
 
-def test_the_six_notebooks_exist():
+def test_the_seven_notebooks_exist():
     assert [path.stem for path in NOTEBOOKS] == EXPECTED
 
 

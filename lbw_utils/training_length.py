@@ -1,0 +1,231 @@
+"""The training-length study: do loss weights stop acting once a network fits its training set?
+
+The same methods are trained for a ladder of epoch budgets (the learning-rate schedule is
+re-planned for each budget), on the same seeds, and every method is compared with the
+*same budget's* baseline of the same seed. Two arms at the longest budget ask what keeps
+the weights effective (weight decay off, label smoothing off), and one asks whether
+augmentation helps some classes more than others (baseline with flip + crop).
+
+Byrd & Lipton (ICML 2019, "What is the effect of importance weighting in deep learning?")
+predict that importance weights fade as training separates the data, and that L2
+regularisation and early stopping partly restore them; this module measures it.
+
+Each (arm, budget) is its own results folder, ``<results_dir>/length/<arm>-epochs<E>/``, so a
+budget is part of the run's identity (its record path) as well as of its fingerprint (the
+training configuration), static weights read the baseline of the same budget, and an
+interrupted ladder resumes without retraining finished budgets.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from lbw_utils import records as run_records
+from lbw_utils.compare import mean_interval
+from lbw_utils.experiments import BASELINE, Settings
+
+LENGTH_FOLDER = "length"
+# The arms and the training options each one changes; "main" keeps the study's own settings.
+ARMS = {
+    "main": {},
+    "no-weight-decay": {"weight_decay": 0.0},
+    "no-label-smoothing": {"label_smoothing": 0.0},
+    "augment": {"augment": True},
+}
+
+
+def check_budgets(budgets) -> list[int]:
+    """A non-empty list of distinct positive epoch counts, sorted, or a ValueError naming the value."""
+    if isinstance(budgets, (str, bytes)) or not hasattr(budgets, "__iter__"):
+        raise ValueError(f"budgets={budgets!r} must be a list of positive epoch counts, e.g. [4, 8, 16, 32] "
+                         "(papermill: -y 'budgets: [4, 8, 16]')")
+    budgets = list(budgets)
+    if not budgets:
+        raise ValueError("budgets=[] is empty: give at least one epoch count, e.g. [4, 8, 16, 32]")
+    bad = [b for b in budgets if isinstance(b, bool) or not isinstance(b, numbers.Integral) or b < 1]
+    if bad:
+        raise ValueError(f"budgets={budgets!r}: {bad[0]!r} is not a positive whole number of epochs")
+    repeated = sorted({int(b) for b in budgets if budgets.count(b) > 1})
+    if repeated:
+        raise ValueError(f"budgets={budgets!r} repeats {repeated}: each budget is trained once per seed")
+    return sorted(int(b) for b in budgets)
+
+
+def check_arms(arms) -> list[str]:
+    """Arms to run at the longest budget besides "main"; each one of ARMS."""
+    if isinstance(arms, str) or not hasattr(arms, "__iter__"):
+        raise ValueError(f"arms={arms!r} must be a list drawn from {sorted(set(ARMS) - {'main'})}")
+    unknown = sorted(set(arms) - set(ARMS))
+    if unknown:
+        raise ValueError(f"arms {unknown} are not known; choose from {sorted(ARMS)}")
+    return [arm for arm in arms if arm != "main"]
+
+
+def arm_folder(results_dir: str | Path, arm: str, epochs: int) -> Path:
+    return Path(results_dir) / LENGTH_FOLDER / f"{arm}-epochs{epochs}"
+
+
+def plan(budgets: list[int], arms: list[str], methods: list[dict]) -> list[tuple[str, int, list[dict]]]:
+    """(arm, budget, methods) for every folder of the study: the ladder, then the arms at the longest budget.
+
+    The regularisation arms train the baseline and the first method (the seed recipe: the arms ask what
+    keeps *its* weights effective, and each extra method would cost a full-length run per seed); the
+    augmentation arm trains the baseline only (its question is per-class, not about weights)."""
+    steps = [("main", budget, [BASELINE, *methods]) for budget in budgets]
+    for arm in arms:
+        steps.append((arm, budgets[-1], [BASELINE] if arm == "augment" else [BASELINE, *methods[:1]]))
+    return steps
+
+
+def run_ladder(params: dict, methods: list[dict], budgets: list[int], arms: list[str], *,
+               progress: bool = True) -> list[dict]:
+    """Train (or read back) every run of the study; return the records tagged with ``arm`` and ``budget``."""
+    settings_by_step = []
+    for arm, budget, step_methods in plan(budgets, arms, methods):
+        # Build every Settings first: a bad option stops the study before anything trains.
+        folder = arm_folder(params["results_dir"], arm, budget)
+        settings = Settings.from_params({**params, **ARMS[arm], "epochs": budget, "results_dir": str(folder)})
+        settings_by_step.append((arm, budget, step_methods, settings))
+    finished = []
+    for arm, budget, step_methods, settings in settings_by_step:
+        if progress:
+            print(f"--- arm {arm}, {budget} epochs ---", flush=True)
+        finished += [_tagged(r, arm, budget) for r in settings.run_study(step_methods, progress=progress)]
+    return finished
+
+
+def load_ladder(results_dir: str | Path) -> list[dict]:
+    """Every record of the study under ``results_dir``, tagged with its arm and budget (none: [])."""
+    found = []
+    for folder in sorted((Path(results_dir) / LENGTH_FOLDER).glob("*-epochs*")):
+        arm, _, epochs = folder.name.rpartition("-epochs")
+        if arm in ARMS and epochs.isdigit():
+            found += [_tagged(r, arm, int(epochs)) for r in run_records.load_records(folder)]
+    return found
+
+
+def _tagged(record: dict, arm: str, budget: int) -> dict:
+    return {**record, "arm": arm, "budget": budget}
+
+
+def train_subset_tpr(record: dict) -> list[float] | None:
+    """Per-class TPR on the fixed training subset after the last epoch (None when it was not tracked)."""
+    history = record.get("history") or {}
+    curves = history.get("train_tpr") or []
+    return curves[-1] if curves else None
+
+
+def ladder_table(records: list[dict], focus_class: str) -> pd.DataFrame:
+    """One row per (arm, method, budget): test accuracy, worst-class TPR, ``focus_class``'s test and
+    training-subset TPR (means ± 95 % t interval over seeds), and the paired change of accuracy and
+    worst-class TPR against the same (arm, budget, seed) baseline."""
+    baselines = {(r["arm"], r["budget"], r["seed"]): r for r in records if r["method_label"] == "baseline"}
+    rows = []
+    for record in records:
+        base = baselines.get((record["arm"], record["budget"], record["seed"]))
+        focus = record["classes"].index(focus_class)
+        train_tpr = train_subset_tpr(record)
+        rows.append({
+            "arm": record["arm"], "method": record["method_label"], "budget": record["budget"],
+            "seed": record["seed"],
+            "accuracy": record["test"]["accuracy"],
+            "worst_class_tpr": record["test"]["worst_class_tpr"],
+            "focus_tpr": record["test"]["tpr"][focus],
+            "focus_train_tpr": train_tpr[focus] if train_tpr else math.nan,
+            "min_train_tpr": float(np.nanmin(train_tpr)) if train_tpr else math.nan,
+            "d_accuracy": record["test"]["accuracy"] - base["test"]["accuracy"] if base else math.nan,
+            "d_worst_class_tpr": (record["test"]["worst_class_tpr"] - base["test"]["worst_class_tpr"]
+                                  if base else math.nan),
+        })
+    runs = pd.DataFrame(rows)
+    table = []
+    for (arm, method, budget), group in runs.groupby(["arm", "method", "budget"], sort=True):
+        row = {"arm": arm, "method": method, "budget": budget, "seeds": len(group)}
+        for column in ("accuracy", "worst_class_tpr", "focus_tpr", "focus_train_tpr", "min_train_tpr",
+                       "d_accuracy", "d_worst_class_tpr"):
+            row[column], row[f"{column}_ci"] = mean_interval(group[column])
+        table.append(row)
+    order = {arm: index for index, arm in enumerate(ARMS)}
+    frame = pd.DataFrame(table)
+    return frame.sort_values(["arm", "method", "budget"], key=lambda c: c.map(order) if c.name == "arm" else c,
+                             ignore_index=True)
+
+
+def formatted_ladder(table: pd.DataFrame, focus_class: str) -> pd.DataFrame:
+    """The ladder table as strings "mean ± half-width", for display and markdown."""
+    def cell(row, column, digits=3):
+        mean, half = row[column], row[f"{column}_ci"]
+        if math.isnan(mean):
+            return "–"
+        return f"{mean:.{digits}f}" if math.isnan(half) else f"{mean:.{digits}f} ± {half:.{digits}f}"
+
+    shown = {
+        "accuracy": "accuracy", "worst_class_tpr": "worst-class TPR", "focus_tpr": f"{focus_class} TPR",
+        "focus_train_tpr": f"{focus_class} train-subset TPR", "d_accuracy": "Δ accuracy (paired)",
+        "d_worst_class_tpr": "Δ worst-class TPR (paired)",
+    }
+    rows = []
+    for _, row in table.iterrows():
+        rows.append({"arm": row["arm"], "method": row["method"], "epochs": int(row["budget"]),
+                     "seeds": int(row["seeds"]), **{label: cell(row, column) for column, label in shown.items()}})
+    return pd.DataFrame(rows)
+
+
+def per_class_tpr_by_arm(records: list[dict], arms: tuple[str, str], method: str = "baseline") -> dict:
+    """Mean test TPR per class of ``method`` at the longest budget, for each of two arms (for side-by-side bars)."""
+    longest = max(r["budget"] for r in records)
+    return {arm: np.array([r["test"]["tpr"] for r in records
+                           if r["arm"] == arm and r["budget"] == longest and r["method_label"] == method])
+            for arm in arms}
+
+
+def answer(table: pd.DataFrame, method: str, focus_class: str) -> str:
+    """One paragraph, from the numbers, on whether ``method``'s effect fades with the budget and what keeps it."""
+    main = table[(table["arm"] == "main") & (table["method"] == method)].sort_values("budget")
+    if main.empty:
+        return f"no runs of {method} in the ladder"
+    steps = "; ".join(
+        f"{int(r.budget)} epochs: {r.d_worst_class_tpr:+.3f} ± {_half(r.d_worst_class_tpr_ci)} "
+        f"(baseline {focus_class} train-subset TPR {_baseline_train(table, 'main', r.budget):.3f})"
+        for r in main.itertuples())
+    first, last = main.iloc[0], main.iloc[-1]
+    fades = last.d_worst_class_tpr < first.d_worst_class_tpr
+    text = (f"Paired change of the worst-class TPR for {method} against the same budget's baseline: {steps}. "
+            f"From {int(first.budget)} to {int(last.budget)} epochs the effect "
+            f"{'shrinks' if fades else 'does not shrink'} "
+            f"({first.d_worst_class_tpr:+.3f} -> {last.d_worst_class_tpr:+.3f}).")
+    arms = table[(table["arm"] != "main") & (table["method"] == method)]
+    for r in arms.itertuples():
+        text += (f" At {int(r.budget)} epochs with arm '{r.arm}': {r.d_worst_class_tpr:+.3f} ± "
+                 f"{_half(r.d_worst_class_tpr_ci)} (main arm {last.d_worst_class_tpr:+.3f}).")
+    return text
+
+
+def _half(value: float) -> str:
+    return "n/a" if math.isnan(value) else f"{value:.3f}"
+
+
+def _baseline_train(table: pd.DataFrame, arm: str, budget: int) -> float:
+    row = table[(table["arm"] == arm) & (table["method"] == "baseline") & (table["budget"] == budget)]
+    return float(row["focus_train_tpr"].iloc[0]) if len(row) else math.nan
+
+
+def focus_class(records: list[dict], wanted: str | None = None) -> str:
+    """``wanted`` (a class name, any case), or the class with the lowest mean *validation* TPR of the
+    main arm's baseline at the shortest budget (validation, never test, picks what the study follows)."""
+    classes = records[0]["classes"]
+    if wanted is not None:
+        matches = [name for name in classes if name.lower() == str(wanted).lower()]
+        if not matches:
+            raise ValueError(f"focus_class={wanted!r} is not a class of {records[0]['dataset']}; "
+                             f"choose one of {classes}")
+        return matches[0]
+    shortest = min(r["budget"] for r in records if r["arm"] == "main")
+    baselines = [r["val"]["tpr"] for r in records
+                 if r["arm"] == "main" and r["budget"] == shortest and r["method_label"] == "baseline"]
+    return classes[int(np.nanargmin(np.mean(baselines, axis=0)))]
