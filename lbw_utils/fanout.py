@@ -40,8 +40,8 @@ import queue
 import re
 import subprocess
 import sys
-import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -201,40 +201,31 @@ def run_local(profile: str, devices: list[str], results_root: str | Path | None 
         raise ValueError("run_local needs at least one device")
     shards = shards if shards is not None else plan_shards(profile, seeds_per_shard=seeds_per_shard)
     folder = profile_folder(profile, results_root)
-    todo: queue.Queue[Shard] = queue.Queue()
-    for shard in shards:
-        todo.put(shard)
-    results: list[dict] = []
-    lock = threading.Lock()
+    free_devices: queue.SimpleQueue[str] = queue.SimpleQueue()
+    for device in devices:
+        free_devices.put(device)
 
-    def worker(device: str) -> None:
-        while True:
-            try:
-                shard = todo.get_nowait()
-            except queue.Empty:
-                return
+    def run_one(shard: Shard) -> dict:
+        # As many threads as devices, so a device is always free when a thread asks for one.
+        device = free_devices.get()
+        try:
             target = shard_folder(folder, shard)
             target.mkdir(parents=True, exist_ok=True)
             env = {**os.environ, **device_env(device, threads)}
             command = command_for(profile, shard, results_root, seeds_per_shard=seeds_per_shard)
-            with lock:
-                log(f"[{device}] start {shard.name}")
+            log(f"[{device}] start {shard.name}")
             started = time.perf_counter()
             with open(target / "log.txt", "w", encoding="utf-8") as output:
                 code = subprocess.call(command, env=env, stdout=output, stderr=subprocess.STDOUT)
             seconds = time.perf_counter() - started
-            with lock:
-                results.append({"shard": shard.name, "device": device, "exit_code": code, "seconds": seconds,
-                                "log": str(target / "log.txt")})
-                log(f"[{device}] {'done' if code == 0 else f'FAILED (exit {code})'} {shard.name} in {seconds:.1f} s")
+            log(f"[{device}] {'done' if code == 0 else f'FAILED (exit {code})'} {shard.name} in {seconds:.1f} s")
+            return {"shard": shard.name, "device": device, "exit_code": code, "seconds": seconds,
+                    "log": str(target / "log.txt")}
+        finally:
+            free_devices.put(device)
 
-    threads_ = [threading.Thread(target=worker, args=(device,), daemon=True) for device in devices]
-    for thread in threads_:
-        thread.start()
-    for thread in threads_:
-        thread.join()
-    order = {shard.name: index for index, shard in enumerate(shards)}
-    return sorted(results, key=lambda result: order[result["shard"]])
+    with ThreadPoolExecutor(max_workers=len(devices)) as pool:
+        return list(pool.map(run_one, shards))  # in the shards' order
 
 
 # --- merge -------------------------------------------------------------------------------------
@@ -255,8 +246,11 @@ def merge_records(folder: str | Path, shards: list[Shard]) -> dict:
     report = {"copied": [], "kept": [], "differing": []}
     for shard in shards:
         source = shard_folder(folder, shard)
-        for record in sorted(records.records_dir(source).glob("*/*.json")):
+        # records/ of the shard, and of studies that keep one results folder per setting
+        # (the training-length study: length/<arm>-epochs<E>/records/).
+        for record in sorted(source.rglob("records/*/*.json")):
             relative = record.relative_to(source)
+            root = record.parents[2]  # the results folder this record belongs to
             target = folder / relative
             if records.is_finished(target):
                 report["kept"].append(str(relative))
@@ -266,9 +260,10 @@ def merge_records(folder: str | Path, shards: list[Shard]) -> dict:
             if not records.is_finished(record):
                 continue  # a corrupt file in a shard: the final run will redo that unit
             data = records.read_record(record)
-            artifact = records.artifact_path(source, data["dataset"], data["method_label"], data["seed"])
+            artifact = records.artifact_path(root, data["dataset"], data["method_label"], data["seed"])
             if artifact.exists():
-                destination = records.artifact_path(folder, data["dataset"], data["method_label"], data["seed"])
+                destination = records.artifact_path(folder / root.relative_to(source), data["dataset"],
+                                                    data["method_label"], data["seed"])
                 atomic_write_bytes(destination, artifact.read_bytes())
             atomic_write_bytes(target, record.read_bytes())
             report["copied"].append(str(relative))

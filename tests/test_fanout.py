@@ -21,7 +21,8 @@ from lbw_utils.reproduce import select_steps
 def test_smoke_profile_has_one_shard_per_study_and_seed():
     shards = fanout.plan_shards("smoke")
     # seed-major: every study's first seed before any second seed
-    assert [s.name for s in shards] == ["fashion_mnist-seed0", "names5-seed0", "fashion_mnist-seed1", "names5-seed1"]
+    assert [s.name for s in shards] == ["fashion_mnist-seed0", "names5-seed0", "length-seed0",
+                                        "fashion_mnist-seed1", "names5-seed1", "length-seed1"]
     assert shards[0] == Shard("fashion_mnist", (0,))
 
 
@@ -152,7 +153,7 @@ def test_merge_refuses_unfinished_shards(tmp_path):
     with pytest.raises(RuntimeError, match=shards[-1].name):
         fanout.merge("smoke", tmp_path, log=lambda message: None)
     report = fanout.merge("smoke", tmp_path, allow_missing=True, run_notebooks=False, log=lambda message: None)
-    assert len(report["copied"]) == 4 and report["unfinished_shards"] == [shards[-1].name]
+    assert len(report["copied"]) == len(shards) and report["unfinished_shards"] == [shards[-1].name]
 
 
 def test_slurm_parameters():
@@ -182,7 +183,7 @@ def test_submitit_executor_is_configured_not_submitted(tmp_path, monkeypatch):
 
 def test_cli_plan_prints_the_shards(capsys):
     assert fanout.main(["plan", "--profile", "smoke", "--seeds-per-shard", "2"]) == 0
-    assert capsys.readouterr().out.split() == ["fashion_mnist-seed0_1", "names5-seed0_1"]
+    assert capsys.readouterr().out.split() == ["fashion_mnist-seed0_1", "names5-seed0_1", "length-seed0_1"]
 
 
 def test_cli_slurm_dry_run_submits_nothing(capsys, tmp_path):
@@ -191,3 +192,19 @@ def test_cli_slurm_dry_run_submits_nothing(capsys, tmp_path):
     out = capsys.readouterr().out
     assert '"slurm_partition": "gpu"' in out and "names5-seed1" in out
     assert not (tmp_path / "smoke").exists()
+
+
+def test_merge_copies_the_records_of_nested_results_folders(tmp_path):
+    # The training-length study keeps one results folder per (arm, budget) inside the shard's folder.
+    shard = Shard("length", (0,))
+    nested = fanout.shard_folder(tmp_path, shard) / "length" / "main-epochs4"
+    records.write_record(records.record_path(nested, "fashion_mnist", "baseline", 0),
+                         _record("fashion_mnist", "baseline", 0))
+    artifact = records.artifact_path(nested, "fashion_mnist", "baseline", 0)
+    artifact.parent.mkdir(parents=True, exist_ok=True)
+    artifact.write_bytes(b"logits")
+    report = fanout.merge_records(tmp_path, [shard])
+    assert report["copied"] == ["length/main-epochs4/records/fashion_mnist/baseline__seed0.json"]
+    merged = tmp_path / "length" / "main-epochs4"
+    assert records.is_finished(records.record_path(merged, "fashion_mnist", "baseline", 0))
+    assert records.artifact_path(merged, "fashion_mnist", "baseline", 0).read_bytes() == b"logits"
