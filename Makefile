@@ -7,22 +7,29 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PROFILE ?= $(shell $(BIN)/python -c "import torch; print('gpu' if torch.cuda.is_available() else 'cpu')" 2>/dev/null || echo cpu)
 
-.PHONY: test reproduce lab benchmark clean-results
+.PHONY: test reproduce publish lab benchmark clean-results
 
+# Installs once (and again only when pyproject.toml changes); later calls print nothing for it.
 $(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[test]"
-	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (lbw_utils)"
-	touch $(STAMP)
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@echo "installing lbw_utils and its dependencies into $(VENV) (first use only)"
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[test]"
+	@$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (lbw_utils)" >/dev/null
+	@touch $(STAMP)
 
 ## Unit tests and every notebook executed through papermill with the smoke profile.
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	@$(BIN)/python -m pytest
 
-## Every notebook, 01 -> 06, under the profile for this hardware (PROFILE=smoke|cpu|gpu to override).
+## Every notebook of a profile, under the profile for this hardware (PROFILE=smoke|cpu|gpu|length to override).
+## Writes only under results/<profile>/.
 reproduce: $(STAMP)
-	$(BIN)/python -m lbw_utils.reproduce --profile $(PROFILE)
+	@$(BIN)/python -m lbw_utils.reproduce --profile $(PROFILE)
+
+## Maintainers: copy a finished profile's key tables and figures to docs/results/ and the README.
+publish: $(STAMP)
+	@$(BIN)/python -m lbw_utils.publish --profile $(PROFILE)
 
 ## JupyterLab with the project's kernel.
 lab: $(STAMP)

@@ -126,10 +126,10 @@ def run(
         finished = records.read_record(path)
         _check_same_setup(finished, fingerprint, path)
         if progress:
-            print(f"[skip] {data.name} / {label} / seed {seed}: finished record {path.name}")
+            print(f"{REUSED_TAG} {run_outcome_line(finished)} (finished record {path.name})", flush=True)
         return finished
     if progress:
-        print(f"[run ] {data.name} / {label} / seed {seed}", flush=True)
+        print(f"{START_TAG} {data.name} / {label} / seed {seed}", flush=True)
     started = time.perf_counter()
     if method["name"] == "posthoc":
         outcome = _posthoc_outcome(method, data, seed, results_dir)
@@ -140,7 +140,20 @@ def run(
     if method["name"] != "posthoc":
         _save_artifact(results_dir, data.name, label, seed, outcome)
     records.write_record(path, record)
+    if progress:
+        print(f"{DONE_TAG} {run_outcome_line(record)}, {record['wall_seconds']:.1f} s", flush=True)
     return record
+
+
+# Tags that start the progress lines of a run; lbw_utils.reproduce counts them in the notebooks' output.
+PLAN_TAG, START_TAG, DONE_TAG, REUSED_TAG = "[plan]", "[run ]", "[done]", "[reused]"
+
+
+def run_outcome_line(record: dict) -> str:
+    """``dataset / method / seed k: test acc 0.917, worst-class TPR 0.810 (Shirt)``."""
+    test = record["test"]
+    return (f"{record['dataset']} / {record['method_label']} / seed {record['seed']}: test acc "
+            f"{test['accuracy']:.3f}, worst-class TPR {test['worst_class_tpr']:.3f} ({test['worst_class']})")
 
 
 def run_study(
@@ -163,6 +176,9 @@ def run_study(
     for method in methods:
         check_method(method)
     finished = []
+    if progress:
+        print(f"{PLAN_TAG} {len(seeds) * len(methods)} runs: {len(methods)} method(s) x {len(seeds)} seed(s)",
+              flush=True)
     for seed in seeds:
         data = load_data(data_options, seed)
         for method in methods:

@@ -1,27 +1,62 @@
 """Copy a profile's key figures and tables next to the README, so a reader sees them first.
 
+    make publish PROFILE=cpu          # = python -m lbw_utils.publish --profile cpu
+
 ``results/`` is git-ignored; ``docs/results/<profile>/`` is not. The README shows
 the cpu profile's files from there, and the table between its
 ``<!-- <profile>-results:start -->`` and ``<!-- <profile>-results:end -->``
-markers is rewritten by ``make reproduce``, so the README never shows a number
-that the command did not produce.
+markers is rewritten here, so the README never shows a number that ``make reproduce``
+did not produce. ``make reproduce`` itself never writes outside ``results/``: publishing is
+a maintainer's explicit step, and it refuses results that a whole-profile run did not
+finish (no completion marker) or that came from a checkout with uncommitted changes.
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
 import shutil
+import sys
 from pathlib import Path
 
 from lbw_utils.config import REPO_ROOT
+from lbw_utils.config import results_dir as default_results_root
 from lbw_utils.files import atomic_write_text
 
-KEY_FIGURES = ("fig1_tpr_bars", "fig2_tpr_bars", "pareto", "baseline_vs_best")
+KEY_FIGURES = ("fig1_tpr_bars", "fig2_tpr_bars", "pareto", "baseline_vs_best", "length_effect",
+               "length_train_vs_test")
+# The marker lbw_utils.reproduce writes when a whole profile ran to its end.
+COMPLETE_MARKER = "complete.json"
+
+
+class NotPublishable(RuntimeError):
+    """A results folder that must not be shown beside the README, and why."""
+
+
+def check_publishable(folder: Path, profile: str) -> dict:
+    """The completion marker of ``folder``, or NotPublishable saying what is missing or wrong."""
+    marker = folder / COMPLETE_MARKER
+    if not folder.is_dir():
+        raise NotPublishable(f"{folder} does not exist: run `make reproduce PROFILE={profile}` first")
+    if not marker.exists():
+        raise NotPublishable(
+            f"{folder} is incomplete: it has no {COMPLETE_MARKER}, which `make reproduce PROFILE={profile}` writes "
+            "only when every notebook of the whole profile has finished; run it (again) to the end")
+    info = json.loads(marker.read_text(encoding="utf-8"))
+    if info.get("profile") != profile:
+        raise NotPublishable(f"{marker} belongs to profile {info.get('profile')!r}, not {profile!r}")
+    if info.get("dirty") or info.get("git_revision") is None:
+        raise NotPublishable(
+            f"{folder} was made from a checkout with uncommitted changes (revision {info.get('git_revision')}): "
+            "its numbers cannot be traced to a commit; commit, then rerun "
+            f"`make reproduce PROFILE={profile}` and publish")
+    return info
 
 
 def publish(folder: Path, profile: str, hardware: str, docs_root: Path | None = None,
             readme: Path | None = None) -> Path:
-    """Copy key figures (PNG) and method tables (markdown) of ``folder``; refresh the README block."""
+    """Copy key figures (PNG) and tables (markdown) of ``folder``; refresh the README block."""
     target = (docs_root or REPO_ROOT / "docs" / "results") / profile
     readme = readme or REPO_ROOT / "README.md"
     if target.exists():
@@ -33,7 +68,8 @@ def publish(folder: Path, profile: str, hardware: str, docs_root: Path | None = 
         table = dataset_folder / "methods.md"
         if not table.exists():
             continue
-        shutil.copy(table, target / f"{dataset}_methods.md")
+        for extra in sorted(dataset_folder.glob("*.md")):
+            shutil.copy(extra, target / f"{dataset}_{extra.name}")
         figures = []
         for name in KEY_FIGURES:
             source = folder / "figures" / dataset / f"{name}.png"
@@ -67,3 +103,35 @@ def _replace_readme_block(readme: Path, profile: str, block: str) -> None:
     head, rest = text.split(start, 1)
     _, tail = rest.split(end, 1)
     atomic_write_text(readme, f"{head}{start}\n{block}\n{end}{tail}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--profile", required=True, help="the profile whose results to publish, e.g. cpu")
+    parser.add_argument("--results-dir", default=None, help="results root (default: $LBW_RESULTS_DIR or results/)")
+    args = parser.parse_args(argv)
+    folder = Path(args.results_dir or default_results_root()) / args.profile
+    try:
+        info = check_publishable(folder, args.profile)
+    except NotPublishable as error:
+        print(f"not published: {error}", file=sys.stderr)
+        return 1
+    hardware = _hardware_of(folder) or "the machine named in summary.md"
+    target = publish(folder, args.profile, hardware)
+    print(f"published {folder} (revision {info['git_revision'][:12]}, {info['total_seconds'] / 60:.1f} min) "
+          f"to {target} and the README's {args.profile}-results block")
+    return 0
+
+
+def _hardware_of(folder: Path) -> str | None:
+    """The hardware line of the profile's summary.md (written by reproduce)."""
+    summary = folder / "summary.md"
+    if summary.exists():
+        for line in summary.read_text(encoding="utf-8").splitlines():
+            if line.startswith("- hardware: "):
+                return line.removeprefix("- hardware: ").split(";")[0]
+    return None
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,12 +1,22 @@
-"""Every notebook runs end to end through papermill (smoke profile), and is committed clean."""
+"""Every notebook runs end to end through papermill (smoke profile), and is committed clean.
+
+The smoke profile runs once per test session, as a user runs it: ``python -m lbw_utils.reproduce``
+in a fresh copy of this checkout (its own git repository), so the tests can check what the
+terminal shows and that nothing outside ``results/`` changed.
+"""
 
 import json
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import nbformat
 import papermill
 import pytest
 
+from lbw_utils.config import REPO_ROOT
 from lbw_utils.notebook import literal_assignments
 from lbw_utils.profiles import NOTEBOOK_DIR, load_profile
 from lbw_utils.reproduce import KERNEL, reproduce
@@ -45,11 +55,59 @@ def test_unknown_parameter_fails_the_run(tmp_path):
                                    cwd=str(NOTEBOOK_DIR), progress_bar=False)
 
 
+def copy_of_checkout(target: Path) -> Path:
+    """The checkout's files (tracked, and untracked but not ignored) in ``target``, committed as one git repo."""
+    listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"], cwd=REPO_ROOT,
+                            capture_output=True, check=True).stdout.decode().split("\0")
+    for name in filter(None, listed):
+        source = REPO_ROOT / name
+        if source.is_file():
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target / name)
+    git = ["git", "-c", "user.name=test", "-c", "user.email=test@example.org"]
+    for command in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "copy of the checkout"]):
+        subprocess.run(git + command, cwd=target, check=True, capture_output=True)
+    return target
+
+
 @pytest.fixture(scope="module")
-def smoke_results(tmp_path_factory):
-    root = tmp_path_factory.mktemp("results")
-    summary = reproduce("smoke", root, log=lambda message: None)
-    return summary.parent
+def smoke_run(tmp_path_factory):
+    """(the copy's results/smoke folder, what the terminal showed) for `reproduce --profile smoke`."""
+    checkout = copy_of_checkout(tmp_path_factory.mktemp("checkout"))
+    env = {key: value for key, value in os.environ.items() if key != "LBW_RESULTS_DIR"}
+    env["PYTHONPATH"] = str(checkout)  # the copy's package, in this process's kernel too
+    shown = subprocess.run([sys.executable, "-m", "lbw_utils.reproduce", "--profile", "smoke"], cwd=checkout,
+                           env=env, capture_output=True, text=True, timeout=1200)
+    terminal = shown.stdout + shown.stderr
+    assert shown.returncode == 0, terminal[-5000:]
+    return checkout, terminal
+
+
+@pytest.fixture(scope="module")
+def smoke_results(smoke_run):
+    return smoke_run[0] / "results" / "smoke"
+
+
+def test_reproduce_leaves_the_checkout_as_it_was(smoke_run):
+    checkout, _ = smoke_run
+    status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=checkout,
+                            capture_output=True, text=True, check=True).stdout
+    assert status == "", f"reproduce changed the checkout outside results/:\n{status}"
+    assert (checkout / "results" / "smoke" / "complete.json").exists()
+
+
+def test_reproduce_shows_progress_and_ends_with_the_summary_pointer(smoke_run):
+    _, terminal = smoke_run
+    lines = terminal.splitlines()
+    assert any(line.startswith("==> [step 1/") for line in lines)
+    assert any("[run ] fashion_mnist / baseline / seed 0" in line for line in lines)
+    done = [line for line in lines if "[done] fashion_mnist / baseline / seed 0: test acc" in line]
+    assert done and "worst-class TPR" in done[0] and done[0].endswith(" s")
+    assert any(line.lstrip().startswith("epoch   1/1") for line in lines)  # the training loop's line per epoch
+    assert any(line.startswith("[progress] step ") and "trained" in line and "elapsed" in line for line in lines)
+    assert "Kernel is running over TCP" not in terminal and "\r" not in terminal
+    assert lines[-1].startswith("read first: ") and lines[-1].endswith("summary.md")
+    assert "runs trained" in lines[-2] and "reused" in lines[-2]
 
 
 def test_smoke_profile_runs_every_notebook(smoke_results):

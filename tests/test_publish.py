@@ -1,6 +1,10 @@
 """publish copies a profile's key files beside the README and rewrites only its marked block."""
 
-from lbw_utils.publish import publish
+import json
+
+import pytest
+
+from lbw_utils.publish import NotPublishable, check_publishable, main, publish
 
 
 def test_publish_copies_tables_and_figures_and_rewrites_the_marked_block(tmp_path):
@@ -30,3 +34,44 @@ def test_a_readme_without_markers_is_left_alone(tmp_path):
     readme.write_text("no markers here\n")
     publish(tmp_path / "r", "gpu", "one GPU", docs_root=tmp_path / "docs", readme=readme)
     assert readme.read_text() == "no markers here\n"
+
+
+def _finished_results(root, **marker):
+    folder = root / "results" / "cpu"
+    (folder / "tables" / "names5").mkdir(parents=True)
+    (folder / "tables" / "names5" / "methods.md").write_text("| method |\n|---|\n| baseline |\n")
+    (folder / "summary.md").write_text("# x\n\n- hardware: 2 CPU cores (AMD EPYC), no GPU; torch threads 2\n")
+    info = {"profile": "cpu", "git_revision": "abc123", "dirty": False, "total_seconds": 60.0, **marker}
+    (folder / "complete.json").write_text(json.dumps(info))
+    return folder
+
+
+@pytest.mark.parametrize("marker, message", [
+    (None, "is incomplete: it has no complete.json"),
+    ({"dirty": True, "git_revision": "abc123-dirty"}, "uncommitted changes"),
+    ({"profile": "smoke"}, "belongs to profile 'smoke'"),
+])
+def test_publish_refuses_incomplete_or_dirty_results_and_writes_nothing(tmp_path, monkeypatch, capsys, marker,
+                                                                        message):
+    folder = _finished_results(tmp_path, **(marker or {}))
+    if marker is None:
+        (folder / "complete.json").unlink()
+    monkeypatch.setattr("lbw_utils.publish.REPO_ROOT", tmp_path / "repo")
+    assert main(["--profile", "cpu", "--results-dir", str(tmp_path / "results")]) == 1
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "repo").exists()
+    with pytest.raises(NotPublishable, match="does not exist"):
+        check_publishable(tmp_path / "results" / "gpu", "gpu")
+
+
+def test_publish_cli_publishes_a_complete_clean_run(tmp_path, monkeypatch, capsys):
+    _finished_results(tmp_path)
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "README.md").write_text("<!-- cpu-results:start -->\nold\n<!-- cpu-results:end -->\n")
+    monkeypatch.setattr("lbw_utils.publish.REPO_ROOT", repo)
+    assert main(["--profile", "cpu", "--results-dir", str(tmp_path / "results")]) == 0
+    assert "published" in capsys.readouterr().out
+    text = (repo / "README.md").read_text()
+    assert "| baseline |" in text and "2 CPU cores (AMD EPYC), no GPU" in text and "old" not in text
+    assert (repo / "docs" / "results" / "cpu" / "names5_methods.md").exists()
