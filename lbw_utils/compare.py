@@ -3,6 +3,11 @@
 The interval is Student's t interval of the mean over seeds (seeds are the
 independent replicates: each reruns the split, the initialisation and the batch
 order). With 3 seeds t(0.975, 2) = 4.30, so intervals are honest and wide.
+
+Methods are compared with the *same seed's* baseline (:func:`paired_table`): the
+split, initialisation and batch order cancel. Tables report the test split; the
+only function that picks a method, :func:`best_by_validation`, reads the
+validation split only.
 """
 
 from __future__ import annotations
@@ -12,14 +17,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import scipy.stats
 
 from lbw_utils.files import atomic_write_text
 from lbw_utils.metrics import tpr_variance_reduction
 
-# Two-sided 95 % quantiles of Student's t for 1..30 degrees of freedom.
-_T975 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
-         2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048,
-         2.045, 2.042]
 METRICS = {
     "accuracy": "accuracy",
     "balanced_accuracy": "balanced acc.",
@@ -36,31 +38,37 @@ def mean_interval(values) -> tuple[float, float]:
         return math.nan, math.nan
     if len(values) == 1:
         return float(values[0]), math.nan
-    quantile = _t975(len(values) - 1)
+    quantile = scipy.stats.t.ppf(0.975, len(values) - 1)
     return float(values.mean()), float(quantile * values.std(ddof=1) / math.sqrt(len(values)))
 
 
-def _t975(df: int) -> float:
-    """t(0.975, df): the table up to 30, then the Cornish-Fisher expansion (error < 1e-4; 1.96 was 4 % short)."""
-    if df <= len(_T975):
-        return _T975[df - 1]
-    z = 1.959964
-    return z + (z**3 + z) / (4 * df) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
+CHECKPOINTS = ("last", "best_val")
 
 
-def run_table(records: list[dict], baseline_label: str = "baseline") -> pd.DataFrame:
+def split_summary(record: dict, split: str, checkpoint: str = "last") -> dict:
+    """A record's metrics on ``split`` at the last epoch, or at the best-validation epoch where it has one
+    (post-hoc runs have none: they adjust a finished run, so their last is all there is)."""
+    if checkpoint not in CHECKPOINTS:
+        raise ValueError(f"checkpoint={checkpoint!r} is not allowed: expected one of {CHECKPOINTS}")
+    if checkpoint == "best_val" and record.get("best_val"):
+        return record["best_val"][split]
+    return record[split]
+
+
+def run_table(records: list[dict], baseline_label: str = "baseline", checkpoint: str = "last") -> pd.DataFrame:
     """One row per run: test metrics, and D against the baseline run of the same seed."""
     baselines = {(r["dataset"], r["seed"]): r for r in records if r["method_label"] == baseline_label}
     rows = []
     for record in records:
-        test = record["test"]
+        test = split_summary(record, "test", checkpoint)
         baseline = baselines.get((record["dataset"], record["seed"]))
         rows.append({
             "dataset": record["dataset"],
             "method": record["method_label"],
             "seed": record["seed"],
             **{key: test[key] for key in METRICS if key != "D"},
-            "D": tpr_variance_reduction(baseline["test"]["tpr"], test["tpr"]) if baseline else math.nan,
+            "D": (tpr_variance_reduction(split_summary(baseline, "test", checkpoint)["tpr"], test["tpr"])
+                  if baseline else math.nan),
             "worst_class": test["worst_class"],
             "train_seconds": record.get("train_seconds", math.nan),
         })
@@ -70,9 +78,9 @@ def run_table(records: list[dict], baseline_label: str = "baseline") -> pd.DataF
     return pd.DataFrame(rows, columns=columns)
 
 
-def method_table(records: list[dict], baseline_label: str = "baseline") -> pd.DataFrame:
+def method_table(records: list[dict], baseline_label: str = "baseline", checkpoint: str = "last") -> pd.DataFrame:
     """Per (dataset, method): mean and 95 % half-width of each metric, and the seed count."""
-    runs = run_table(records, baseline_label)
+    runs = run_table(records, baseline_label, checkpoint)
     rows = []
     for (dataset, method), group in runs.groupby(["dataset", "method"], sort=False):
         row = {"dataset": dataset, "method": method, "seeds": len(group)}
@@ -80,12 +88,16 @@ def method_table(records: list[dict], baseline_label: str = "baseline") -> pd.Da
             row[key], row[f"{key}_ci"] = mean_interval(group[key])
         row["train_seconds"] = float(group["train_seconds"].mean())
         rows.append(row)
-    table = pd.DataFrame(rows)
-    if len(table):
-        baseline_first = table["method"].ne(baseline_label)
-        table = table.assign(_order=baseline_first).sort_values(["dataset", "_order"], kind="stable")
-        table = table.drop(columns="_order").reset_index(drop=True)
-    return table
+    return _baseline_first(pd.DataFrame(rows), baseline_label)
+
+
+def _baseline_first(table: pd.DataFrame, baseline_label: str) -> pd.DataFrame:
+    """Rows by dataset, the baseline first within each; the other rows keep their order."""
+    if table.empty:
+        return table
+    later = table["method"].ne(baseline_label)
+    return table.assign(_order=later).sort_values(["dataset", "_order"], kind="stable").drop(
+        columns="_order").reset_index(drop=True)
 
 
 def _cell(mean: float, half_width: float, digits: int = 3) -> str:
@@ -107,26 +119,24 @@ def formatted(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def to_markdown(table: pd.DataFrame) -> str:
-    shown = formatted(table)
-    header = "| " + " | ".join(shown.columns) + " |"
-    rule = "|" + "|".join("---" for _ in shown.columns) + "|"
-    lines = ["| " + " | ".join(str(value) for value in row) + " |" for row in shown.itertuples(index=False)]
-    return "\n".join([header, rule, *lines]) + "\n"
+    return formatted(table).to_markdown(index=False) + "\n"
+
+
+def _latex_cell(value) -> str:
+    # pdflatex takes neither the Unicode signs nor bare underscores and percent signs.
+    return str(value).replace("_", r"\_").replace("%", r"\%").replace("±", r"$\pm$").replace("Δ", r"$\Delta$")
 
 
 def to_latex(table: pd.DataFrame, caption: str = "") -> str:
-    """A ``booktabs`` table; ``±`` becomes ``$\\pm$``."""
-    shown = formatted(table)
-    columns = "l" + "r" * (len(shown.columns) - 1)
-    escape = lambda text: str(text).replace("_", r"\_").replace("±", r"$\pm$").replace("%", r"\%")
-    lines = [r"\begin{table}[t]", r"\centering", rf"\begin{{tabular}}{{{columns}}}", r"\toprule",
-             " & ".join(escape(c) for c in shown.columns) + r" \\", r"\midrule"]
-    lines += [" & ".join(escape(v) for v in row) + r" \\" for row in shown.itertuples(index=False)]
-    lines += [r"\bottomrule", r"\end{tabular}"]
-    if caption:
-        lines.append(rf"\caption{{{escape(caption)}}}")
-    lines.append(r"\end{table}")
-    return "\n".join(lines) + "\n"
+    """A ``booktabs`` table; ``±`` becomes ``$\\pm$``, underscores and ``%`` are escaped."""
+    return _latex(formatted(table), caption)
+
+
+def _latex(shown: pd.DataFrame, caption: str = "") -> str:
+    shown = shown.map(_latex_cell)
+    shown.columns = [_latex_cell(column) for column in shown.columns]
+    return shown.to_latex(index=False, caption=_latex_cell(caption) if caption else None, escape=False,
+                          column_format="l" + "r" * (len(shown.columns) - 1), position="t")
 
 
 def save_tables(table: pd.DataFrame, stem: str | Path, caption: str = "") -> dict[str, Path]:
@@ -139,17 +149,20 @@ def save_tables(table: pd.DataFrame, stem: str | Path, caption: str = "") -> dic
     return paths
 
 
-def tpr_by_seed(records: list[dict], method: str, split: str = "test") -> tuple[list[int], np.ndarray]:
+def tpr_by_seed(records: list[dict], method: str, split: str = "test",
+                checkpoint: str = "last") -> tuple[list[int], np.ndarray]:
     """Seeds and the ``[seeds, C]`` TPR matrix of one method, ordered by seed."""
     chosen = sorted((r for r in records if r["method_label"] == method), key=lambda r: r["seed"])
-    return [r["seed"] for r in chosen], np.array([r[split]["tpr"] for r in chosen], dtype=float)
+    return [r["seed"] for r in chosen], np.array([split_summary(r, split, checkpoint)["tpr"] for r in chosen],
+                                                 dtype=float)
 
 
-def paired_tpr_change(records: list[dict], method: str, baseline: str = "baseline") -> pd.DataFrame:
+def paired_tpr_change(records: list[dict], method: str, baseline: str = "baseline",
+                      checkpoint: str = "last") -> pd.DataFrame:
     """Per class: mean change of test TPR against the same seed's baseline, its 95 % interval,
     and the baseline's own seed-to-seed standard deviation (the noise to beat)."""
-    treated = dict(zip(*tpr_by_seed(records, method)))
-    base = dict(zip(*tpr_by_seed(records, baseline)))
+    treated = dict(zip(*tpr_by_seed(records, method, checkpoint=checkpoint)))
+    base = dict(zip(*tpr_by_seed(records, baseline, checkpoint=checkpoint)))
     common = sorted(set(treated) & set(base))
     if not common:
         raise ValueError(f"no seed has both a '{method}' and a '{baseline}' record")
@@ -160,3 +173,165 @@ def paired_tpr_change(records: list[dict], method: str, baseline: str = "baselin
     noise = base_rows.std(0, ddof=1) if len(base_rows) > 1 else np.full(base_rows.shape[1], math.nan)
     return pd.DataFrame({"class": classes, "mean change": [m for m, _ in stats],
                          "95% CI ±": [h for _, h in stats], "baseline seed std": noise, "seeds": len(common)})
+
+
+# --------------------------------------------------------------------------
+# Paired comparison with the same seed's baseline, the Pareto front, the goal
+# --------------------------------------------------------------------------
+
+# The research goal: +15 points of worst-class TPR at no more than 0.5 points of accuracy lost, both
+# measured against the same seed's baseline.
+GOAL_WORST_CLASS_GAIN = 0.15
+GOAL_MAX_ACCURACY_LOSS = 0.005
+
+
+def paired_table(records: list[dict], baseline_label: str = "baseline", checkpoint: str = "last") -> pd.DataFrame:
+    """Per (dataset, method): the change of test accuracy and worst-class TPR against the same seed's
+    baseline (mean and 95 % t half-width over the seeds both have), next to the baseline's seed-to-seed
+    standard deviation of each (the noise a change has to beat); the absolute means; whether the method is
+    on the Pareto front of its dataset; whether it meets the goal (mean changes)."""
+    runs = run_table(records, baseline_label, checkpoint)
+    rows = []
+    for dataset, group in runs.groupby("dataset", sort=False):
+        base = group[group["method"] == baseline_label].set_index("seed")
+        if base.empty:  # nothing to pair with on this dataset
+            continue
+        for method, runs_of_method in group.groupby("method", sort=False):
+            paired = runs_of_method[runs_of_method["seed"].isin(base.index)].set_index("seed")
+            if len(paired):
+                rows.append({"dataset": dataset, "method": method, **_paired_changes(paired, base)})
+    table = _baseline_first(pd.DataFrame(rows), baseline_label)
+    if table.empty:
+        return table
+    table["pareto"] = False
+    for _, group in table.groupby("dataset"):
+        table.loc[group.index, "pareto"] = pareto_front(group)
+    table["goal_met"] = (table["d_worst_class_tpr"] >= GOAL_WORST_CLASS_GAIN) & (
+        table["d_accuracy"] >= -GOAL_MAX_ACCURACY_LOSS)
+    return table
+
+
+def _paired_changes(paired: pd.DataFrame, base: pd.DataFrame) -> dict:
+    """One method's runs (indexed by seed) against the baseline's runs of the same seeds."""
+    row = {"seeds": len(paired)}
+    for key in ("accuracy", "worst_class_tpr"):
+        row[key] = float(paired[key].mean())
+        row[f"d_{key}"], row[f"d_{key}_ci"] = mean_interval(paired[key] - base.loc[paired.index, key])
+        row[f"baseline_{key}_std"] = float(base[key].std(ddof=1)) if len(base) > 1 else math.nan
+    return row
+
+
+def pareto_front(table: pd.DataFrame) -> pd.Series:
+    """True for the rows no other row dominates on (accuracy, worst-class TPR) means: at least as good
+    on both and better on one."""
+    accuracy, worst = table["accuracy"].to_numpy(), table["worst_class_tpr"].to_numpy()
+    dominated = [bool(np.any((accuracy >= a) & (worst >= w) & ((accuracy > a) | (worst > w))))
+                 for a, w in zip(accuracy, worst)]
+    return pd.Series([not d for d in dominated], index=table.index)
+
+
+def _points(mean: float, half_width: float) -> str:
+    return _cell(100 * mean, 100 * half_width, 1)
+
+
+def formatted_paired(table: pd.DataFrame) -> pd.DataFrame:
+    """The paired table as text: absolute means, changes ``mean ± half-width`` in points, the baseline's
+    seed noise, the Pareto front and the goal."""
+    return pd.DataFrame({
+        "method": table["method"], "seeds": table["seeds"],
+        "accuracy": [f"{value:.3f}" for value in table["accuracy"]],
+        "worst-class TPR": [f"{value:.3f}" for value in table["worst_class_tpr"]],
+        "Δ accuracy (pts)": [_points(m, h) for m, h in zip(table["d_accuracy"], table["d_accuracy_ci"])],
+        "Δ worst-class TPR (pts)": [_points(m, h) for m, h in
+                                    zip(table["d_worst_class_tpr"], table["d_worst_class_tpr_ci"])],
+        "baseline seed std: acc / worst (pts)": [
+            f"{100 * a:.1f} / {100 * w:.1f}" for a, w in
+            zip(table["baseline_accuracy_std"], table["baseline_worst_class_tpr_std"])],
+        "Pareto front": ["yes" if flag else "" for flag in table["pareto"]],
+        "goal met": ["yes" if flag else "" for flag in table["goal_met"]],
+    })
+
+
+def save_paired_tables(table: pd.DataFrame, stem: str | Path, caption: str = "") -> dict[str, Path]:
+    """``stem.md`` (formatted), ``stem.csv`` (raw numbers) and ``stem.tex``."""
+    stem = Path(stem)
+    shown = formatted_paired(table)
+    paths = {"md": stem.with_suffix(".md"), "csv": stem.with_suffix(".csv"), "tex": stem.with_suffix(".tex")}
+    atomic_write_text(paths["md"], shown.to_markdown(index=False) + "\n")
+    atomic_write_text(paths["csv"], table.to_csv(index=False))
+    atomic_write_text(paths["tex"], _latex(shown, caption))
+    return paths
+
+
+def _change(row) -> str:
+    return (f"{100 * row['d_worst_class_tpr']:+.1f} ± {100 * row['d_worst_class_tpr_ci']:.1f} points of worst-class "
+            f"TPR at {100 * row['d_accuracy']:+.1f} ± {100 * row['d_accuracy_ci']:.1f} points of accuracy")
+
+
+def describe_change(table: pd.DataFrame, method: str, dataset: str | None = None) -> str:
+    """One sentence on ``method``'s paired change in a :func:`paired_table`, against the baseline's seed noise."""
+    rows = table[(table["method"] == method) & ((table["dataset"] == dataset) if dataset else True)]
+    if rows.empty:
+        raise ValueError(f"method={method!r} is not in the paired table: it has {sorted(set(table['method']))}")
+    row = rows.iloc[0]
+    front = "on the Pareto front" if row["pareto"] else "dominated by another method"
+    return (f"{method} ({row['seeds']} seeds): {_change(row)} against the same seed's baseline (the baseline's "
+            f"seed-to-seed std: {100 * row['baseline_worst_class_tpr_std']:.1f} points of worst-class TPR, "
+            f"{100 * row['baseline_accuracy_std']:.1f} of accuracy); {front}.")
+
+
+def goal_statement(table: pd.DataFrame, dataset: str, baseline_label: str = "baseline") -> str:
+    """Markdown: is the goal met, by which method, how far the best points are from it, and whether one
+    method dominates all others, from a :func:`paired_table` (mean paired changes)."""
+    rows = table[(table["dataset"] == dataset) & (table["method"] != baseline_label)]
+    goal = (f"+{100 * GOAL_WORST_CLASS_GAIN:.0f} points of worst-class TPR at no more than "
+            f"{100 * GOAL_MAX_ACCURACY_LOSS:.1f} points of accuracy lost (paired, mean over seeds)")
+    if rows.empty:
+        return f"**{dataset}**: no method besides the baseline; goal ({goal}) not assessed.\n"
+    met = rows[rows["goal_met"]]
+    lines = [f"**{dataset}**: goal: {goal}.", f"Met by {', '.join(met['method'])}." if len(met) else "Not met."]
+    within = rows[rows["d_accuracy"] >= -GOAL_MAX_ACCURACY_LOSS].sort_values("d_worst_class_tpr")
+    if len(within):
+        best = within.iloc[-1]
+        lines.append(f"Largest worst-class gain within the accuracy budget: {best['method']}, {_change(best)} "
+                     f"({100 * max(0.0, GOAL_WORST_CLASS_GAIN - best['d_worst_class_tpr']):.1f} points short "
+                     f"of the gain).")
+    else:
+        lines.append("No method stays within the accuracy budget.")
+    largest = rows.sort_values("d_worst_class_tpr").iloc[-1]
+    if not len(within) or largest["method"] != within.iloc[-1]["method"]:
+        lines.append(f"Largest worst-class gain at any accuracy: {largest['method']}, {_change(largest)} "
+                     f"({100 * max(0.0, GOAL_WORST_CLASS_GAIN - largest['d_worst_class_tpr']):.1f} points short "
+                     f"of the gain, {100 * max(0.0, -GOAL_MAX_ACCURACY_LOSS - largest['d_accuracy']):.1f} points "
+                     f"over the accuracy budget).")
+    front = table[(table["dataset"] == dataset) & table["pareto"]]
+    if len(front) == 1:
+        lines.append(f"{front['method'].iloc[0]} dominates every other method on (accuracy, worst-class TPR).")
+    else:
+        lines.append(f"No method dominates all others; the Pareto front is {', '.join(front['method'])}.")
+    return " ".join(lines) + "\n"
+
+
+# Validation metrics a selection may maximise (higher is better for each).
+SELECTION_METRICS = ("worst_class_tpr", "accuracy", "balanced_accuracy", "macro_f1")
+
+
+def best_by_validation(records: list[dict], *, exclude: tuple[str, ...] | str = ("baseline",),
+                       metric: str = "worst_class_tpr", checkpoint: str = "last") -> str:
+    """The method whose mean *validation* ``metric`` over seeds is highest (ties: the first in order).
+
+    Reads ``record["val"]`` only (or the best-validation checkpoint's validation scores): the test split
+    never chooses. Post-hoc runs' validation scores are cross-fitted, so they compete on equal terms.
+    ``exclude`` holds method labels that may not be chosen (one label may be given as a string).
+    """
+    if metric not in SELECTION_METRICS:
+        raise ValueError(f"metric={metric!r} is not allowed: expected one of {SELECTION_METRICS} (higher is better)")
+    excluded = (exclude,) if isinstance(exclude, str) else tuple(exclude)
+    scores: dict[str, list[float]] = {}
+    for record in records:
+        if record["method_label"] in excluded:
+            continue
+        scores.setdefault(record["method_label"], []).append(split_summary(record, "val", checkpoint)[metric])
+    if not scores:
+        raise ValueError(f"no records to choose from besides {list(excluded)}")
+    return max(scores, key=lambda label: float(np.mean(scores[label])))

@@ -9,11 +9,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import matplotlib
+import matplotlib.patches
 import matplotlib.pyplot as plt
 import matplotlib.ticker
 import numpy as np
 
-from lbw_utils.compare import mean_interval
+from lbw_utils.compare import GOAL_MAX_ACCURACY_LOSS, GOAL_WORST_CLASS_GAIN, mean_interval
 
 STYLE = {
     "figure.dpi": 110,
@@ -102,27 +103,78 @@ def confusion_matrix_plot(matrix, classes: list[str], *, title: str = "", save_t
     return figure
 
 
-def pareto_plot(table, *, title: str = "", accuracy_window: float = 0.05, save_to: str | Path | None = None):
+def pareto_plot(table, *, title: str = "", accuracy_window: float = 0.05, paired=None, baseline: str = "baseline",
+                save_to: str | Path | None = None):
     """Accuracy against worst-class TPR per method (means with 95 % intervals); up-right is better.
 
     Methods more than ``accuracy_window`` below the most accurate one are named in a
-    note instead of drawn, so that one collapsed method does not squash the rest.
+    note instead of drawn, so that one collapsed method does not squash the rest. With ``paired``
+    (a :func:`lbw_utils.compare.paired_table`), the Pareto front is ringed and the research goal
+    (+15 points of worst-class TPR at <= 0.5 points of accuracy lost, from the baseline's means) is
+    shaded.
     """
     figure, axes = _new_figure(7.5, 4.4)
     axes.grid(True, alpha=0.3)
-    shown = table[table["accuracy"] >= table["accuracy"].max() - accuracy_window]
+    # The baseline is always drawn: the goal region is measured from it.
+    shown = table[(table["accuracy"] >= table["accuracy"].max() - accuracy_window) | (table["method"] == baseline)]
+    front = set() if paired is None else set(paired.loc[paired["pareto"].astype(bool), "method"])
     for index, row in enumerate(shown.itertuples(index=False)):
+        label = row.method + (" (front)" if row.method in front else "")
         axes.errorbar(row.worst_class_tpr, row.accuracy, xerr=_finite(row.worst_class_tpr_ci),
                       yerr=_finite(row.accuracy_ci), fmt=MARKERS[index % len(MARKERS)], capsize=2, ms=6,
-                      color=PALETTE[index % len(PALETTE)], label=row.method)
+                      color=PALETTE[index % len(PALETTE)], label=label)
+        if row.method in front:
+            axes.scatter(row.worst_class_tpr, row.accuracy, s=220, facecolors="none", edgecolors="#222222", lw=1.0)
     hidden = table[~table.index.isin(shown.index)]
     if len(hidden):
-        note = "off the chart (accuracy): " + ", ".join(f"{m} ({a:.3f})" for m, a in zip(hidden.method, hidden.accuracy))
+        note = "off the chart (accuracy): " + ", ".join(
+            f"{method} ({accuracy:.3f})" for method, accuracy in zip(hidden.method, hidden.accuracy))
         figure.text(0.01, -0.02, note, fontsize=7, color="#555555")
+    base = table[table["method"] == baseline]
+    if paired is not None and len(base):
+        _shade_goal(axes, float(base["worst_class_tpr"].iloc[0]), float(base["accuracy"].iloc[0]))
     axes.set_xlabel("worst-class TPR (test)")
     axes.set_ylabel("accuracy (test)")
     axes.set_title(title)
     axes.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    save_figure(figure, save_to)
+    return figure
+
+
+def _shade_goal(axes, baseline_worst: float, baseline_accuracy: float) -> None:
+    """The research goal's region, up-right of (baseline worst + gain, baseline accuracy - allowed loss)."""
+    goal_x, goal_y = baseline_worst + GOAL_WORST_CLASS_GAIN, baseline_accuracy - GOAL_MAX_ACCURACY_LOSS
+    (left, right), (bottom, top) = axes.get_xlim(), axes.get_ylim()
+    # Widen the view so the region shows even when every method is far from it.
+    right, top = max(right, goal_x + 0.02), max(top, goal_y + 0.003)
+    label = (f"goal: +{100 * GOAL_WORST_CLASS_GAIN:.0f} pts worst-class TPR, "
+             f"≤ {100 * GOAL_MAX_ACCURACY_LOSS:.1f} pts accuracy lost")
+    axes.add_patch(matplotlib.patches.Rectangle((goal_x, goal_y), right - goal_x, top - goal_y, color="#55A868",
+                                                alpha=0.15, lw=0, label=label))
+    axes.set_xlim(left, right)
+    axes.set_ylim(bottom, top)
+
+
+def paired_change_bars(change, *, title: str = "", save_to: str | Path | None = None):
+    """Per class: mean paired TPR change against the same seed's baseline (bar, 95 % CI whisker), next to
+    ± the baseline's seed-to-seed std (grey band: the noise a change has to beat).
+
+    ``change`` is a :func:`lbw_utils.compare.paired_tpr_change` table.
+    """
+    figure, axes = _new_figure(max(6.0, 0.65 * len(change) + 2), 3.4)
+    positions = np.arange(len(change))
+    noise = np.nan_to_num(change["baseline seed std"].to_numpy(dtype=float))
+    axes.bar(positions, 2 * noise, 0.9, bottom=-noise, color="#BBBBBB", alpha=0.5, label="± baseline seed std")
+    errors = np.nan_to_num(change["95% CI ±"].to_numpy(dtype=float))
+    means = change["mean change"].to_numpy(dtype=float)
+    colours = [PALETTE[0] if mean >= 0 else PALETTE[3] for mean in means]
+    axes.bar(positions, means, 0.55, yerr=errors, capsize=3, color=colours,
+             label=f"mean change ± 95 % CI (n={int(change['seeds'].iloc[0])} seeds)")
+    axes.axhline(0.0, color="#333333", lw=0.8)
+    axes.set_xticks(positions, change["class"], rotation=30 if len(change) <= 12 else 90, ha="right")
+    axes.set_ylabel("Δ TPR vs same seed's baseline")
+    axes.set_title(title)
+    axes.legend(loc="best", fontsize=8)
     save_figure(figure, save_to)
     return figure
 

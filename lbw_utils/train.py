@@ -85,9 +85,12 @@ class History:
     train_tpr: list[list[float]] = field(default_factory=list)
     epoch_seconds: list[float] = field(default_factory=list)
     train_seconds: float = 0.0
+    best_val_epoch: int = -1  # the epoch of the highest validation accuracy (the first, on ties)
+    # That epoch's weights (a CPU copy), for reporting the best-validation checkpoint; not in records.
+    best_val_state: dict | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {key: value for key, value in asdict(self).items() if key != "best_val_state"}
 
 
 def seed_everything(seed: int) -> torch.Generator:
@@ -121,7 +124,11 @@ def fit(
     optimizer = _make_optimizer(model, config)
     scheduler = _make_scheduler(optimizer, config, steps_per_epoch * config.epochs)
     train_probe = _train_probe(data, config, seed)
+    # A loss that follows validation within an epoch (e.g. min-recall every k steps) sees a fixed slice.
+    validation_every = getattr(loss_fn, "validation_every", None)
+    val_probe = _val_probe(data, config) if validation_every else None
     history = History()
+    step = 0
     started = time.perf_counter()
     for epoch in range(config.epochs):
         epoch_start = time.perf_counter()
@@ -139,8 +146,15 @@ def fit(
             optimizer.step()
             scheduler.step()
             loss_sum += loss.detach() * len(targets)
+            step += 1
+            if validation_every and step % validation_every == 0:
+                loss_fn.on_validation(step, _logits_for(model, val_probe[0], config), val_probe[1])
+                model.train()
         val_logits = predict(model, data, "val", batch_size=config.eval_batch_size, amp=config.amp)
         _record_epoch(history, data, loss_fn, model, config, epoch, loss_sum, val_logits, train_probe)
+        if history.best_val_epoch < 0 or history.val_accuracy[-1] > history.val_accuracy[history.best_val_epoch]:
+            history.best_val_epoch = epoch
+            history.best_val_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
         history.epoch_seconds.append(time.perf_counter() - epoch_start)
         if progress:
             _print_epoch(history, data, epoch, config.epochs)
@@ -179,6 +193,18 @@ def _train_probe(data, config: TrainConfig, seed: int):
         targets.append(batch_targets)
         seen += len(batch_targets)
         if seen >= wanted:
+            break
+    return batches, torch.cat(targets)
+
+
+def _val_probe(data, config: TrainConfig, size: int = 2000):
+    """The first ``size`` validation examples (the split is already shuffled and stratified), in batches."""
+    batches, targets, seen = [], [], 0
+    for inputs, batch_targets in data.batches("val", min(config.eval_batch_size, size)):
+        batches.append(inputs)
+        targets.append(batch_targets)
+        seen += len(batch_targets)
+        if seen >= size:
             break
     return batches, torch.cat(targets)
 

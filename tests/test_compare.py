@@ -9,7 +9,23 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from lbw_utils.compare import mean_interval, method_table, run_table, save_tables, to_latex, to_markdown
+from lbw_utils.compare import (
+    SELECTION_METRICS,
+    best_by_validation,
+    describe_change,
+    goal_statement,
+    mean_interval,
+    method_table,
+    paired_table,
+    paired_tpr_change,
+    pareto_front,
+    run_table,
+    save_paired_tables,
+    save_tables,
+    split_summary,
+    to_latex,
+    to_markdown,
+)
 
 
 @pytest.mark.parametrize("n", range(2, 11))
@@ -18,7 +34,7 @@ def test_mean_interval_matches_student_t(n):
     mean, half_width = mean_interval(values)
     assert mean == pytest.approx(values.mean(), abs=1e-15)
     low, high = stats.t.interval(0.95, df=n - 1, loc=values.mean(), scale=stats.sem(values))
-    assert half_width == pytest.approx((high - low) / 2, rel=1e-3)  # the t table has 4 significant digits
+    assert half_width == pytest.approx((high - low) / 2, rel=1e-9)
 
 
 @pytest.mark.parametrize("n", [20, 31, 32, 45, 200])
@@ -26,7 +42,7 @@ def test_mean_interval_matches_student_t_for_many_seeds(n):
     values = np.random.default_rng(n).normal(0.8, 0.05, size=n)
     _, half_width = mean_interval(values)
     expected = stats.t.ppf(0.975, n - 1) * stats.sem(values)
-    assert half_width == pytest.approx(expected, rel=1e-3)
+    assert half_width == pytest.approx(expected, rel=1e-9)
 
 
 def test_mean_interval_edge_cases():
@@ -112,11 +128,12 @@ def test_markdown_and_latex_contain_every_row():
     markdown = to_markdown(table)
     lines = markdown.strip().splitlines()
     assert len(lines) == 2 + 3  # header, rule, one line per method
-    assert lines[0].startswith("| method | seeds |") and set(lines[1]) <= {"|", "-"}
-    assert lines[2].startswith("| baseline | 3 |")
+    cells = [[cell.strip() for cell in line.strip("|").split("|")] for line in lines]
+    assert cells[0][:2] == ["method", "seeds"] and set(lines[1]) <= {"|", "-", ":"}
+    assert cells[2][:2] == ["baseline", "3"]
     static_mean = table.set_index("method").loc["static", "accuracy"]
     assert f"{static_mean:.3f} ± " in markdown
-    assert "| ema | 2 |" in markdown
+    assert ["ema", "2"] in [row[:2] for row in cells]
 
     latex = to_latex(table, caption="Fashion-MNIST, 3 seeds")
     for rule in (r"\toprule", r"\midrule", r"\bottomrule"):
@@ -146,3 +163,153 @@ def test_save_tables_writes_three_formats(tmp_path):
     assert back["method"].tolist() == table["method"].tolist()
     np.testing.assert_allclose(back["D"].to_numpy(), table["D"].to_numpy(), equal_nan=True)
     assert sorted(p.name for p in (tmp_path / "tables").iterdir()) == ["summary.csv", "summary.md", "summary.tex"]
+
+
+# --------------------------------------------------------------------------
+# Paired changes, the Pareto front, the goal, selection on validation
+# --------------------------------------------------------------------------
+
+def paired_study() -> list[dict]:
+    """Three seeds; each seed shifts every method by the same amount (seed noise that pairing removes)."""
+    records = []
+    for seed, shift in enumerate((0.0, 0.05, -0.05)):
+        records.append(record("baseline", seed, [0.99 + shift, 0.99 + shift, 0.6 + shift]))
+        records.append(record("strong", seed, [0.85 + shift, 0.85 + shift, 0.78 + shift]))  # +18 worst, -3.3 acc
+        records.append(record("gentle", seed, [0.99 + shift, 0.99 + shift, 0.64 + shift]))  # +4 worst, +1.3 acc
+        records.append(record("worse", seed, [0.97 + shift, 0.97 + shift, 0.55 + shift]))   # dominated
+    return records
+
+
+def test_paired_table_removes_the_shared_seed_noise():
+    table = paired_table(paired_study()).set_index("method")
+    assert table.loc["strong", "d_worst_class_tpr"] == pytest.approx(0.18)
+    assert table.loc["strong", "d_worst_class_tpr_ci"] == pytest.approx(0.0, abs=1e-9)  # paired: exact
+    assert table.loc["strong", "d_accuracy"] == pytest.approx((0.85 + 0.85 + 0.78 - 0.99 - 0.99 - 0.6) / 3)
+    assert table.loc["baseline", "baseline_worst_class_tpr_std"] == pytest.approx(0.05)  # the noise to beat
+    assert table.loc["baseline", "d_accuracy"] == 0.0
+    assert bool(table.loc["worse", "pareto"]) is False
+    assert bool(table.loc["strong", "pareto"]) and bool(table.loc["gentle", "pareto"])
+    assert not table["goal_met"].any()  # strong loses 3.3 points of accuracy: over the 0.5 budget
+    assert bool(table.loc["baseline", "pareto"]) is False  # gentle is better on both
+
+
+def test_pareto_front_and_goal_statement():
+    ties = pd.DataFrame({"accuracy": [0.9, 0.91, 0.91], "worst_class_tpr": [0.8, 0.7, 0.7]})
+    assert pareto_front(ties).tolist() == [True, True, True]  # equal points do not dominate each other
+    frame = pd.DataFrame({"accuracy": [0.9, 0.91, 0.89], "worst_class_tpr": [0.8, 0.7, 0.75]})
+    assert pareto_front(frame).tolist() == [True, True, False]
+    text = goal_statement(paired_table(paired_study()), "fashion_mnist")
+    assert "Not met." in text and "gentle" in text and "within the accuracy budget" in text
+    assert "No method dominates all others" in text
+
+
+def test_goal_met_when_the_gain_is_large_and_accuracy_kept():
+    records = []
+    for seed, shift in enumerate((0.0, 0.02, -0.02)):
+        records.append(record("baseline", seed, [0.95 + shift, 0.6 + shift]))
+        records.append(record("fixer", seed, [0.95 + shift, 0.8 + shift]))
+    table = paired_table(records)
+    assert table.set_index("method").loc["fixer", "goal_met"]
+    text = goal_statement(table, "fashion_mnist")
+    assert "Met by fixer." in text and "fixer dominates every other method" in text
+
+
+def test_paired_tables_are_written(tmp_path):
+    paths = save_paired_tables(paired_table(paired_study()), tmp_path / "paired")
+    assert "Pareto front" in paths["md"].read_text() and r"$\pm$" in paths["tex"].read_text()
+    assert r"$\Delta$ accuracy (pts)" in paths["tex"].read_text() and "Δ" not in paths["tex"].read_text()
+    assert pd.read_csv(paths["csv"])["method"].tolist()[0] == "baseline"
+
+
+class PoisonedTestSplit(dict):
+    """A record whose test split must not be read."""
+
+    def __getitem__(self, key):
+        if key in ("test", "best_val"):
+            raise AssertionError(f"selection read record[{key!r}]")
+        return super().__getitem__(key)
+
+    def get(self, key, default=None):
+        return self[key] if key in self else default
+
+
+def test_best_by_validation_reads_only_the_validation_split():
+    records = []
+    for seed in range(3):
+        for method, val_worst in (("baseline", 0.6), ("a", 0.7), ("b", 0.75), ("baseline+posthoc-worst", 0.72)):
+            records.append(PoisonedTestSplit({"method_label": method, "seed": seed, "dataset": "d",
+                                                "val": {"worst_class_tpr": val_worst + 0.01 * seed}}))
+    assert best_by_validation(records) == "b"
+    assert best_by_validation(records, exclude=("baseline", "b")) == "baseline+posthoc-worst"
+    with pytest.raises(ValueError, match="no records"):
+        best_by_validation(records[:1])
+
+
+def test_checkpoint_choice_reads_the_best_validation_epoch_where_there_is_one():
+    trained = record("cdb", 0, [0.5, 0.4])
+    trained["best_val"] = {"epoch": 1, "test": {**trained["test"], "accuracy": 0.9}, "val": trained["test"]}
+    posthoc = record("baseline+posthoc-worst", 0, [0.8, 0.7])
+    assert split_summary(trained, "test", "best_val")["accuracy"] == 0.9
+    assert split_summary(trained, "test")["accuracy"] == pytest.approx(0.45)
+    assert split_summary(posthoc, "test", "best_val") is posthoc["test"]
+    with pytest.raises(ValueError, match="checkpoint="):
+        split_summary(trained, "test", "best")
+    table = method_table([trained, posthoc], checkpoint="best_val").set_index("method")
+    assert table.loc["cdb", "accuracy"] == 0.9
+
+
+def test_goal_statement_names_the_largest_gain_beyond_the_budget_and_how_far_it_is():
+    text = goal_statement(paired_table(paired_study()), "fashion_mnist")
+    # strong: +18 worst-class points, but 3.3 points of accuracy lost: 2.8 over the 0.5-point budget
+    assert "Largest worst-class gain at any accuracy: strong, +18.0 ± 0.0 points" in text
+    assert "0.0 points short of the gain, 2.8 points over the accuracy budget" in text
+    assert "gentle, +4.0 ± 0.0 points of worst-class TPR" in text and "11.0 points short of the gain" in text
+
+
+def test_describe_change_is_computed_from_the_paired_table():
+    table = paired_table(paired_study())
+    sentence = describe_change(table, "gentle")
+    assert sentence.startswith("gentle (3 seeds): +4.0 ± 0.0 points of worst-class TPR at +1.3 ± 0.0 points")
+    assert "seed-to-seed std: 5.0 points of worst-class TPR" in sentence and "on the Pareto front" in sentence
+    assert "dominated" in describe_change(table, "worse")
+    with pytest.raises(ValueError, match="method='nope' is not in the paired table"):
+        describe_change(table, "nope")
+
+
+def test_paired_tables_follow_the_checkpoint_choice():
+    records = paired_study()
+    for item in records:
+        item["classes"] = ["shoe", "bag", "shirt"]
+        if item["method_label"] == "strong":  # its best-validation epoch kept the baseline's accuracy
+            tpr = [0.99, 0.99, 0.78]
+            item["best_val"] = {"epoch": 1, "val": item["test"],
+                                "test": {**item["test"], "tpr": tpr, "accuracy": float(np.mean(tpr)),
+                                         "worst_class_tpr": 0.78}}
+    last = paired_table(records).set_index("method")
+    best = paired_table(records, checkpoint="best_val").set_index("method")
+    assert not last.loc["strong", "goal_met"] and best.loc["strong", "goal_met"]
+    assert best.loc["gentle", "d_worst_class_tpr"] == pytest.approx(last.loc["gentle", "d_worst_class_tpr"])
+    change = paired_tpr_change(records, "strong", checkpoint="best_val")
+    assert change["mean change"].tolist() == pytest.approx([0.0, 0.0, 0.18])
+    assert change["class"].tolist() == ["shoe", "bag", "shirt"]
+
+
+def test_best_by_validation_refuses_unknown_metrics_and_takes_one_label_as_a_string():
+    records = [PoisonedTestSplit({"method_label": m, "seed": 0, "dataset": "d", "val": {"accuracy": a}})
+               for m, a in (("baseline", 0.9), ("base", 0.8))]
+    assert best_by_validation(records, exclude="baseline", metric="accuracy") == "base"  # not a substring test
+    with pytest.raises(ValueError, match=r"metric='tpr_std' is not allowed: expected one of"):
+        best_by_validation(records, metric="tpr_std")
+    assert "worst_class_tpr" in SELECTION_METRICS
+
+
+def test_paired_table_pairs_only_common_seeds_and_skips_datasets_without_a_baseline():
+    records = [record("baseline", 0, [0.9, 0.6]), record("baseline", 1, [0.8, 0.5]),
+               record("method", 1, [0.8, 0.7]), record("method", 2, [0.1, 0.1]),  # seed 2 has no baseline
+               record("method", 0, [0.9, 0.9], dataset="names5")]  # a dataset with no baseline at all
+    table = paired_table(records)
+    assert table["dataset"].unique().tolist() == ["fashion_mnist"]
+    row = table.set_index("method").loc["method"]
+    assert row["seeds"] == 1 and row["d_worst_class_tpr"] == pytest.approx(0.2)
+    assert math.isnan(row["d_worst_class_tpr_ci"])  # one pair: no interval
+    assert row["worst_class_tpr"] == pytest.approx(0.7)  # the mean over the paired seeds only

@@ -12,6 +12,9 @@ import torch.nn.functional as F
 
 from lbw_utils.losses import (
     LOSS_METHODS,
+    DynamicMarginLoss,
+    LogitAdjustedLoss,
+    MinRecallLoss,
     MAX_TRAJECTORY_ROWS,
     MIN_BASE,
     CDBLoss,
@@ -336,7 +339,7 @@ def validation_logits_with_accuracies(hits_per_class: list[int], per_class: int 
 
 
 def test_cdb_weights_start_at_one_and_follow_validation_accuracy():
-    loss = CDBLoss(3, tau=2.0)
+    loss = CDBLoss(3, tau=2.0, floor=MIN_BASE)
     assert loss.weights.tolist() == [1.0, 1.0, 1.0]
     val_logits, val_targets = validation_logits_with_accuracies([5, 8, 10])  # acc 0.5, 0.8, 1.0
     loss.on_epoch_end(0, val_logits, val_targets)
@@ -349,12 +352,63 @@ def test_cdb_weights_start_at_one_and_follow_validation_accuracy():
                                rtol=1e-5)
 
 
+def test_cdb_without_floor_gives_a_perfect_class_weight_zero_as_the_official_code():
+    # Both official files: weights = d ** tau, d = 1 - accuracy, scaled to sum K; d = 0 -> weight 0.
+    loss = CDBLoss(3, tau=2.0)
+    loss.on_epoch_end(0, *validation_logits_with_accuracies([5, 8, 10]))
+    d = np.array([0.5, 0.2, 0.0])
+    np.testing.assert_allclose(loss.weights.numpy(), d ** 2 / (d ** 2).sum() * 3, rtol=1e-6)
+    assert loss.weights[2].item() == 0.0
+    every_class_perfect = CDBLoss(3, tau=1.0)  # the official code would divide by zero here
+    every_class_perfect.on_epoch_end(0, *validation_logits_with_accuracies([10, 10, 10]))
+    assert every_class_perfect.weights.tolist() == [1.0, 1.0, 1.0]
+
+
+def test_cdb_cifar_form_by_hand():
+    # CIFAR-LT/cifar_train.py + CIFAR-LT/losses/cdb_loss.py: tau = sigmoid(bias),
+    # bias = (1 - min d) / (1 - max d + 0.01); CrossEntropyLoss(weight=w, reduction='none'), then mean.
+    loss = CDBLoss(3)  # tau="dynamic", variant="cifar"
+    loss.on_epoch_end(0, *validation_logits_with_accuracies([4, 9, 7]))  # acc 0.4, 0.9, 0.7
+    d = np.array([0.6, 0.1, 0.3])
+    tau = 1 / (1 + math.exp(-((1 - d.min()) / (1 - d.max() + 0.01))))
+    weights = d ** tau / (d ** tau).sum() * 3
+    np.testing.assert_allclose(loss.weights.numpy(), weights, rtol=1e-6)
+    assert loss.record()["tau"] == [pytest.approx(tau, rel=1e-6)]
+    logits = torch.tensor([[2.0, 0.5, -1.0], [0.1, 0.2, 0.3], [1.0, -1.0, 0.0], [0.0, 3.0, 1.0]])
+    targets = torch.tensor([0, 2, 2, 1])
+    log_p = torch.log_softmax(logits.double(), dim=1)
+    ce = -log_p[torch.arange(4), targets].numpy()
+    expected = float(np.mean(weights[targets.numpy()] * ce))
+    assert loss(logits, targets).item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_cdb_imagenet_form_by_hand():
+    # ImageNet-LT/loss/CDBSoftmaxLoss.py: tau = 2 sigmoid(bias - 1); nn.CrossEntropyLoss(weight=w):
+    # PyTorch's weighted mean, sum w_y CE / sum w_y.
+    loss = CDBLoss(3, variant="imagenet")
+    loss.on_epoch_end(0, *validation_logits_with_accuracies([4, 9, 7]))
+    d = np.array([0.6, 0.1, 0.3])
+    tau = 2 / (1 + math.exp(-((1 - d.min()) / (1 - d.max() + 0.01) - 1)))
+    weights = d ** tau / (d ** tau).sum() * 3
+    np.testing.assert_allclose(loss.weights.numpy(), weights, rtol=1e-6)
+    logits = torch.tensor([[2.0, 0.5, -1.0], [0.1, 0.2, 0.3], [1.0, -1.0, 0.0], [0.0, 3.0, 1.0]])
+    targets = torch.tensor([0, 2, 2, 1])
+    expected = F.cross_entropy(logits, targets, weight=torch.tensor(weights, dtype=torch.float32))
+    assert loss(logits, targets).item() == pytest.approx(expected.item(), rel=1e-5)
+    # a batch of a class at weight 0 only: 0, not 0/0
+    zero = CDBLoss(2, tau=1.0, variant="imagenet")
+    zero.on_epoch_end(0, *validation_logits_with_accuracies([10, 5]))
+    assert zero(torch.randn(3, 2), torch.tensor([0, 0, 0])).item() == 0.0
+
+
 def test_cdb_loss_is_weighted_cross_entropy_with_its_current_weights():
     generator = torch.Generator().manual_seed(9)
-    loss = CDBLoss(3, tau=1.0, label_smoothing=0.05)
+    loss = CDBLoss(3, tau=1.0, label_smoothing=0.05, variant="imagenet")
     loss.on_epoch_end(0, *validation_logits_with_accuracies([4, 9, 7]))
     logits, targets = random_batch(40, 3, generator)
-    expected = F.cross_entropy(logits, targets, weight=loss.weights, label_smoothing=0.05)
+    per_sample = F.cross_entropy(logits, targets, reduction="none", label_smoothing=0.05)
+    sample_weights = loss.weights[targets]
+    expected = (per_sample * sample_weights).sum() / sample_weights.sum()
     assert torch.allclose(loss(logits, targets), expected)
 
 
@@ -363,9 +417,13 @@ def test_cdb_dynamic_tau_follows_the_official_rule():
     expected = 2 / (1 + math.exp(-(0.9 / (0.5 + 0.01) - 1)))
     assert cdb_dynamic_tau(accuracy).item() == pytest.approx(expected, rel=1e-6)
     assert cdb_dynamic_tau(torch.tensor([0.99, 0.99])).item() == pytest.approx(1.0, abs=0.02)
-    loss = CDBLoss(3, tau="dynamic")
+    loss = CDBLoss(3, tau="dynamic", variant="imagenet")
     loss.on_epoch_end(0, *validation_logits_with_accuracies([5, 8, 9]))
     assert loss.record()["tau"] == [pytest.approx(expected, rel=1e-6)]
+    cifar = 1 / (1 + math.exp(-(0.9 / (0.5 + 0.01))))
+    assert cdb_dynamic_tau(accuracy, "cifar").item() == pytest.approx(cifar, rel=1e-6)
+    with pytest.raises(ValueError, match="variant="):
+        cdb_dynamic_tau(accuracy, "cifar10")
 
 
 def test_cdb_records_one_row_per_epoch_as_json():
@@ -482,7 +540,8 @@ def test_every_loss_runs_on_cuda_without_host_syncs():
 def test_make_loss_builds_every_method():
     expected = {
         "baseline": CrossEntropy, "static": WeightedCrossEntropy, "ema": EMAWeightedCrossEntropy,
-        "focal": FocalLoss, "cdb": CDBLoss, "dro": ClassDROLoss,
+        "focal": FocalLoss, "cdb": CDBLoss, "dro": ClassDROLoss, "minrecall": MinRecallLoss,
+        "margin": LogitAdjustedLoss,
     }
     assert set(LOSS_METHODS) == set(expected)
     for name, cls in expected.items():
@@ -516,3 +575,101 @@ def test_make_loss_passes_the_method_options_on():
 def test_make_loss_rejects_bad_methods(method, kwargs, message):
     with pytest.raises(ValueError, match=message):
         make_loss(method, 3, **kwargs)
+
+
+# --------------------------------------------------------------------------
+# Worst-class recall (minrecall), difficulty margins, group DRO
+# --------------------------------------------------------------------------
+
+def test_minrecall_multipliers_follow_exponentiated_gradient_on_validation_recall():
+    loss = MinRecallLoss(3, eta=2.0, form="weighted")
+    assert loss.class_weights().tolist() == pytest.approx([1.0, 1.0, 1.0])
+    loss.on_epoch_end(0, *validation_logits_with_accuracies([4, 9, 7]))  # recall 0.4, 0.9, 0.7
+    raw = np.array([1 / 3] * 3) * np.exp(2.0 * (1 - np.array([0.4, 0.9, 0.7])))
+    multipliers = raw / raw.sum()
+    np.testing.assert_allclose(loss.multipliers.numpy(), multipliers, rtol=1e-6)
+    np.testing.assert_allclose(loss.class_weights().numpy(), 3 * multipliers, rtol=1e-6)
+    logits, targets = random_batch(16, 3, torch.Generator().manual_seed(1))
+    expected = (F.cross_entropy(logits, targets, reduction="none") * loss.class_weights()[targets]).mean()
+    assert torch.allclose(loss(logits, targets), expected)
+    record = json.loads(json.dumps(loss.record()))
+    assert record["trajectory_steps"] == [0] and record["lambda"] == pytest.approx(multipliers.tolist())
+
+
+def test_minrecall_logit_adjusted_form_subtracts_log_costs_in_training():
+    loss = MinRecallLoss(3, eta=1.0)  # form="logit-adjusted"
+    loss.on_epoch_end(0, *validation_logits_with_accuracies([4, 9, 7]))
+    logits, targets = random_batch(16, 3, torch.Generator().manual_seed(2))
+    expected = F.cross_entropy(logits - loss.class_weights().log(), targets)
+    assert torch.allclose(loss(logits, targets), expected)
+
+
+def test_minrecall_every_k_steps_is_driven_by_the_training_loop(tiny_data):
+    from lbw_utils.models import make_model
+    from lbw_utils.train import TrainConfig, fit
+
+    data = tiny_data(num_classes=3, per_class={"train": 40, "val": 20, "test": 10})
+    loss = MinRecallLoss(3, eta=0.5, every=2)
+    model = make_model("cnn", num_classes=3, input_shape=(1, 8, 8), size="tiny")
+    fit(model, data, loss, TrainConfig(epochs=2, batch_size=20, augment=False), progress=False)
+    # 120 training images / batch 20 = 6 steps an epoch, 12 in all: an update every 2 steps
+    assert loss.record()["trajectory_steps"] == [2, 4, 6, 8, 10, 12]
+    assert loss.multipliers.sum().item() == pytest.approx(1.0, abs=1e-6)
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"eta": -1.0}, "eta="), ({"form": "hinge"}, "form="), ({"every": 0}, "every="), ({"every": "batch"}, "every="),
+])
+def test_minrecall_refuses_bad_parameters(options, message):
+    with pytest.raises(ValueError, match=message):
+        MinRecallLoss(3, **options)
+
+
+def test_minrecall_refuses_nan_recall():
+    loss = MinRecallLoss(2)
+    with pytest.raises(ValueError, match="val_targets must lie in"):
+        loss.on_epoch_end(0, torch.zeros(2, 2), torch.tensor([0, 5]))
+
+
+def test_static_margin_uses_the_seed_formula_as_logit_adjustment_costs():
+    loss = make_loss({"name": "margin", "source": "static", "gamma": 2}, 3, tpr=SEED_TPR)
+    assert isinstance(loss, LogitAdjustedLoss)
+    np.testing.assert_allclose(loss.costs.numpy(), SEED_WEIGHTS_GAMMA_2, rtol=1e-6)
+    logits, targets = random_batch(8, 3, torch.Generator().manual_seed(3))
+    expected = F.cross_entropy(logits - torch.tensor(SEED_WEIGHTS_GAMMA_2).float().log(), targets)
+    assert torch.allclose(loss(logits, targets), expected)
+    with pytest.raises(ValueError, match="needs tpr="):
+        make_loss({"name": "margin"}, 3)
+    with pytest.raises(ValueError, match="costs must be finite and > 0"):
+        LogitAdjustedLoss([1.0, 0.0, 2.0])
+    with pytest.raises(ValueError, match="logits have 3 classes"):
+        LogitAdjustedLoss([1.0, 2.0])(torch.zeros(2, 3), torch.tensor([0, 1]))
+    with pytest.raises(ValueError, match="source="):
+        make_loss({"name": "margin", "source": "oracle"}, 3, tpr=SEED_TPR)
+
+
+def test_dynamic_margin_follows_the_smoothed_batch_recall():
+    loss = make_loss({"name": "margin", "source": "dynamic", "gamma": 1, "alpha": 0.5}, 3).train()
+    assert isinstance(loss, DynamicMarginLoss) and loss.costs().tolist() == pytest.approx([1.0, 1.0, 1.0])
+    logits = torch.tensor([[5.0, 0, 0], [5.0, 0, 0], [0, 5.0, 0], [5.0, 0, 0]])
+    targets = torch.tensor([0, 1, 1, 0])  # class 0: 2/2 right, class 1: 1/2, class 2 absent
+    loss(logits, targets)
+    recall = np.array([1.0, 0.75, 1.0])  # 0.5 * batch recall + 0.5 * 1; absent class keeps 1
+    np.testing.assert_allclose(loss.recall.numpy(), recall)
+    np.testing.assert_allclose(loss.costs().numpy(), recall.mean() / recall, rtol=1e-6)
+
+
+def test_group_dro_is_the_q_weighted_sum_of_per_class_mean_losses():
+    # kohpangwei/group_DRO loss.py: q <- q * exp(eta * L_c), normalised; robust loss = sum_c q_c L_c.
+    loss = ClassDROLoss(3, eta=0.5, form="group").train()
+    logits, targets = random_batch(12, 3, torch.Generator().manual_seed(4))
+    targets[targets == 2] = 0  # class 2 absent
+    per_sample = F.cross_entropy(logits, targets, reduction="none")
+    means = torch.stack([per_sample[targets == c].mean() if (targets == c).any() else torch.tensor(0.0)
+                         for c in range(3)])
+    q = torch.full((3,), 1 / 3) * torch.exp(0.5 * means)
+    q = q / q.sum()
+    assert torch.allclose(loss(logits, targets), (q * means).sum(), atol=1e-6)
+    assert torch.allclose(loss.q, q, atol=1e-6)
+    with pytest.raises(ValueError, match="form="):
+        ClassDROLoss(3, form="groups")

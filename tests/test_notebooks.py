@@ -7,6 +7,7 @@ terminal shows and that nothing outside ``results/`` changed.
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -134,7 +135,9 @@ def test_smoke_profile_writes_records_tables_figures_and_summary(smoke_results):
     assert {"fig1_tpr_bars.png", "fig1_tpr_bars.pdf", "fig2_tpr_bars.png", "pareto.png",
             "confusion_matrix.png"} <= figures
     summary = (smoke_results / "summary.md").read_text()
-    assert "06_paper_figures" in summary and "| baseline |" in summary
+    assert "06_paper_figures" in summary and re.search(r"\| baseline +\|", summary)
+    assert "### fashion_mnist: paired" in summary and "### fashion_mnist: goal" in summary
+    assert "### fashion_mnist: length" in summary  # the training-length study's table
 
 
 def test_rerun_reuses_finished_records(smoke_results):

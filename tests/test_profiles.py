@@ -9,6 +9,7 @@ import textwrap
 import pytest
 import yaml
 
+from lbw_utils import training_length
 from lbw_utils.experiments import Settings
 from lbw_utils.profiles import (
     PROFILE_KEYS,
@@ -20,7 +21,7 @@ from lbw_utils.profiles import (
 )
 
 NOTEBOOKS = ["01_baseline", "02_tpr_analysis", "03_static_weighting", "04_dynamic_weighting",
-             "05_name_nationality_rnn", "06_paper_figures"]
+             "05_name_nationality_rnn", "06_paper_figures", "07_training_length"]
 
 VALID = {
     "description": "a tiny profile written by a test",
@@ -110,8 +111,8 @@ def test_override_with_a_key_the_notebook_does_not_declare(tmp_path):
 
 
 def test_unknown_notebook(tmp_path):
-    refused(write(tmp_path, changed(notebooks=["01_baseline", "02_tpr_analysis", "07_extra"])),
-            "notebook '07_extra' does not exist", str(NOTEBOOKS))
+    refused(write(tmp_path, changed(notebooks=["01_baseline", "02_tpr_analysis", "08_extra"])),
+            "notebook '08_extra' does not exist", str(NOTEBOOKS))
     refused(write(tmp_path, {**VALID, "final": ["06_figures"]}), "'06_figures'", str(NOTEBOOKS))
 
 
@@ -119,7 +120,7 @@ def test_unknown_profile_name():
     with pytest.raises(ProfileError) as caught:
         load_profile("laptop")
     assert "'laptop'" in str(caught.value) and str(available_profiles()) in str(caught.value)
-    assert available_profiles() == ["cpu", "gpu", "smoke"]
+    assert available_profiles() == ["cpu", "gpu", "length", "smoke"]
 
 
 def test_missing_profile_file(tmp_path):
@@ -166,11 +167,13 @@ def test_profile_error_comes_before_any_output(tmp_path, monkeypatch):
 # --- the shipped profiles ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["smoke", "cpu", "gpu"])
-def test_shipped_profile_loads_and_every_parameter_is_declared(name):
+@pytest.mark.parametrize("name, notebooks", [
+    ("smoke", NOTEBOOKS), ("cpu", NOTEBOOKS[:-1]), ("gpu", NOTEBOOKS), ("length", ["07_training_length", "06_paper_figures"]),
+])
+def test_shipped_profile_loads_and_every_parameter_is_declared(name, notebooks):
     content, steps = load_profile(name)
     assert content["description"]
-    assert {step.notebook for step in steps} == set(NOTEBOOKS)
+    assert {step.notebook for step in steps} == set(notebooks)
     assert steps[-1].notebook == "06_paper_figures" and steps[-1].study == ""
     for step in steps:
         declared = notebook_parameters(step.notebook)
@@ -178,7 +181,7 @@ def test_shipped_profile_loads_and_every_parameter_is_declared(name):
         assert "results_dir" not in step.parameters  # the runner sets it
 
 
-@pytest.mark.parametrize("name", ["smoke", "cpu", "gpu"])
+@pytest.mark.parametrize("name", ["smoke", "cpu", "gpu", "length"])
 def test_shipped_profile_values_make_valid_settings(name):
     """Every training step's parameters (over the notebook's defaults) pass the same checks the notebook
     makes first, so a bad value (epochs: 0, model_size: huge, seeds: []) fails here, not hours into a study."""
@@ -194,8 +197,11 @@ def test_shipped_profile_values_make_valid_settings(name):
             params = {**params, "dataset": "names", "model": "name_rnn"}
         settings = Settings.from_params(params)
         assert settings.seeds == list(step.parameters["seeds"])
+        if step.notebook == "07_training_length":
+            training_length.check_budgets(params["budgets"])
+            training_length.check_arms(params["arms"])
         checked += 1
-    assert checked >= 4
+    assert checked >= (1 if name == "length" else 4)
 
 
 def test_profile_text_in_the_module_docstring_is_a_valid_profile(tmp_path):

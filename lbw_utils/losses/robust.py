@@ -1,0 +1,223 @@
+"""Losses that put weight where the model errs most: focal loss, class-level DRO, and worst-class
+recall by exponentiated gradient (Narasimhan & Menon, NeurIPS 2021)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lbw_utils.losses.common import (
+    _as_list,
+    _check_batch,
+    _class_weight_vector,
+    _label_smoothing,
+    _non_negative,
+    _num_classes,
+    _per_class_recall,
+    _Trajectory,
+)
+
+DRO_FORMS = ("sample", "group")
+MINRECALL_FORMS = ("weighted", "logit-adjusted")
+
+
+class FocalLoss(nn.Module):
+    """Focal loss (Lin et al., ICCV 2017): ``FL_i = -w[y_i] (1 - p_i) ** gamma * log p_i``.
+
+    ``p_i`` is the softmax probability of the true class; the loss is the plain
+    mean of ``FL_i`` over the batch (``w`` = optional per-class weights, Lin et
+    al.'s alpha; ones when ``None``). ``gamma=0`` gives cross-entropy.
+
+    ``label_smoothing=eps`` replaces the one-hot target by
+    ``q = (1 - eps) * onehot + eps / C`` and sums the focal term over classes,
+    ``FL_i = -w[y_i] sum_k q_k (1 - p_k) ** gamma log p_k``; with ``gamma=0``
+    this is exactly PyTorch's label-smoothed cross-entropy.
+    """
+
+    def __init__(self, gamma: float = 2.0, weights: Any = None, label_smoothing: float = 0.0) -> None:
+        super().__init__()
+        self.gamma = _non_negative("gamma", gamma)
+        self.label_smoothing = _label_smoothing(label_smoothing)
+        self.register_buffer(
+            "weights", None if weights is None else _class_weight_vector("weights", weights)
+        )
+
+    def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        num_classes = None if self.weights is None else self.weights.numel()
+        _check_batch(logits, targets, num_classes)
+        log_p = F.log_softmax(logits.float(), dim=1)
+        # -expm1(log p) is 1 - p without cancellation; the floor keeps the gradient of
+        # (1 - p) ** gamma finite for gamma < 1 when p rounds to 1.
+        one_minus_p = (-torch.expm1(log_p)).clamp_min(1e-12)
+        focal_terms = -(one_minus_p ** self.gamma) * log_p  # [B, C]
+        if self.label_smoothing == 0.0:
+            per_sample = focal_terms.gather(1, targets[:, None]).squeeze(1)
+        else:
+            num_classes = log_p.shape[1]
+            one_hot = F.one_hot(targets, num_classes).to(log_p.dtype)
+            target_distribution = (1.0 - self.label_smoothing) * one_hot + self.label_smoothing / num_classes
+            per_sample = (target_distribution * focal_terms).sum(dim=1)
+        if self.weights is not None:
+            per_sample = per_sample * self.weights[targets]
+        return per_sample.mean()
+
+    def record(self) -> dict:
+        weights = None if self.weights is None else _as_list(self.weights)
+        return {"weights": weights, "gamma": self.gamma}
+
+
+class ClassDROLoss(nn.Module):
+    """Class-level distributionally robust optimisation (group DRO, Sagawa et al., ICLR 2020,
+    with the classes as the groups).
+
+    A distribution ``q`` over classes starts uniform. On every call in training
+    mode, before the loss: with ``L_c`` the mean cross-entropy of the batch's
+    class-c samples, ``q_c <- q_c * exp(eta * L_c)`` for the classes present
+    (absent ones keep ``q_c``), then ``q`` is renormalised to sum 1 (done as a
+    softmax of ``log q + eta * L`` for numerical safety; no gradient flows into q).
+
+    The loss is ``mean_i(C * q[y_i] * CE_i) = C * sum_c q_c * S_c / B`` with
+    ``S_c`` the summed cross-entropy of class c's samples: per-sample weights
+    ``C * q`` (mean 1). When ``q`` is uniform (at the start, or with ``eta=0``)
+    this is exactly the plain mean cross-entropy, whatever the batch's class
+    mix. Sagawa et al.'s ``sum_c q_c L_c`` differs from it by the factor
+    ``C * n_c / B`` per class, which is 1 on average under class-balanced sampling.
+
+    ``form="group"`` is group DRO's own loss instead (kohpangwei/group_DRO, ``loss.py``,
+    ``LossComputer.compute_robust_loss``): ``sum_c q_c * L_c`` with ``L_c`` the class's mean
+    cross-entropy in the batch (0 for an absent class), the same update of ``q``. It differs from
+    the default (``form="sample"``) when batches are class-skewed, as the names batches are.
+
+    ``record()`` gives ``"weights" = C * q``, ``"q"``, and a ``"trajectory"`` of
+    ``C * q`` after every update, subsampled like :class:`EMAWeightedCrossEntropy`'s.
+    """
+
+    def __init__(self, num_classes: int, eta: float = 0.01, label_smoothing: float = 0.0,
+                 form: str = "sample") -> None:
+        super().__init__()
+        self.num_classes = _num_classes(num_classes)
+        self.eta = _non_negative("eta", eta)
+        if form not in DRO_FORMS:
+            raise ValueError(f"form={form!r} is not allowed: expected one of {DRO_FORMS}")
+        self.form = form
+        self.label_smoothing = _label_smoothing(label_smoothing)
+        self.register_buffer("q", torch.full((self.num_classes,), 1.0 / self.num_classes))
+        self.trajectory = _Trajectory()
+
+    def class_weights(self) -> torch.Tensor:
+        return self.num_classes * self.q
+
+    def _class_means(self, per_sample: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        # One-hot column sums rather than scatter_add/index_add (nondeterministic on CUDA)
+        # or a matmul (which autocast would run in half precision).
+        one_hot = F.one_hot(targets, self.num_classes).to(per_sample.dtype)
+        return (one_hot * per_sample[:, None]).sum(dim=0) / one_hot.sum(dim=0).clamp_min(1)  # 0 if absent
+
+    @torch.no_grad()
+    def _update_q(self, class_means: torch.Tensor) -> None:
+        # absent classes have mean 0: q_c unchanged before renormalising
+        self.q.copy_(torch.softmax(self.q.log() + self.eta * class_means, dim=0))
+        self.trajectory.append(len(self.trajectory) + 1, self.class_weights())
+
+    def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        _check_batch(logits, targets, self.num_classes)
+        per_sample = F.cross_entropy(logits.float(), targets, reduction="none",
+                                     label_smoothing=self.label_smoothing)
+        if self.form == "group":
+            class_means = self._class_means(per_sample, targets)
+            if self.training:
+                self._update_q(class_means.detach())
+            return (self.q * class_means).sum()
+        if self.training:
+            self._update_q(self._class_means(per_sample.detach(), targets))
+        return (per_sample * self.class_weights()[targets]).mean()
+
+    def record(self) -> dict:
+        steps, rows = self.trajectory.as_lists()
+        return {
+            "weights": _as_list(self.class_weights()),
+            "q": _as_list(self.q),
+            "trajectory": rows,
+            "trajectory_steps": steps,
+            "eta": self.eta,
+            "form": self.form,
+        }
+
+
+class MinRecallLoss(nn.Module):
+    """Maximise the worst class's recall (Narasimhan & Menon, NeurIPS 2021, "Training over-parameterized
+    models with non-decomposable objectives"), with the classes' recall measured on *validation*.
+
+    The objective ``max_h min_c recall_c(h)`` is the saddle point of the Lagrangian
+    ``sum_c lambda_c (1 - recall_c(h))`` over multipliers ``lambda`` on the simplex. For fixed
+    ``lambda`` the inner problem is cost-sensitive learning with class costs ``w_c = lambda_c / pi_c``;
+    on class-balanced data ``w = K * lambda`` (mean 1). The multipliers start uniform and are updated
+    by exponentiated gradient from the validation recall of the current model,
+    ``lambda_c <- lambda_c * exp(eta * (1 - recall_c))``, then renormalised. ``every`` says when:
+    ``"epoch"`` (after every epoch, on the whole validation split) or a number of training steps
+    (on a fixed validation slice, through the training loop's ``on_validation`` hook).
+
+    Two ways to train with the costs:
+
+    * ``form="weighted"``: ``mean_i(w[y_i] * CE_i)``;
+    * ``form="logit-adjusted"`` (default): ``CE(f(x) - log w, y)`` in training and plain ``f(x)`` at
+      test time, so that the trained scores carry the Bayes shift ``+log w_c`` of the cost-sensitive
+      objective. Additive shifts keep acting when a network fits its training set, where weights
+      lose their grip (Byrd & Lipton, ICML 2019).
+
+    ``record()`` holds the current ``"weights"`` (``w``), ``"lambda"``, and the ``"trajectory"`` of
+    ``w`` after every update (``"trajectory_steps"``: the epoch or step of each).
+    """
+
+    def __init__(self, num_classes: int, eta: float = 1.0, form: str = "logit-adjusted",
+                 every: int | str = "epoch", label_smoothing: float = 0.0) -> None:
+        super().__init__()
+        self.num_classes = _num_classes(num_classes)
+        self.eta = _non_negative("eta", eta)
+        if form not in MINRECALL_FORMS:
+            raise ValueError(f"form={form!r} is not allowed: expected one of {MINRECALL_FORMS}")
+        if every != "epoch" and (isinstance(every, bool) or not isinstance(every, int) or every < 1):
+            raise ValueError(f"every={every!r} is not allowed: expected 'epoch' or a positive number of steps")
+        self.form, self.every = form, every
+        self.validation_every = None if every == "epoch" else every  # read by the training loop
+        self.label_smoothing = _label_smoothing(label_smoothing)
+        self.register_buffer("multipliers", torch.full((self.num_classes,), 1.0 / self.num_classes))
+        self.trajectory = _Trajectory()
+
+    def class_weights(self) -> torch.Tensor:
+        return self.num_classes * self.multipliers
+
+    def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        _check_batch(logits, targets, self.num_classes)
+        logits = logits.float()
+        weights = self.class_weights()
+        if self.form == "logit-adjusted":
+            return F.cross_entropy(logits - weights.log(), targets, label_smoothing=self.label_smoothing)
+        per_sample = F.cross_entropy(logits, targets, reduction="none", label_smoothing=self.label_smoothing)
+        return (per_sample * weights[targets]).mean()
+
+    @torch.no_grad()
+    def update(self, step: int, val_logits: torch.Tensor, val_targets: torch.Tensor) -> None:
+        """One exponentiated-gradient step from the recall of (val_logits, val_targets)."""
+        recall = _per_class_recall(val_logits.to(self.multipliers.device), val_targets.to(self.multipliers.device),
+                                   self.num_classes)
+        if not bool(torch.isfinite(recall).all()):
+            raise ValueError(f"recall must be finite for every class, got {recall.tolist()}")
+        self.multipliers.copy_(torch.softmax(self.multipliers.log() + self.eta * (1.0 - recall), dim=0))
+        self.trajectory.append(step, self.class_weights())
+
+    def on_epoch_end(self, epoch: int, val_logits: torch.Tensor, val_targets: torch.Tensor) -> None:
+        if self.every == "epoch":
+            self.update(epoch, val_logits, val_targets)
+
+    def on_validation(self, step: int, val_logits: torch.Tensor, val_targets: torch.Tensor) -> None:
+        self.update(step, val_logits, val_targets)
+
+    def record(self) -> dict:
+        steps, rows = self.trajectory.as_lists()
+        return {"weights": _as_list(self.class_weights()), "lambda": _as_list(self.multipliers),
+                "trajectory": rows, "trajectory_steps": steps, "eta": self.eta, "form": self.form,
+                "every": self.every}

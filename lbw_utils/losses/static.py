@@ -1,0 +1,150 @@
+"""Fixed class weights: the seed recipe's weights from measured TPRs, plain and weighted cross-entropy."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lbw_utils.losses.common import (
+    STATIC_SCHEMES,
+    _as_float64_vector,
+    _as_list,
+    _check_batch,
+    _class_weight_vector,
+    _difficulty_base,
+    _label_smoothing,
+    _non_negative,
+)
+
+
+# --------------------------------------------------------------------------
+# Static weights from measured TPRs
+# --------------------------------------------------------------------------
+
+def static_weights(
+    tpr: Any,
+    scheme: str = "peifer",
+    gamma: float = 4.0,
+    normalize: bool = False,
+    *,
+    num_classes: int | None = None,
+) -> torch.Tensor:
+    """Per-class loss weights from per-class true-positive rates ``s`` (validation recall).
+
+    Schemes (``m = mean(s)``, all computed in float64, returned as float32):
+
+    * ``"peifer"``  (seeds 000/001): ``w_c = (1 - (s_c - m) / s_c) ** gamma``.
+      Since ``1 - (s_c - m)/s_c = m / s_c`` this is ``(m / s_c) ** gamma``:
+      inverse-TPR weights up to a constant factor ``m ** gamma``.
+    * ``"inverse"``: ``w_c = (1 / s_c) ** gamma``.
+    * ``"cdb"``      (class-wise difficulty-balanced): ``w_c = max(1 - s_c, MIN_BASE) ** gamma``;
+      ``gamma`` plays the role of CDB's ``tau``.
+    * ``"fnr"``      (linear false-negative rate): ``w_c = max(1 - s_c, MIN_BASE)``;
+      ``gamma`` is ignored.
+
+    The floor ``MIN_BASE = 1e-3`` keeps a perfectly recalled class (``s_c = 1``)
+    in the loss instead of giving it weight 0. ``normalize=True`` rescales the
+    weights to mean 1. Note that ``WeightedCrossEntropy`` (PyTorch's weighted
+    mean divides by the sum of the batch's weights) is blind to a global scale:
+    there only the *ratios* between weights matter, and ``normalize`` changes
+    the recorded numbers, not the training.
+
+    Seed 000's test vector (with its erratum: the text says exponent 4 but the
+    printed weights are those of exponent 2): for
+    ``s = [0.9560878243512974, 0.7365384615384616, 0.7807933194154488]``,
+    ``gamma=2`` gives ``[0.7436..., 1.2530..., 1.1150...]``.
+
+    Raises ``ValueError`` for an unknown scheme, input that is not a non-empty
+    1-D sequence of finite numbers in [0, 1], a length other than
+    ``num_classes``, a TPR of exactly 0 for ``peifer``/``inverse`` (division by
+    zero), a negative or non-finite ``gamma``, and weights that come out
+    non-finite or not positive (e.g. a tiny TPR with a large ``gamma``
+    overflows); the message names the offending class index.
+    """
+    if scheme not in STATIC_SCHEMES:
+        raise ValueError(f"scheme={scheme!r} is not allowed: expected one of {STATIC_SCHEMES}")
+    gamma = _non_negative("gamma", gamma)
+    s = _as_float64_vector("tpr", tpr)
+    if num_classes is not None and s.numel() != num_classes:
+        raise ValueError(f"tpr has {s.numel()} entries but num_classes={num_classes!r}")
+    outside = torch.nonzero((s < 0) | (s > 1)).flatten().tolist()
+    if outside:
+        raise ValueError(
+            f"tpr values must lie in [0, 1]; class index {outside[0]} has {s[outside[0]].item()!r}"
+        )
+
+    if scheme in ("peifer", "inverse"):
+        zeros = torch.nonzero(s == 0).flatten().tolist()
+        if zeros:
+            raise ValueError(
+                f"scheme={scheme!r} divides by the TPR, but class index {zeros[0]} has TPR 0; "
+                f"use scheme='cdb' or 'fnr', or a baseline that recalls every class at least once"
+            )
+    if scheme == "peifer":
+        weights = (1.0 - (s - s.mean()) / s) ** gamma
+    elif scheme == "inverse":
+        weights = (1.0 / s) ** gamma
+    elif scheme == "cdb":
+        weights = _difficulty_base(s) ** gamma
+    else:  # fnr
+        weights = _difficulty_base(s)
+
+    bad = torch.nonzero(~(torch.isfinite(weights) & (weights > 0))).flatten().tolist()
+    if bad:
+        raise ValueError(
+            f"scheme={scheme!r} with gamma={gamma!r} gives class index {bad[0]} "
+            f"(TPR {s[bad[0]].item()!r}) the weight {weights[bad[0]].item()!r}; weights must be "
+            f"finite and > 0: lower gamma"
+        )
+    if normalize:
+        weights = weights / weights.mean()
+    return weights.float()
+
+
+# --------------------------------------------------------------------------
+# Cross-entropy, plain and with fixed weights
+# --------------------------------------------------------------------------
+
+class CrossEntropy(nn.Module):
+    """Plain cross-entropy, the baseline, with the same interface as the weighted losses.
+
+    ``record()`` returns ``{"weights": None}``: ``None`` rather than a vector of
+    ones, so a record of the unweighted baseline cannot be mistaken for a
+    weighted run whose weights happen to be equal.
+    """
+
+    def __init__(self, label_smoothing: float = 0.0) -> None:
+        super().__init__()
+        self.label_smoothing = _label_smoothing(label_smoothing)
+
+    def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        _check_batch(logits, targets, None)
+        return F.cross_entropy(logits.float(), targets, label_smoothing=self.label_smoothing)
+
+    def record(self) -> dict:
+        return {"weights": None}
+
+
+class WeightedCrossEntropy(nn.Module):
+    """Cross-entropy with fixed per-class weights ``w`` (e.g. from :func:`static_weights`).
+
+    ``loss = sum_i w[y_i] * CE_i / sum_i w[y_i]`` (PyTorch's weighted mean), so
+    multiplying all weights by a constant changes nothing; only their ratios do.
+    """
+
+    def __init__(self, weights: Any, label_smoothing: float = 0.0) -> None:
+        super().__init__()
+        self.register_buffer("weights", _class_weight_vector("weights", weights))
+        self.label_smoothing = _label_smoothing(label_smoothing)
+
+    def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        _check_batch(logits, targets, self.weights.numel())
+        return F.cross_entropy(
+            logits.float(), targets, weight=self.weights, label_smoothing=self.label_smoothing
+        )
+
+    def record(self) -> dict:
+        return {"weights": _as_list(self.weights)}
