@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader, Subset
 from torchvision import transforms
 
 from lbw_utils.config import data_dir as resolve_data_dir
-from lbw_utils.data import _take_per_class, stratified_split
+from lbw_utils.data import take_per_class, stratified_split
 from lbw_utils.models import make_model
 
 
@@ -34,8 +34,8 @@ def split_indices(dataset: str, labels_train: torch.Tensor, labels_test: torch.T
     test_index = torch.arange(len(labels_test))
     pool_labels = labels_train
     if per_class is not None:  # the same draws, in the same order, as load_image_dataset
-        train_pool, pool_labels = _take_per_class(train_pool, labels_train, per_class, generator, "training set")
-        test_index, _ = _take_per_class(test_index, labels_test, per_class, generator, "test set")
+        train_pool, pool_labels = take_per_class(train_pool, labels_train, per_class, generator, "training set")
+        test_index, _ = take_per_class(test_index, labels_test, per_class, generator, "test set")
     train_positions, _ = stratified_split(pool_labels, val_size, generator)
     return train_pool[train_positions], test_index
 

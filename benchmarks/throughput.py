@@ -31,7 +31,7 @@ from reference import Reference
 
 from lbw_utils.data import load_image_dataset
 from lbw_utils.models import make_model
-from lbw_utils.train import TrainConfig, _autocast, _make_optimizer, _make_scheduler, bf16_pays, fit, predict
+from lbw_utils.train import TrainConfig, autocast, make_optimizer, make_scheduler, bf16_pays, fit, predict
 
 
 def _fractions(row: dict, gflops: float, dtype: str, peaks: dict) -> dict:
@@ -55,8 +55,8 @@ def step_loop(data, *, size, batch_size, amp, channels_last, compiled, sync, ste
     model = make_model("cnn", num_classes=data.num_classes, input_shape=data.input_shape, size=size)
     model.to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
     config = TrainConfig(epochs=1, batch_size=batch_size, lr=lr)
-    optimizer = _make_optimizer(model, config)
-    scheduler = _make_scheduler(optimizer, config, 10**6)
+    optimizer = make_optimizer(model, config)
+    scheduler = make_scheduler(optimizer, config, 10**6)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=0.1)
     step_fn = torch.compile(model) if compiled else model
     batches = _cycle(data, "train", batch_size, 0, augment)
@@ -74,7 +74,7 @@ def step_loop(data, *, size, batch_size, amp, channels_last, compiled, sync, ste
         (images,), targets = next(batches)
         if not channels_last:
             images = images.contiguous()
-        with _autocast(device, amp):
+        with autocast(device, amp):
             logits = step_fn(images)
         loss = loss_fn(logits.float(), targets)
         optimizer.zero_grad(set_to_none=True)
@@ -202,7 +202,7 @@ def names_benchmarks(args, device, peaks) -> tuple[list, dict]:
         model = make_model("name_rnn", num_classes=data.num_classes).to(device)
         config = TrainConfig(epochs=1, batch_size=batch, optimizer="adamw", lr=0.003, weight_decay=1e-5,
                              label_smoothing=0.0, amp=amp)
-        optimizer = _make_optimizer(model, config)
+        optimizer = make_optimizer(model, config)
         loss_fn = nn.CrossEntropyLoss()
         generator = torch.Generator().manual_seed(0)
         epochs = 1 if quick else 2
@@ -212,7 +212,7 @@ def names_benchmarks(args, device, peaks) -> tuple[list, dict]:
             model.train()
             with common.Clock(device) as clock:
                 for (codes, lengths), targets in data.batches("train", batch, shuffle=True, generator=generator):
-                    with _autocast(device, amp):
+                    with autocast(device, amp):
                         logits = model(codes, lengths)
                     loss = loss_fn(logits.float(), targets)
                     optimizer.zero_grad(set_to_none=True)
@@ -252,7 +252,7 @@ def names_benchmarks(args, device, peaks) -> tuple[list, dict]:
                 for _ in range(1 if quick else 5):
                     with torch.no_grad(), common.Clock(device) as clock:
                         for codes, lengths in batches:
-                            with _autocast(device, True):
+                            with autocast(device, True):
                                 model(codes, lengths)
                     best = min(best, clock.seconds)
                 work_eval = [(codes.shape[1], lengths.cpu()) for codes, lengths in batches]

@@ -190,8 +190,8 @@ def load_image_dataset(
     train_x, train_y, test_x, test_y, classes, checksums = loader(root, download)
     generator = torch.Generator().manual_seed(seed)
     if per_class is not None:
-        train_x, train_y = _take_per_class(train_x, train_y, per_class, generator, "training set")
-        test_x, test_y = _take_per_class(test_x, test_y, per_class, generator, "test set")
+        train_x, train_y = take_per_class(train_x, train_y, per_class, generator, "training set")
+        test_x, test_y = take_per_class(test_x, test_y, per_class, generator, "test set")
     train_index, val_index = stratified_split(train_y, val_size, generator)
     target_device = select_device(device)
     images = {"train": train_x[train_index], "val": train_x[val_index], "test": test_x}
@@ -246,9 +246,10 @@ def _validation_count(val_size: int | float, pool: int) -> int:
     return val_size
 
 
-def _take_per_class(
+def take_per_class(
     images: torch.Tensor, labels: torch.Tensor, per_class: int, generator: torch.Generator, what: str
 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``per_class`` randomly chosen examples of every class (``what`` names the set in errors), in order."""
     check_positive_int("per_class", per_class)
     keep = []
     for label in torch.unique(labels):

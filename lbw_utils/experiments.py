@@ -26,9 +26,10 @@ import torch
 
 from lbw_utils import records
 from lbw_utils.config import DEVICES
+from lbw_utils.config import results_dir as default_results_root
 from lbw_utils.files import atomic_write_bytes
 from lbw_utils.losses import TRAINED_METHODS, make_loss, needs_baseline_tpr
-from lbw_utils.metrics import summarize, tpr_variance_reduction
+from lbw_utils.metrics import summarize
 from lbw_utils.models import CNN_SIZES, MODELS, make_model
 from lbw_utils.posthoc import apply_logit_offsets, fit_logit_offsets
 from lbw_utils.train import TrainConfig, bf16_pays, fit, predict, seed_everything
@@ -400,11 +401,6 @@ def _save_artifact(results_dir, dataset, label, seed, outcome) -> None:
     atomic_write_bytes(records.artifact_path(results_dir, dataset, label, seed), buffer.getvalue())
 
 
-def effect_against_baseline(record: dict, baseline: dict) -> float:
-    """The paper's D for the test split: Var(baseline TPR) - Var(this run's TPR)."""
-    return tpr_variance_reduction(baseline["test"]["tpr"], record["test"]["tpr"])
-
-
 TRAIN_PARAMETERS = ("epochs", "batch_size", "lr", "optimizer", "weight_decay", "label_smoothing", "augment",
                     "track_train_tpr", "amp", "compile")
 
@@ -449,9 +445,7 @@ class Settings:
 
 def results_folder(override: str | Path | None = None) -> Path:
     """A notebook's results folder: the parameter, else ``$LBW_RESULTS_DIR`` or ``results/``, + ``lab``."""
-    from lbw_utils.config import results_dir
-
-    return Path(override) if override else results_dir() / "lab"
+    return Path(override) if override else default_results_root() / "lab"
 
 
 def figure_path(folder: str | Path, dataset: str, name: str) -> Path:

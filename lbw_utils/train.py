@@ -121,8 +121,8 @@ def fit(
         loss_fn.to(device)
     step_fn = torch.compile(model) if config.compile else model
     steps_per_epoch = math.ceil(data.size("train") / config.batch_size)
-    optimizer = _make_optimizer(model, config)
-    scheduler = _make_scheduler(optimizer, config, steps_per_epoch * config.epochs)
+    optimizer = make_optimizer(model, config)
+    scheduler = make_scheduler(optimizer, config, steps_per_epoch * config.epochs)
     train_probe = _train_probe(data, config, seed)
     # A loss that follows validation within an epoch (e.g. min-recall every k steps) sees a fixed slice.
     validation_every = getattr(loss_fn, "validation_every", None)
@@ -138,7 +138,7 @@ def fit(
         loss_sum = torch.zeros((), device=device)
         for inputs, targets in data.batches("train", config.batch_size, shuffle=True, generator=generator,
                                             augment=config.augment):
-            with _autocast(device, config.amp):
+            with autocast(device, config.amp):
                 logits = step_fn(*inputs)
             loss = loss_fn(logits.float(), targets)
             optimizer.zero_grad(set_to_none=True)
@@ -184,29 +184,26 @@ def _train_probe(data, config: TrainConfig, seed: int):
     """
     if not config.track_train_tpr:
         return None
-    wanted = data.size("val")
-    batches, targets, seen = [], [], 0
     probe_generator = torch.Generator().manual_seed(seed + 1_000_003)
-    for inputs, batch_targets in data.batches("train", config.eval_batch_size, shuffle=True,
-                                              generator=probe_generator):
-        batches.append(inputs)
-        targets.append(batch_targets)
-        seen += len(batch_targets)
-        if seen >= wanted:
-            break
-    return batches, torch.cat(targets)
+    return _first_examples(data.batches("train", config.eval_batch_size, shuffle=True, generator=probe_generator),
+                           data.size("val"))
 
 
 def _val_probe(data, config: TrainConfig, size: int = 2000):
     """The first ``size`` validation examples (the split is already shuffled and stratified), in batches."""
-    batches, targets, seen = [], [], 0
-    for inputs, batch_targets in data.batches("val", min(config.eval_batch_size, size)):
-        batches.append(inputs)
+    return _first_examples(data.batches("val", min(config.eval_batch_size, size)), size)
+
+
+def _first_examples(batches, wanted: int):
+    """(input batches, their targets concatenated) of the first batches holding at least ``wanted`` examples."""
+    inputs_kept, targets, seen = [], [], 0
+    for inputs, batch_targets in batches:
+        inputs_kept.append(inputs)
         targets.append(batch_targets)
         seen += len(batch_targets)
-        if seen >= size:
+        if seen >= wanted:
             break
-    return batches, torch.cat(targets)
+    return inputs_kept, torch.cat(targets)
 
 
 @torch.no_grad()
@@ -215,7 +212,7 @@ def _logits_for(model: nn.Module, batches, config: TrainConfig) -> torch.Tensor:
     device = next(model.parameters()).device
     outputs = []
     for inputs in batches:
-        with _autocast(device, config.amp):
+        with autocast(device, config.amp):
             outputs.append(model(*inputs).float())
     return torch.cat(outputs)
 
@@ -226,12 +223,13 @@ def predict(model: nn.Module, data, split: str, *, batch_size: int = 2048, amp: 
     model.eval()
     outputs = []
     for inputs, _ in data.batches(split, batch_size):
-        with _autocast(data.device, amp):
+        with autocast(data.device, amp):
             outputs.append(model(*inputs).float())
     return torch.cat(outputs)
 
 
-def _autocast(device: torch.device, enabled: bool):
+def autocast(device: torch.device, enabled: bool):
+    """bf16 autocast where it pays (CUDA, CPUs with native bf16), else a no-op context."""
     # bf16 needs no loss scaling. On a CPU it only pays with native bf16 support
     # (AVX512-BF16 / AMX): ~1.4x faster convolutions there, slower elsewhere.
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=enabled and bf16_pays(device))
@@ -243,7 +241,8 @@ def bf16_pays(device: torch.device) -> bool:
     return device.type == "cpu" and torch.ops.mkldnn._is_mkldnn_bf16_supported()
 
 
-def _make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    """SGD-Nesterov or AdamW as ``config`` says, weight decay on weight matrices and kernels only."""
     # No weight decay on BatchNorm and bias parameters: decaying them only hurts.
     decay = [p for p in model.parameters() if p.ndim > 1]
     no_decay = [p for p in model.parameters() if p.ndim <= 1]
@@ -253,7 +252,8 @@ def _make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimi
     return torch.optim.AdamW(groups, lr=config.lr)
 
 
-def _make_scheduler(optimizer, config: TrainConfig, total_steps: int):
+def make_scheduler(optimizer, config: TrainConfig, total_steps: int):
+    """The per-step learning-rate schedule of ``config`` (warm-up, then triangular, cosine or constant)."""
     warmup = max(1, round(config.warmup_fraction * total_steps))
 
     def triangular(step: int) -> float:
