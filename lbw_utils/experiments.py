@@ -33,6 +33,8 @@ from lbw_utils.metrics import summarize
 from lbw_utils.models import CNN_SIZES, MODELS, make_model
 from lbw_utils.posthoc import apply_logit_offsets, fit_logit_offsets
 from lbw_utils.train import TrainConfig, bf16_pays, fit, predict, seed_everything
+from lbw_utils.yardstick import NGRAM_LOGREG, check_ngram_logreg, ngram_logreg_outcome
+from lbw_utils.yardstick import needs_baseline_tpr as yardstick_needs_tpr
 
 IMAGE_DATASETS = ("fashion_mnist", "cifar10")
 DATASETS = IMAGE_DATASETS + ("names",)
@@ -136,6 +138,9 @@ def run(
     started = time.perf_counter()
     if method["name"] == "posthoc":
         outcome = _posthoc_outcome(method, data, seed, results_dir)
+    elif method["name"] == NGRAM_LOGREG:
+        tpr = _baseline_val_tpr(results_dir, data.name, seed) if yardstick_needs_tpr(method) else None
+        outcome = ngram_logreg_outcome(method, data, seed, tpr)
     else:
         outcome = _training_outcome(method, data, seed, results_dir, train, model, progress)
     record = _make_record(method, label, data, seed, outcome, train, time.perf_counter() - started)
@@ -190,7 +195,8 @@ def run_study(
     return finished
 
 
-METHOD_NAMES = (*TRAINED_METHODS, "posthoc")
+# Trained with a loss (the registry), fitted directly (the linear yardstick), or adjusted post hoc.
+METHOD_NAMES = (*TRAINED_METHODS, NGRAM_LOGREG, "posthoc")
 POSTHOC_KEYS = ("objective", "max_accuracy_drop", "grid_steps", "refinements", "max_passes", "of")
 
 
@@ -206,6 +212,9 @@ def check_method(method) -> None:
     if name not in METHOD_NAMES:
         raise ValueError(f"method name {name!r} is unknown: expected one of {METHOD_NAMES}")
     options = {key: value for key, value in method.items() if key not in ("name", "label")}
+    if name == NGRAM_LOGREG:
+        check_ngram_logreg(method)
+        return
     if name != "posthoc":
         make_loss({"name": name, **options}, 2, tpr=[0.5, 0.5])
         return
@@ -336,7 +345,7 @@ _NOT_IN_FINGERPRINT = ("track_train_tpr", "eval_batch_size", "compile")
 def run_fingerprint(method: dict, data, train: TrainConfig, model: ModelOptions) -> dict:
     """What determines a run's result; a finished record is reused only when it matches."""
     setup = {"method": dict(method), "data": data.describe()}
-    if method["name"] != "posthoc":  # post-hoc runs only read another run's logits
+    if method["name"] not in ("posthoc", NGRAM_LOGREG):  # neither trains with the loop's settings
         setup["train"] = {k: v for k, v in train.to_dict().items() if k not in _NOT_IN_FINGERPRINT}
         setup["model"] = {"name": model.name, "size": model.size, **model.options}
     return json.loads(json.dumps(setup))  # the form it takes in a JSON record
@@ -380,7 +389,7 @@ def _make_record(method, label, data, seed, outcome, train: TrainConfig, wall_se
         "device": str(data.device),
         # Whether training ran under bf16 autocast: `amp` asks for it, but the hardware decides
         # (CUDA, or a CPU with native bf16), and the numbers differ between the two paths.
-        "autocast": "bfloat16" if outcome["model"] is not None and train.amp and bf16_pays(data.device) else None,
+        "autocast": "bfloat16" if "state_dict" in outcome and train.amp and bf16_pays(data.device) else None,
         "environment": records.environment(),
         "data_checksums": data.checksums(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -397,7 +406,7 @@ def _make_record(method, label, data, seed, outcome, train: TrainConfig, wall_se
 
 def _save_artifact(results_dir, dataset, label, seed, outcome) -> None:
     buffer = io.BytesIO()
-    torch.save({key: outcome[key] for key in ("val_logits", "test_logits", "state_dict")}, buffer)
+    torch.save({key: outcome[key] for key in ("val_logits", "test_logits", "state_dict") if key in outcome}, buffer)
     atomic_write_bytes(records.artifact_path(results_dir, dataset, label, seed), buffer.getvalue())
 
 

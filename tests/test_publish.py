@@ -75,3 +75,17 @@ def test_publish_cli_publishes_a_complete_clean_run(tmp_path, monkeypatch, capsy
     text = (repo / "README.md").read_text()
     assert "| baseline |" in text and "2 CPU cores (AMD EPYC), no GPU" in text and "old" not in text
     assert (repo / "docs" / "results" / "cpu" / "names5_methods.md").exists()
+
+
+def test_publish_shows_paired_goal_and_length_tables_where_a_dataset_has_them(tmp_path):
+    results = tmp_path / "results" / "length"
+    (results / "tables" / "fashion_mnist").mkdir(parents=True)
+    (results / "tables" / "fashion_mnist" / "length.md").write_text("| arm | method |\n|---|---|\n| main | baseline |\n")
+    (results / "figures" / "fashion_mnist").mkdir(parents=True)
+    (results / "figures" / "fashion_mnist" / "length_effect.png").write_bytes(b"png")
+    readme = tmp_path / "README.md"
+    readme.write_text("<!-- length-results:start -->\n<!-- length-results:end -->\n")
+    target = publish(results, "length", "2 CPU cores", docs_root=tmp_path / "docs", readme=readme)
+    text = readme.read_text()
+    assert "| main | baseline |" in text and "fashion_mnist_length_effect.png" in text
+    assert (target / "fashion_mnist_length.md").exists()
