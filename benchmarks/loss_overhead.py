@@ -7,8 +7,9 @@ Two measurements:
    CNN small, batch 256; names RNN, batch 128), the losses interleaved over
    ``--repeats`` rounds (order rotated each round) so that drifts of the machine hit all alike; per step =
    (epoch - validation pass) / steps, median over rounds; overhead = median
-   per-step time / plain CE's - 1 (CDB's once-per-epoch weight update is inside
-   the epoch);
+   per-step time / plain CE's - 1 (CDB's and min-recall's once-per-epoch weight
+   updates are inside the epoch, and so are min-recall's validation passes every
+   k steps: that variant's overhead is mostly those passes, not the loss);
 2. isolated: forward + backward of the loss alone on ``[batch, classes]`` logits,
    microseconds per call; divided by CE's step time it is a noise-free estimate
    of the same overhead.
@@ -36,8 +37,16 @@ METHODS = {
     "EMA faithful (alpha 0.01)": {"name": "ema", "alpha": 0.01},
     "EMA normalised (alpha 0.01)": {"name": "ema", "alpha": 0.01, "normalize": True},
     "focal (gamma 2)": {"name": "focal", "gamma": 2.0},
-    "CDB (tau dynamic)": {"name": "cdb", "tau": "dynamic"},
+    "CDB CIFAR-LT form (tau dynamic)": {"name": "cdb"},
+    "CDB ImageNet-LT form (tau dynamic)": {"name": "cdb", "variant": "imagenet"},
     "class DRO (eta 0.01)": {"name": "dro", "eta": 0.01},
+    "group DRO (eta 0.01)": {"name": "dro", "form": "group"},
+    "min-recall weighted (per epoch)": {"name": "minrecall", "form": "weighted"},
+    "min-recall logit-adjusted (per epoch)": {"name": "minrecall", "form": "logit-adjusted"},
+    "min-recall logit-adjusted (every 8 steps)": {"name": "minrecall", "eta": 0.25, "every": 8},
+    "margin static (gamma 4)": {"name": "margin", "source": "static"},
+    "margin static LDAM form": {"name": "margin", "source": "static", "form": "ldam"},
+    "margin dynamic (gamma 4, alpha 0.01)": {"name": "margin", "source": "dynamic"},
 }
 
 

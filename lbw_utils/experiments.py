@@ -28,13 +28,18 @@ from lbw_utils import records
 from lbw_utils.config import DEVICES
 from lbw_utils.config import results_dir as default_results_root
 from lbw_utils.files import atomic_write_bytes
-from lbw_utils.losses import TRAINED_METHODS, make_loss, needs_baseline_tpr
+from lbw_utils.losses import (
+    METHODS,
+    apply_logit_offsets,
+    build_loss,
+    check_method_options,
+    fit_logit_offsets,
+    needs_baseline_tpr,
+    resolve_fit,
+)
 from lbw_utils.metrics import summarize
 from lbw_utils.models import CNN_SIZES, MODELS, make_model
-from lbw_utils.posthoc import apply_logit_offsets, fit_logit_offsets
 from lbw_utils.train import TrainConfig, bf16_pays, fit, predict, seed_everything
-from lbw_utils.yardstick import NGRAM_LOGREG, check_ngram_logreg, ngram_logreg_outcome
-from lbw_utils.yardstick import needs_baseline_tpr as yardstick_needs_tpr
 
 IMAGE_DATASETS = ("fashion_mnist", "cifar10")
 DATASETS = IMAGE_DATASETS + ("names",)
@@ -88,18 +93,22 @@ def load_data(options: DataOptions, seed: int):
                       device=options.device)
 
 
-_SHORT_KEYS = {"max_accuracy_drop": "drop", "normalize": "norm"}
-
-
 def method_label(method: dict) -> str:
     """A readable, file-safe, unique name, e.g. ``static-peifer-gamma4``, ``ema-alpha0.01-norm``,
-    ``baseline+posthoc-budget-drop0.01`` (post-hoc offsets on top of the baseline)."""
+    ``baseline+posthoc-budget-drop0.01`` (post-hoc offsets on top of the baseline).
+
+    The method's registry entry says which keys lead with their bare value (``label_leading``) and
+    which are shortened (``label_short``); the other keys given follow alphabetically as
+    ``<key><value>`` (``<key>`` for True). Keys left out of the dict stay out of the label."""
     if "label" in method:
         return str(method["label"])
+    spec = METHODS.get(method["name"])
+    leading = spec.label_leading if spec is not None else ()
+    short_keys = spec.label_short if spec is not None else {}
     parts = [str(method["name"])]
-    parts += [str(method[key]) for key in ("scheme", "objective") if key in method]
-    for key in sorted(set(method) - {"name", "scheme", "objective", "of"}):
-        value, short = method[key], _SHORT_KEYS.get(key, key)
+    parts += [str(method[key]) for key in leading if key in method]
+    for key in sorted(set(method) - {"name", "of", *leading}):
+        value, short = method[key], short_keys.get(key, key)
         if value is True:
             parts.append(short)
         elif value is not False and value is not None:
@@ -123,6 +132,7 @@ def run(
 ) -> dict:
     """Train (or post-hoc adjust) one run and write its record; skip it if already finished."""
     check_method(method)
+    kind = METHODS[method["name"]].kind
     label = method_label(method)
     path = records.record_path(results_dir, data.name, label, seed)
     model = model or ModelOptions()
@@ -136,16 +146,15 @@ def run(
     if progress:
         print(f"{START_TAG} {data.name} / {label} / seed {seed}", flush=True)
     started = time.perf_counter()
-    if method["name"] == "posthoc":
+    if kind == "posthoc":
         outcome = _posthoc_outcome(method, data, seed, results_dir)
-    elif method["name"] == NGRAM_LOGREG:
-        tpr = _baseline_val_tpr(results_dir, data.name, seed) if yardstick_needs_tpr(method) else None
-        outcome = ngram_logreg_outcome(method, data, seed, tpr)
+    elif kind == "fit":
+        outcome = _fit_outcome(method, data, seed, results_dir)
     else:
         outcome = _training_outcome(method, data, seed, results_dir, train, model, progress)
     record = _make_record(method, label, data, seed, outcome, train, time.perf_counter() - started)
     record["fingerprint"] = fingerprint
-    if method["name"] != "posthoc":
+    if kind != "posthoc":  # a post-hoc run's logits are recomputed in a moment from the run it adjusts
         _save_artifact(results_dir, data.name, label, seed, outcome)
     records.write_record(path, record)
     if progress:
@@ -195,39 +204,29 @@ def run_study(
     return finished
 
 
-# Trained with a loss (the registry), fitted directly (the linear yardstick), or adjusted post hoc.
-METHOD_NAMES = (*TRAINED_METHODS, NGRAM_LOGREG, "posthoc")
-POSTHOC_KEYS = ("objective", "max_accuracy_drop", "grid_steps", "refinements", "max_passes", "of")
+# Trained with a loss, fitted directly (kind "fit", e.g. the linear yardstick) or adjusted post hoc:
+# all read from the registry (lbw_utils.losses.registry), the one list of methods.
+METHOD_NAMES = tuple(METHODS)
+POSTHOC_KEYS = METHODS["posthoc"].keys
 
 
 def check_method(method) -> None:
     """Refuse a method dict that could not run: unknown name, key, scheme, objective or option value.
 
-    The options are checked by building the loss (or fitting offsets) on a dummy problem of two
-    classes, so the check is exactly the one the run itself would make, only earlier.
+    The keys and values are checked against the registry's declaration of the method (its parameters
+    and their allowed values), once, where the method enters; the run then trusts them. What only the
+    data can refuse (e.g. the seed formula's division by a TPR of 0) is refused when the run builds it.
     """
     if not isinstance(method, dict) or not isinstance(method.get("name"), str):
         raise ValueError(f"method={method!r} is not allowed: expected a dict whose 'name' is one of {METHOD_NAMES}")
-    name = method["name"]
-    if name not in METHOD_NAMES:
-        raise ValueError(f"method name {name!r} is unknown: expected one of {METHOD_NAMES}")
-    options = {key: value for key, value in method.items() if key not in ("name", "label")}
-    if name == NGRAM_LOGREG:
-        check_ngram_logreg(method)
-        return
-    if name != "posthoc":
-        make_loss({"name": name, **options}, 2, tpr=[0.5, 0.5])
-        return
-    unknown = sorted(set(options) - set(POSTHOC_KEYS))
-    if unknown:
-        raise ValueError(f"method 'posthoc' got unknown key(s) {unknown}: allowed keys are {POSTHOC_KEYS}")
-    if "of" in options:
-        base = options.pop("of")
+    spec = check_method_options(method)
+    if spec.kind == "posthoc" and "of" in method:
+        base = method["of"]
         check_method(base)
-        if base["name"] == "posthoc":
+        if METHODS[base["name"]].kind == "posthoc":
+            adjustable = tuple(name for name in METHOD_NAMES if METHODS[name].kind != "posthoc")
             raise ValueError(f"method 'posthoc' adjusts a trained run; 'of' names another posthoc: {base!r}; "
-                             f"allowed: one of {tuple(TRAINED_METHODS)}")
-    fit_logit_offsets(torch.zeros(2, 2), torch.tensor([0, 1]), **options)
+                             f"allowed: one of {adjustable}")
 
 
 def check_seeds(seeds) -> list[int]:
@@ -248,8 +247,8 @@ def check_seeds(seeds) -> list[int]:
 
 def _training_outcome(method, data, seed, results_dir, train: TrainConfig, model_options: ModelOptions, progress):
     tpr = _baseline_val_tpr(results_dir, data.name, seed) if needs_baseline_tpr(method) else None
-    loss_method = {key: value for key, value in method.items() if key != "label"}
-    loss = make_loss(loss_method, data.num_classes, tpr=tpr, label_smoothing=train.label_smoothing)
+    # checked by check_method when the run started: built once here, not checked again
+    loss = build_loss(method, data.num_classes, tpr=tpr, label_smoothing=train.label_smoothing)
     input_shape = getattr(data, "input_shape", None)
     # The initial weights come from the global RNG: seed it here, or a run's result would depend on
     # what the process ran before it (a resumed or fanned-out study would differ from a whole one).
@@ -297,7 +296,9 @@ def _posthoc_outcome(method, data, seed, results_dir):
             f"post-hoc offsets need the logits of run '{base_label}' (seed {seed}) at {source}; run it first"
         )
     saved = torch.load(source, map_location="cpu", weights_only=True)
-    options = {k: v for k, v in method.items() if k not in ("name", "of", "label")}
+    spec = METHODS["posthoc"]
+    options = spec.with_defaults({k: v for k, v in method.items() if k in spec.parameters})
+    options.pop("of")
     val_logits, val_targets = saved["val_logits"], data.labels("val").cpu()
     offsets = fit_logit_offsets(val_logits, val_targets, **options)
     cross_fitted = val_logits.clone()
@@ -314,6 +315,22 @@ def _posthoc_outcome(method, data, seed, results_dir):
                         "val_scores": "cross-fitted on two halves of the validation split"},
         "model": None,
     }
+
+
+# What the function of a "fit" method returns (state_dict and best_val optional).
+FIT_OUTCOME_KEYS = ("val_logits", "test_logits", "history", "train_seconds", "loss_record", "model")
+
+
+def _fit_outcome(method, data, seed, results_dir):
+    """A method of kind "fit": its registry entry's function fits it directly (no network, no ``fit``)."""
+    spec = METHODS[method["name"]]
+    tpr = _baseline_val_tpr(results_dir, data.name, seed) if needs_baseline_tpr(method) else None
+    outcome = resolve_fit(spec)(method, data, seed, tpr)
+    missing = [key for key in FIT_OUTCOME_KEYS if key not in outcome]
+    if missing:
+        raise ValueError(f"the fit function {spec.fit} of method {spec.name!r} returned no {missing}; "
+                         f"it must return {FIT_OUTCOME_KEYS} (state_dict and best_val optional)")
+    return outcome
 
 
 def _stratified_halves(targets: torch.Tensor, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -345,7 +362,7 @@ _NOT_IN_FINGERPRINT = ("track_train_tpr", "eval_batch_size", "compile")
 def run_fingerprint(method: dict, data, train: TrainConfig, model: ModelOptions) -> dict:
     """What determines a run's result; a finished record is reused only when it matches."""
     setup = {"method": dict(method), "data": data.describe()}
-    if method["name"] not in ("posthoc", NGRAM_LOGREG):  # neither trains with the loop's settings
+    if METHODS[method["name"]].kind == "train":  # the others do not train with the loop's settings
         setup["train"] = {k: v for k, v in train.to_dict().items() if k not in _NOT_IN_FINGERPRINT}
         setup["model"] = {"name": model.name, "size": model.size, **model.options}
     return json.loads(json.dumps(setup))  # the form it takes in a JSON record
@@ -389,7 +406,8 @@ def _make_record(method, label, data, seed, outcome, train: TrainConfig, wall_se
         "device": str(data.device),
         # Whether training ran under bf16 autocast: `amp` asks for it, but the hardware decides
         # (CUDA, or a CPU with native bf16), and the numbers differ between the two paths.
-        "autocast": "bfloat16" if "state_dict" in outcome and train.amp and bf16_pays(data.device) else None,
+        "autocast": ("bfloat16" if METHODS[method["name"]].kind == "train" and train.amp
+                     and bf16_pays(data.device) else None),
         "environment": records.environment(),
         "data_checksums": data.checksums(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -406,6 +424,7 @@ def _make_record(method, label, data, seed, outcome, train: TrainConfig, wall_se
 
 def _save_artifact(results_dir, dataset, label, seed, outcome) -> None:
     buffer = io.BytesIO()
+    # A "fit" method may have no state_dict: its artifact then holds only its logits.
     torch.save({key: outcome[key] for key in ("val_logits", "test_logits", "state_dict") if key in outcome}, buffer)
     atomic_write_bytes(records.artifact_path(results_dir, dataset, label, seed), buffer.getvalue())
 

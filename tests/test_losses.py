@@ -673,3 +673,34 @@ def test_group_dro_is_the_q_weighted_sum_of_per_class_mean_losses():
     assert torch.allclose(loss.q, q, atol=1e-6)
     with pytest.raises(ValueError, match="form="):
         ClassDROLoss(3, form="groups")
+
+
+def test_ldam_form_lowers_only_the_true_logit_by_the_shifted_log_cost():
+    costs = [2.0, 0.5, 1.0]
+    loss = LogitAdjustedLoss(costs, form="ldam")
+    logits, targets = random_batch(10, 3, torch.Generator().manual_seed(5))
+    margins = np.log(costs) - np.log(costs).min()  # the easiest class (cost 0.5) needs no margin
+    shifted = logits.clone()
+    for i, y in enumerate(targets.tolist()):
+        shifted[i, y] -= float(margins[y])
+    assert torch.allclose(loss(logits, targets), F.cross_entropy(shifted, targets), atol=1e-6)
+    dynamic = make_loss({"name": "margin", "source": "dynamic", "form": "ldam"}, 3)
+    assert isinstance(dynamic, DynamicMarginLoss) and dynamic.form == "ldam"
+    with pytest.raises(ValueError, match="form='hinge'"):
+        LogitAdjustedLoss(costs, form="hinge")
+
+
+def test_margins_of_the_wrong_length_are_refused():
+    with pytest.raises(ValueError, match="tpr has 2 entries but num_classes=3"):
+        make_loss({"name": "margin", "source": "static"}, 3, tpr=[0.5, 0.6])
+
+
+def test_minrecall_refuses_nan_or_misshapen_recall_and_nan_validation_logits():
+    loss = MinRecallLoss(3)
+    with pytest.raises(ValueError, match=r"recall must be finite and in \[0, 1\]"):
+        loss.step_on_recall(0, torch.tensor([0.5, float("nan"), 0.7]))
+    with pytest.raises(ValueError, match=r"one value per class \(3\)"):
+        loss.step_on_recall(0, torch.tensor([0.5, 0.7]))
+    with pytest.raises(ValueError, match="val_logits contain NaN"):
+        loss.on_epoch_end(0, torch.full((3, 3), float("nan")), torch.tensor([0, 1, 2]))
+    assert loss.multipliers.tolist() == pytest.approx([1 / 3] * 3)  # nothing moved

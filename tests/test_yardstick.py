@@ -14,7 +14,8 @@ from lbw_utils import records
 from lbw_utils.experiments import BASELINE, ModelOptions, check_method, method_label, run
 from lbw_utils.losses import static_weights
 from lbw_utils.train import TrainConfig
-from lbw_utils.yardstick import DEFAULT_C, ngram_logreg_outcome
+from lbw_utils.losses import METHODS
+from lbw_utils.yardstick import ngram_logreg_outcome
 from tests.test_names import load_tiny, tiny_names, write_names_dir
 
 TRAIN = TrainConfig(epochs=1, batch_size=16, optimizer="adamw", lr=3e-3, augment=False, amp=False)
@@ -30,7 +31,7 @@ def names(tmp_path):
 def test_yardstick_matches_scikit_learn_fitted_by_hand(names):
     outcome = ngram_logreg_outcome({"name": "ngram-logreg"}, names, seed=0)
     vectorizer = TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 4), sublinear_tf=True)
-    classifier = LogisticRegression(C=DEFAULT_C, max_iter=3000, random_state=0)
+    classifier = LogisticRegression(C=METHODS["ngram-logreg"].defaults()["C"], max_iter=3000, random_state=0)
     classifier.fit(vectorizer.fit_transform(names.texts("train")), names.labels("train").numpy())
     expected = classifier.predict(vectorizer.transform(names.texts("test")))
     assert outcome["test_logits"].shape == (names.size("test"), names.num_classes)
@@ -57,13 +58,13 @@ def test_yardstick_is_a_run_with_a_record_and_its_weighted_variant_reads_the_bas
 
 
 @pytest.mark.parametrize("method, message", [
-    ({"name": "ngram-logreg", "C": 0}, "C=0"),
+    ({"name": "ngram-logreg", "C": 0}, "C=0 is not allowed: expected a finite number > 0"),
     ({"name": "ngram-logreg", "C": float("nan")}, "C=nan"),
     ({"name": "ngram-logreg", "C": True}, "C=True"),
     ({"name": "ngram-logreg", "alpha": 1}, r"unknown key\(s\) \['alpha'\]"),
-    ({"name": "ngram-logreg", "scheme": "mystery"}, "scheme='mystery'"),
+    ({"name": "ngram-logreg", "scheme": "mystery"}, "scheme='mystery' is not allowed"),
     ({"name": "ngram-logreg", "gamma": 2}, "needs a 'scheme'"),
-    ({"name": "ngram-logreg", "scheme": "peifer", "gamma": -1}, "gamma=-1"),
+    ({"name": "ngram-logreg", "scheme": "peifer", "gamma": -1}, "gamma=-1 is not allowed"),
 ])
 def test_bad_yardstick_parameters_are_refused_before_anything_runs(method, message):
     with pytest.raises(ValueError, match=message):

@@ -20,27 +20,41 @@ Families
 ``dynamic``   ``EMAWeightedCrossEntropy`` (seed 003), ``CDBLoss`` (Sinha et al. 2020, both official forms)
 ``robust``    ``FocalLoss`` (Lin et al. 2017), ``ClassDROLoss`` (Sagawa et al. 2020),
               ``MinRecallLoss`` (Narasimhan & Menon 2021)
-``margin``    ``LogitAdjustedLoss``, ``DynamicMarginLoss`` (difficulty margins, after Menon et al. 2021)
-``registry``  ``TRAINED_METHODS``, ``make_loss``: the one list of trainable methods
+``margin``    ``LogitAdjustedLoss``, ``DynamicMarginLoss`` (difficulty margins, after Menon et al. 2021;
+              LDAM-style form)
+``posthoc``   ``fit_logit_offsets``, ``apply_logit_offsets``: per-class offsets fitted on validation logits
+``registry``  ``METHODS``: the one list of methods (kinds ``train``, ``posthoc``, ``fit``), ``make_loss``
 """
 
 from lbw_utils.losses.common import CDB_DYNAMIC_TAU_EPSILON, MAX_TRAJECTORY_ROWS, MIN_BASE, STATIC_SCHEMES
 from lbw_utils.losses.dynamic import CDB_VARIANTS, CDBLoss, EMAWeightedCrossEntropy, cdb_dynamic_tau
-from lbw_utils.losses.margin import MARGIN_SOURCES, DynamicMarginLoss, LogitAdjustedLoss
+from lbw_utils.losses.margin import MARGIN_FORMS, MARGIN_SOURCES, DynamicMarginLoss, LogitAdjustedLoss
+from lbw_utils.losses.posthoc import OFFSET_OBJECTIVES, apply_logit_offsets, fit_logit_offsets
 from lbw_utils.losses.registry import (
+    KINDS,
     LOSS_METHODS,
     METHOD_KEYS,
+    METHODS,
     TRAINED_METHODS,
     MethodSpec,
+    Parameter,
+    build_loss,
+    check_method_options,
     make_loss,
+    method_spec,
+    methods_of_kind,
     needs_baseline_tpr,
+    resolve_fit,
 )
 from lbw_utils.losses.robust import DRO_FORMS, MINRECALL_FORMS, ClassDROLoss, FocalLoss, MinRecallLoss
 from lbw_utils.losses.static import CrossEntropy, WeightedCrossEntropy, static_weights
 
 __all__ = [
-    "CDB_DYNAMIC_TAU_EPSILON", "CDB_VARIANTS", "DRO_FORMS", "LOSS_METHODS", "MARGIN_SOURCES", "MAX_TRAJECTORY_ROWS",
-    "METHOD_KEYS", "MINRECALL_FORMS", "MIN_BASE", "STATIC_SCHEMES", "TRAINED_METHODS", "CDBLoss", "ClassDROLoss",
-    "CrossEntropy", "DynamicMarginLoss", "EMAWeightedCrossEntropy", "FocalLoss", "LogitAdjustedLoss", "MethodSpec",
-    "MinRecallLoss", "WeightedCrossEntropy", "cdb_dynamic_tau", "make_loss", "needs_baseline_tpr", "static_weights",
+    "CDB_DYNAMIC_TAU_EPSILON", "CDB_VARIANTS", "DRO_FORMS", "KINDS", "LOSS_METHODS", "MARGIN_FORMS", "MARGIN_SOURCES",
+    "MAX_TRAJECTORY_ROWS", "METHODS", "METHOD_KEYS", "MINRECALL_FORMS", "MIN_BASE", "OFFSET_OBJECTIVES",
+    "STATIC_SCHEMES", "TRAINED_METHODS", "CDBLoss", "ClassDROLoss", "CrossEntropy", "DynamicMarginLoss",
+    "EMAWeightedCrossEntropy", "FocalLoss", "LogitAdjustedLoss", "MethodSpec", "MinRecallLoss", "Parameter",
+    "WeightedCrossEntropy", "apply_logit_offsets", "build_loss", "cdb_dynamic_tau", "check_method_options",
+    "fit_logit_offsets", "make_loss", "method_spec", "methods_of_kind", "needs_baseline_tpr", "resolve_fit",
+    "static_weights",
 ]

@@ -6,9 +6,22 @@ since ``1 - (r_c - mean r) / r_c = mean r / r_c``) enter the loss additively, as
 class's scores are pushed up by ``log w_c``. Unlike weights, such shifts keep acting once a network fits
 its training set (Byrd & Lipton, ICML 2019; Cao et al., LDAM, NeurIPS 2019).
 
+``gamma`` is the temperature of the margins: ``log w_c = gamma * log(mean r / r_c)``, so it scales every
+class's shift at once (``gamma = 1`` is Menon et al.'s ``tau = 1`` applied to difficulty instead of priors).
+
+Two forms of the same margins ``log w``:
+
+* ``form="logit-adjusted"`` (default): every logit is shifted, ``CE(f(x) - log w, y)``; the decision
+  between classes y and k must clear ``log w_y - log w_k``;
+* ``form="ldam"`` (after LDAM, Cao et al., NeurIPS 2019): only the true logit is lowered,
+  ``CE(f(x) - Delta_y e_y, y)`` with ``Delta = log w - min log w`` (the easiest class needs no margin),
+  so class y must beat *every* rival by ``Delta_y``. LDAM's margins come from class counts and act on
+  normalised, rescaled logits; here they come from measured difficulty and act on the raw logits.
+
 ``LogitAdjustedLoss`` takes fixed costs (``margin`` with ``source="static"``: from the baseline's
 validation TPRs); ``DynamicMarginLoss`` follows an exponential moving average of each class's recall
-in the training batches (``source="dynamic"``, seed 003's smoothing applied to margins).
+in the training batches (``source="dynamic"``, seed 003's smoothing of batch false-negative rates,
+applied to margins).
 """
 
 from __future__ import annotations
@@ -33,23 +46,41 @@ from lbw_utils.losses.common import (
 )
 
 MARGIN_SOURCES = ("static", "dynamic")
+MARGIN_FORMS = ("logit-adjusted", "ldam")
+
+
+def _margin_form(form: str) -> str:
+    if form not in MARGIN_FORMS:
+        raise ValueError(f"form={form!r} is not allowed: expected one of {MARGIN_FORMS}")
+    return form
+
+
+def _shifted_logits(logits: torch.Tensor, targets: torch.Tensor, log_costs: torch.Tensor, form: str) -> torch.Tensor:
+    """The logits the cross-entropy sees: all shifted by ``-log w``, or (ldam) the true one by ``-Delta_y``."""
+    if form == "logit-adjusted":
+        return logits - log_costs
+    margins = log_costs - log_costs.min()
+    return logits - F.one_hot(targets, logits.shape[1]).to(logits.dtype) * margins[targets][:, None]
 
 
 class LogitAdjustedLoss(nn.Module):
     """``CE(f(x) - log w, y)`` with fixed per-class costs ``w`` (finite, > 0; e.g. from
-    :func:`lbw_utils.losses.static_weights` with the seed formula)."""
+    :func:`lbw_utils.losses.static_weights` with the seed formula); ``form="ldam"`` lowers only the
+    true logit, by ``log w_y - min log w`` (module docstring)."""
 
-    def __init__(self, costs: Any, label_smoothing: float = 0.0) -> None:
+    def __init__(self, costs: Any, label_smoothing: float = 0.0, form: str = "logit-adjusted") -> None:
         super().__init__()
         self.register_buffer("costs", _class_weight_vector("costs", costs))
         self.label_smoothing = _label_smoothing(label_smoothing)
+        self.form = _margin_form(form)
 
     def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         _check_batch(logits, targets, self.costs.numel())
-        return F.cross_entropy(logits.float() - self.costs.log(), targets, label_smoothing=self.label_smoothing)
+        shifted = _shifted_logits(logits.float(), targets, self.costs.log(), self.form)
+        return F.cross_entropy(shifted, targets, label_smoothing=self.label_smoothing)
 
     def record(self) -> dict:
-        return {"weights": _as_list(self.costs), "margins": _as_list(self.costs.log())}
+        return {"weights": _as_list(self.costs), "margins": _as_list(self.costs.log()), "form": self.form}
 
 
 class DynamicMarginLoss(nn.Module):
@@ -58,11 +89,12 @@ class DynamicMarginLoss(nn.Module):
     ``recall`` starts at ones; on every call in training mode, before the loss, each class c present
     in the batch gets ``recall_c <- alpha * batch_recall_c + (1 - alpha) * recall_c`` (absent classes
     keep theirs). Costs ``w = (mean recall / max(recall, MIN_BASE)) ** gamma``; the loss is
-    ``CE(f(x) - log w, y)``. ``record()`` holds the costs, the recall and a trajectory of the costs.
+    ``CE(f(x) - log w, y)`` (or the ldam form). ``record()`` holds the costs, the recall and a trajectory
+    of the costs.
     """
 
     def __init__(self, num_classes: int, gamma: float = 4.0, alpha: float = 0.01,
-                 label_smoothing: float = 0.0) -> None:
+                 label_smoothing: float = 0.0, form: str = "logit-adjusted") -> None:
         super().__init__()
         self.num_classes = _num_classes(num_classes)
         self.gamma = _non_negative("gamma", gamma)
@@ -70,6 +102,7 @@ class DynamicMarginLoss(nn.Module):
         if not 0.0 < self.alpha <= 1.0:
             raise ValueError(f"alpha={alpha!r} is not allowed: expected a number in (0, 1]")
         self.label_smoothing = _label_smoothing(label_smoothing)
+        self.form = _margin_form(form)
         self.register_buffer("recall", torch.ones(self.num_classes))
         self.trajectory = _Trajectory()
 
@@ -88,9 +121,10 @@ class DynamicMarginLoss(nn.Module):
         logits = logits.float()
         if self.training:
             self._update_recall(logits.detach().argmax(dim=1), targets)
-        return F.cross_entropy(logits - self.costs().log(), targets, label_smoothing=self.label_smoothing)
+        shifted = _shifted_logits(logits, targets, self.costs().log(), self.form)
+        return F.cross_entropy(shifted, targets, label_smoothing=self.label_smoothing)
 
     def record(self) -> dict:
         steps, rows = self.trajectory.as_lists()
         return {"weights": _as_list(self.costs()), "recall": _as_list(self.recall), "trajectory": rows,
-                "trajectory_steps": steps, "gamma": self.gamma, "alpha": self.alpha}
+                "trajectory_steps": steps, "gamma": self.gamma, "alpha": self.alpha, "form": self.form}

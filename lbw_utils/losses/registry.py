@@ -1,103 +1,323 @@
-"""The methods a study can train, declared once: their keys, whether they need the baseline's
-validation TPRs, and how their loss is built. ``make_loss``, the experiment layer's checks and its
-list of methods all read :data:`TRAINED_METHODS`.
+"""Every method a study can run, declared once: its kind, its parameters (defaults and allowed values),
+whether it reads the baseline's validation TPRs, how it is labelled and how it is built. The method
+list, the allowed-keys check, ``make_loss`` and the experiment layer's dispatch all read :data:`METHODS`.
 
-Adding a method is one loss class (in the module of its family) and one :class:`MethodSpec` below.
+Kinds
+-----
+``"train"``    a loss for :func:`lbw_utils.train.fit`; ``build(options, num_classes, tpr, label_smoothing)``
+               returns the ``nn.Module`` (``options`` holds every parameter, defaults filled in).
+``"posthoc"``  adjusts a trained run's logits; never trains (``lbw_utils.losses.posthoc``).
+``"fit"``      a model that is not a network trained by ``fit`` (e.g. a linear yardstick), fitted directly.
+
+Adding a method
+---------------
+A loss: one class in the module of its family, one :class:`MethodSpec` in :data:`METHODS` below.
+
+A method of kind ``"fit"``: one entry whose ``fit`` names its function as ``"package.module:function"``,
+e.g. ``MethodSpec("ngram-logreg", "fit", {"C": Parameter(1.0, positive_number)},
+fit="lbw_utils.yardstick:fit_ngram_logreg")``. The name is resolved only when a run needs it
+(:func:`resolve_fit`), so that module may import ``lbw_utils.losses`` without an import cycle. The
+function is called as ``fn(method, data, seed, tpr) -> outcome`` (``method``: the run's dict as given;
+``tpr``: the baseline's validation TPRs when ``needs_baseline_tpr``, else None) and returns the dict
+``lbw_utils.experiments._training_outcome`` returns: ``val_logits`` and ``test_logits`` (CPU float
+tensors ``[N, C]`` in split order), ``history`` (a dict or None), ``train_seconds``, ``loss_record``
+(JSON-serialisable), ``model`` (a JSON-serialisable description); ``state_dict`` and ``best_val`` are
+optional (without ``state_dict`` the run's artifact holds only its logits).
+
+Validation happens once, where a method enters (:func:`check_method_options`, called by
+``experiments.check_method`` and :func:`make_loss`); :func:`build_loss` trusts its input.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import importlib
+import math
+from dataclasses import dataclass, field
+from numbers import Real
 from typing import Any, Callable
 
 from torch import nn
 
-from lbw_utils.losses.common import _num_classes
-from lbw_utils.losses.dynamic import CDBLoss, EMAWeightedCrossEntropy
-from lbw_utils.losses.margin import MARGIN_SOURCES, DynamicMarginLoss, LogitAdjustedLoss
-from lbw_utils.losses.robust import ClassDROLoss, FocalLoss, MinRecallLoss
+from lbw_utils.losses.common import STATIC_SCHEMES, _num_classes
+from lbw_utils.losses.dynamic import CDB_VARIANTS, CDBLoss, EMAWeightedCrossEntropy
+from lbw_utils.losses.margin import MARGIN_FORMS, MARGIN_SOURCES, DynamicMarginLoss, LogitAdjustedLoss
+from lbw_utils.losses.posthoc import OFFSET_OBJECTIVES
+from lbw_utils.losses.robust import DRO_FORMS, MINRECALL_FORMS, ClassDROLoss, FocalLoss, MinRecallLoss
 from lbw_utils.losses.static import CrossEntropy, WeightedCrossEntropy, static_weights
+
+KINDS = ("train", "posthoc", "fit")
+
+
+# --------------------------------------------------------------------------
+# Parameters: a default and what is allowed
+# --------------------------------------------------------------------------
+
+def _is_number(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, Real) and math.isfinite(value)
 
 
 @dataclass(frozen=True)
+class Parameter:
+    """One option of a method: its default, a test of a value, and the allowed values in words."""
+
+    default: Any
+    accepts: Callable[[Any], bool]
+    allowed: str
+
+    def check(self, key: str, value: Any) -> None:
+        if not self.accepts(value):
+            raise ValueError(f"{key}={value!r} is not allowed: expected {self.allowed}")
+
+
+def non_negative(default: float) -> Parameter:
+    return Parameter(default, lambda v: _is_number(v) and v >= 0, "a finite number >= 0")
+
+
+def fraction(default: float, *, open_low: bool = False) -> Parameter:
+    if open_low:
+        return Parameter(default, lambda v: _is_number(v) and 0 < v <= 1, "a number in (0, 1]")
+    return Parameter(default, lambda v: _is_number(v) and 0 <= v <= 1, "a number in [0, 1]")
+
+
+def choice(default: Any, options: tuple) -> Parameter:
+    return Parameter(default, lambda v: isinstance(v, str) and v in options, f"one of {options}")
+
+
+def flag(default: bool) -> Parameter:
+    return Parameter(default, lambda v: isinstance(v, bool), "True or False")
+
+
+def positive_int(default: int) -> Parameter:
+    return Parameter(default, lambda v: not isinstance(v, bool) and isinstance(v, int) and v >= 1,
+                     "an integer >= 1")
+
+
+# "of" (post-hoc): the trained run to adjust, itself a method dict, checked by experiments.check_method.
+METHOD_DICT = Parameter(None, lambda v: isinstance(v, dict), "a method dict such as {'name': 'baseline'}")
+
+
+# --------------------------------------------------------------------------
+# The declaration of one method
+# --------------------------------------------------------------------------
+
+@dataclass(frozen=True)
 class MethodSpec:
-    """One trainable method: ``build(options, num_classes, tpr, label_smoothing) -> loss``."""
+    """One method. ``parameters`` maps each key its dict may hold (besides ``name``) to a :class:`Parameter`.
+
+    ``needs_baseline_tpr``: True, or a function of the (checked) options with defaults filled in.
+    ``constraint``: cross-parameter rules, ``constraint(given_options)`` raises ValueError.
+    ``label_leading``: keys whose bare value follows the name in the label (``static-peifer-gamma4``);
+    ``label_short``: shorter spellings of keys in labels (``normalize`` -> ``norm``).
+    """
 
     name: str
-    keys: tuple[str, ...]
-    build: Callable[..., nn.Module]
-    needs_baseline_tpr: bool = False
+    kind: str
+    parameters: dict[str, Parameter] = field(default_factory=dict)
+    build: Callable[..., nn.Module] | None = None
+    fit: str | None = None
+    needs_baseline_tpr: bool | Callable[[dict], bool] = False
+    constraint: Callable[[dict], None] | None = None
+    label_leading: tuple[str, ...] = ()
+    label_short: dict[str, str] = field(default_factory=dict)
     summary: str = ""
 
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return tuple(self.parameters)
+
+    def defaults(self) -> dict:
+        return {key: parameter.default for key, parameter in self.parameters.items()}
+
+    def with_defaults(self, options: dict) -> dict:
+        return {**self.defaults(), **options}
+
+    def reads_baseline_tpr(self, options: dict) -> bool:
+        if callable(self.needs_baseline_tpr):
+            return self.needs_baseline_tpr(self.with_defaults(options))
+        return self.needs_baseline_tpr
+
+
+# --------------------------------------------------------------------------
+# Builders (options arrive checked and complete)
+# --------------------------------------------------------------------------
 
 def _static(options, num_classes, tpr, label_smoothing):
     return WeightedCrossEntropy(static_weights(tpr, num_classes=num_classes, **options), label_smoothing)
 
 
 def _margin(options, num_classes, tpr, label_smoothing):
-    options = dict(options)
-    source = options.pop("source", "static")
-    if source not in MARGIN_SOURCES:
-        raise ValueError(f"source={source!r} is not allowed: expected one of {MARGIN_SOURCES}")
-    if source == "static":
-        if "alpha" in options:
-            raise ValueError("method 'margin' with source='static' takes no 'alpha' (that is the dynamic source's)")
-        if tpr is None:
-            raise ValueError("method 'margin' with source='static' needs tpr=: the baseline run's validation TPRs")
-        costs = static_weights(tpr, "peifer", gamma=options.get("gamma", 4.0), num_classes=num_classes)
-        return LogitAdjustedLoss(costs, label_smoothing)
-    return DynamicMarginLoss(num_classes, label_smoothing=label_smoothing, **options)
+    if options["source"] == "static":
+        costs = static_weights(tpr, "peifer", gamma=options["gamma"], num_classes=num_classes)
+        return LogitAdjustedLoss(costs, label_smoothing, form=options["form"])
+    return DynamicMarginLoss(num_classes, gamma=options["gamma"], alpha=options["alpha"],
+                             label_smoothing=label_smoothing, form=options["form"])
 
 
-TRAINED_METHODS: dict[str, MethodSpec] = {spec.name: spec for spec in [
-    MethodSpec("baseline", (), lambda o, k, t, ls: CrossEntropy(ls), summary="plain cross-entropy"),
-    MethodSpec("static", ("scheme", "gamma", "normalize"), _static, needs_baseline_tpr=True,
+def _margin_constraint(options: dict) -> None:
+    if options.get("source", "static") == "static" and "alpha" in options:
+        raise ValueError("method 'margin' with source='static' takes no 'alpha' (that is the dynamic source's)")
+
+
+def _ngram_logreg_constraint(options: dict) -> None:
+    if "gamma" in options and options.get("scheme") is None:
+        raise ValueError("method 'ngram-logreg': 'gamma' needs a 'scheme' (class weights from the baseline's TPRs)")
+
+
+def _cdb_tau(value: Any) -> bool:
+    return value == "dynamic" or (_is_number(value) and value >= 0)
+
+
+def _cdb_floor(value: Any) -> bool:
+    return value is None or (_is_number(value) and 0 < value < 1)
+
+
+def _every(value: Any) -> bool:
+    return value == "epoch" or (not isinstance(value, bool) and isinstance(value, int) and value >= 1)
+
+
+# --------------------------------------------------------------------------
+# The registry. Defaults, and why:
+# - static gamma 4: the seed's text (its printed weights are gamma 2, also in the cpu profile);
+# - ema alpha 0.01: seed 003's value (about 100 batches of memory, a third of a Fashion-MNIST epoch);
+# - focal gamma 2: Lin et al.'s best value;
+# - cdb tau "dynamic", variant "cifar", no floor: the official CIFAR-LT code, the setting closest to ours;
+# - dro eta 0.01: group_DRO's default step size; form "sample" keeps the published records unchanged;
+# - minrecall eta 1, per epoch, logit-adjusted: a recall gap of 0.25 multiplies the gap of the costs by
+#   e^0.25 ~ 1.28 an epoch, i.e. margins of ~1 logit after 4 epochs, the size that moved worst-class
+#   recall in the static margins. Updates every k steps with the same eta per epoch (e.g. 4 an epoch,
+#   eta 0.25) validated better on a Fashion-MNIST subset (8000 train, 4 epochs, 2 seeds: worst-class
+#   val TPR 0.75 vs 0.695 logit-adjusted, 0.757 vs 0.722 weighted), but k and eta then depend on the
+#   number of steps an epoch, so the dataset-independent per-epoch form stays the default;
+# - margin gamma 4, alpha 0.01: the seed formula's gamma 4 (best static trade-off on Fashion-MNIST) gives
+#   margins log w of about +0.9 (shirt) to -0.25 (bag), about one logit; alpha as in ema.
+# --------------------------------------------------------------------------
+
+METHODS: dict[str, MethodSpec] = {spec.name: spec for spec in [
+    MethodSpec("baseline", "train", build=lambda o, k, t, ls: CrossEntropy(ls), summary="plain cross-entropy"),
+    MethodSpec("static", "train",
+               {"scheme": choice("peifer", STATIC_SCHEMES), "gamma": non_negative(4.0), "normalize": flag(False)},
+               build=_static, needs_baseline_tpr=True, label_leading=("scheme",), label_short={"normalize": "norm"},
                summary="fixed weights from the baseline's validation TPRs (seed formula and variants)"),
-    MethodSpec("ema", ("alpha", "normalize"), lambda o, k, t, ls: EMAWeightedCrossEntropy(k, label_smoothing=ls, **o),
-               summary="seed 003: weights = EMA of batch false-negative rates"),
-    MethodSpec("focal", ("gamma",), lambda o, k, t, ls: FocalLoss(label_smoothing=ls, **o), summary="focal loss"),
-    MethodSpec("cdb", ("tau", "variant", "floor"), lambda o, k, t, ls: CDBLoss(k, label_smoothing=ls, **o),
+    MethodSpec("ema", "train", {"alpha": fraction(0.01, open_low=True), "normalize": flag(False)},
+               build=lambda o, k, t, ls: EMAWeightedCrossEntropy(k, label_smoothing=ls, **o),
+               label_short={"normalize": "norm"}, summary="seed 003: weights = EMA of batch false-negative rates"),
+    MethodSpec("focal", "train", {"gamma": non_negative(2.0)},
+               build=lambda o, k, t, ls: FocalLoss(label_smoothing=ls, **o), summary="focal loss"),
+    MethodSpec("cdb", "train",
+               {"tau": Parameter("dynamic", _cdb_tau, "a finite number >= 0 or 'dynamic'"),
+                "variant": choice("cifar", CDB_VARIANTS),
+                "floor": Parameter(None, _cdb_floor, "a number in (0, 1), or None")},
+               build=lambda o, k, t, ls: CDBLoss(k, label_smoothing=ls, **o),
                summary="class-wise difficulty-balanced loss, CIFAR-LT (default) or ImageNet-LT form"),
-    MethodSpec("dro", ("eta", "form"), lambda o, k, t, ls: ClassDROLoss(k, label_smoothing=ls, **o),
-               summary="class-level distributionally robust weights"),
-    MethodSpec("minrecall", ("eta", "form", "every"), lambda o, k, t, ls: MinRecallLoss(k, label_smoothing=ls, **o),
+    MethodSpec("dro", "train", {"eta": non_negative(0.01), "form": choice("sample", DRO_FORMS)},
+               build=lambda o, k, t, ls: ClassDROLoss(k, label_smoothing=ls, **o),
+               summary="class-level distributionally robust weights (form 'group': group_DRO's own loss)"),
+    MethodSpec("minrecall", "train",
+               {"eta": non_negative(1.0), "form": choice("logit-adjusted", MINRECALL_FORMS),
+                "every": Parameter("epoch", _every, "'epoch' or a positive number of training steps")},
+               build=lambda o, k, t, ls: MinRecallLoss(k, label_smoothing=ls, **o),
                summary="worst-class recall by exponentiated gradient on validation recall"),
-    MethodSpec("margin", ("source", "gamma", "alpha"), _margin, needs_baseline_tpr=True,
-               summary="logit adjustment with costs from measured difficulty (static or EMA)"),
+    MethodSpec("margin", "train",
+               {"source": choice("static", MARGIN_SOURCES), "gamma": non_negative(4.0),
+                "alpha": fraction(0.01, open_low=True), "form": choice("logit-adjusted", MARGIN_FORMS)},
+               build=_margin, needs_baseline_tpr=lambda o: o["source"] == "static", constraint=_margin_constraint,
+               summary="difficulty margins: logit adjustment (or LDAM-style) with costs from measured recall"),
+    MethodSpec("ngram-logreg", "fit",
+               {"C": Parameter(3.0, lambda v: _is_number(v) and v > 0, "a finite number > 0"),
+                "scheme": Parameter(None, lambda v: v is None or v in STATIC_SCHEMES, f"None or one of {STATIC_SCHEMES}"),
+                "gamma": non_negative(1.0)},
+               fit="lbw_utils.yardstick:ngram_logreg_outcome", needs_baseline_tpr=lambda o: o["scheme"] is not None,
+               constraint=_ngram_logreg_constraint, label_leading=("scheme",),
+               summary="linear yardstick for names: character n-gram TF-IDF + logistic regression (C chosen on "
+                       "validation, 5 classes, seed 0), optionally with the seed recipe's class weights"),
+    MethodSpec("posthoc", "posthoc",
+               {"objective": choice("worst", OFFSET_OBJECTIVES), "max_accuracy_drop": fraction(0.01),
+                "grid_steps": positive_int(8), "refinements": positive_int(6), "max_passes": positive_int(10),
+                "of": METHOD_DICT},
+               label_leading=("objective",), label_short={"max_accuracy_drop": "drop"},
+               summary="per-class logit offsets fitted on validation, applied to a trained run's logits"),
 ]}
-# Method name -> the keys its dict may hold besides "name" (derived from the registry).
-METHOD_KEYS: dict[str, tuple[str, ...]] = {name: spec.keys for name, spec in TRAINED_METHODS.items()}
+
+
+def methods_of_kind(kind: str) -> tuple[str, ...]:
+    return tuple(name for name, spec in METHODS.items() if spec.kind == kind)
+
+
+# Derived views, for the code that predates the registry.
+TRAINED_METHODS: dict[str, MethodSpec] = {name: METHODS[name] for name in methods_of_kind("train")}
+METHOD_KEYS: dict[str, tuple[str, ...]] = {name: spec.keys for name, spec in METHODS.items()}
 LOSS_METHODS = tuple(TRAINED_METHODS)
+
+
+# --------------------------------------------------------------------------
+# Checking and building
+# --------------------------------------------------------------------------
+
+def method_spec(method: Any) -> MethodSpec:
+    """The registry entry of a method dict, or a ValueError naming what is allowed."""
+    if not isinstance(method, dict) or not isinstance(method.get("name"), str):
+        raise ValueError(f"method={method!r} is not allowed: expected a dict with a 'name' key, "
+                         f"one of {tuple(METHODS)}")
+    if method["name"] not in METHODS:
+        raise ValueError(f"method name {method['name']!r} is unknown: expected one of {tuple(METHODS)}")
+    return METHODS[method["name"]]
+
+
+def check_method_options(method: dict) -> MethodSpec:
+    """Refuse unknown keys and values outside what the method's parameters allow; return the entry.
+
+    ``label`` (a display name) is allowed on every method. Nested methods (post-hoc's ``of``) are
+    the caller's to check.
+    """
+    spec = method_spec(method)
+    options = {key: value for key, value in method.items() if key not in ("name", "label")}
+    unknown = sorted(set(options) - set(spec.parameters))
+    if unknown:
+        raise ValueError(f"method {spec.name!r} got unknown key(s) {unknown}: allowed keys are {spec.keys}")
+    for key, value in options.items():
+        spec.parameters[key].check(key, value)
+    if spec.constraint is not None:
+        spec.constraint(options)
+    return spec
 
 
 def needs_baseline_tpr(method: dict) -> bool:
     """Whether the run of ``method`` reads the baseline's validation TPRs (same seed)."""
-    spec = TRAINED_METHODS.get(method.get("name"))
-    if spec is None or not spec.needs_baseline_tpr:
+    spec = METHODS.get(method.get("name")) if isinstance(method, dict) else None
+    if spec is None:
         return False
-    return method["name"] != "margin" or method.get("source", "static") == "static"
+    return spec.reads_baseline_tpr({k: v for k, v in method.items() if k in spec.parameters})
+
+
+def build_loss(method: dict, num_classes: int, *, tpr: Any = None, label_smoothing: float = 0.0) -> nn.Module:
+    """The loss of a method dict that :func:`check_method_options` accepted (no second check)."""
+    spec = METHODS[method["name"]]
+    if spec.kind != "train":
+        raise ValueError(f"method {spec.name!r} is of kind {spec.kind!r}: it has no training loss; "
+                         f"losses exist for {LOSS_METHODS}")
+    options = spec.with_defaults({k: v for k, v in method.items() if k in spec.parameters})
+    if spec.reads_baseline_tpr(options) and tpr is None:
+        raise ValueError(f"method {spec.name!r} needs tpr=: the baseline run's validation TPRs (same seed)")
+    return spec.build(options, num_classes, tpr, label_smoothing)
 
 
 def make_loss(method: dict, num_classes: int, *, tpr: Any = None, label_smoothing: float = 0.0) -> nn.Module:
     """Build the loss a method dict describes, e.g. ``{"name": "static", "scheme": "peifer", "gamma": 4}``,
     ``{"name": "cdb"}``, ``{"name": "minrecall", "form": "logit-adjusted"}`` or
-    ``{"name": "margin", "source": "static", "gamma": 4}``; keys left out take the defaults of the
-    underlying class.
+    ``{"name": "margin", "source": "static", "gamma": 4}``; keys left out take the registry's defaults.
 
     ``tpr`` (the baseline run's *validation* TPRs, never the test split's) is required by the
     methods that need it (:func:`needs_baseline_tpr`) and ignored by the others.
     """
     num_classes = _num_classes(num_classes)
-    if not isinstance(method, dict) or "name" not in method:
-        raise ValueError(f"method={method!r} is not allowed: expected a dict with a 'name' key")
-    name = method["name"]
-    if not isinstance(name, str) or name not in TRAINED_METHODS:
-        raise ValueError(f"method name {name!r} is unknown: expected one of {LOSS_METHODS}")
-    spec = TRAINED_METHODS[name]
-    options = {key: value for key, value in method.items() if key != "name"}
-    unknown = sorted(set(options) - set(spec.keys))
-    if unknown:
-        raise ValueError(f"method {name!r} got unknown key(s) {unknown}: allowed keys are {spec.keys}")
-    if needs_baseline_tpr(method) and tpr is None:
-        raise ValueError(f"method {name!r} needs tpr=: the baseline run's validation TPRs (same seed)")
-    return spec.build(options, num_classes, tpr, label_smoothing)
+    check_method_options(method)
+    return build_loss(method, num_classes, tpr=tpr, label_smoothing=label_smoothing)
+
+
+def resolve_fit(spec: MethodSpec) -> Callable:
+    """The fit function of a ``"fit"`` entry, imported from its ``"module:function"`` name on first use."""
+    if spec.kind != "fit" or not spec.fit or ":" not in spec.fit:
+        raise ValueError(f"method {spec.name!r} has no fit function: expected kind 'fit' with "
+                         f"fit='package.module:function', got kind={spec.kind!r}, fit={spec.fit!r}")
+    module_name, function_name = spec.fit.split(":", 1)
+    return getattr(importlib.import_module(module_name), function_name)

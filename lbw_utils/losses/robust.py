@@ -202,10 +202,24 @@ class MinRecallLoss(nn.Module):
     @torch.no_grad()
     def update(self, step: int, val_logits: torch.Tensor, val_targets: torch.Tensor) -> None:
         """One exponentiated-gradient step from the recall of (val_logits, val_targets)."""
+        if not bool(torch.isfinite(val_logits).all()):
+            # argmax of NaN logits is meaningless: the recall, and the step, would be made up.
+            raise ValueError("val_logits contain NaN or infinite values: the network diverged; "
+                             "min-recall needs finite validation logits")
         recall = _per_class_recall(val_logits.to(self.multipliers.device), val_targets.to(self.multipliers.device),
                                    self.num_classes)
-        if not bool(torch.isfinite(recall).all()):
-            raise ValueError(f"recall must be finite for every class, got {recall.tolist()}")
+        self.step_on_recall(step, recall)
+
+    @torch.no_grad()
+    def step_on_recall(self, step: int, recall: torch.Tensor) -> None:
+        """``lambda_c <- lambda_c * exp(eta * (1 - recall_c))``, renormalised (a softmax of the logs, for
+        numerical safety); ``recall`` holds one value in [0, 1] per class."""
+        recall = torch.as_tensor(recall, dtype=self.multipliers.dtype, device=self.multipliers.device)
+        if recall.shape != (self.num_classes,):
+            raise ValueError(f"recall must hold one value per class ({self.num_classes}), "
+                             f"got shape {tuple(recall.shape)}")
+        if not bool((torch.isfinite(recall) & (recall >= 0) & (recall <= 1)).all()):
+            raise ValueError(f"recall must be finite and in [0, 1] for every class, got {recall.tolist()}")
         self.multipliers.copy_(torch.softmax(self.multipliers.log() + self.eta * (1.0 - recall), dim=0))
         self.trajectory.append(step, self.class_weights())
 
