@@ -41,11 +41,14 @@ def parse_summary(path: Path) -> dict:
 
 
 def collect(folder: Path) -> dict:
-    from lbw_utils import records
+    from lbw_utils import records, training_length
 
     summary_path = folder / "summary.md"
     summary = parse_summary(summary_path) if summary_path.exists() else {"steps": [], "total_seconds": None}
-    runs = records.load_records(folder)
+    # The training-length study keeps one results folder per (arm, budget): its runs are named with both.
+    ladder = [{**r, "method_label": f"{r['method_label']} ({r['arm']}, {r['budget']} epochs)"}
+              for r in training_length.load_ladder(folder)]
+    runs = records.load_records(folder) + ladder
     by_method, by_seed, by_dataset = defaultdict(list), defaultdict(float), defaultdict(float)
     for record in runs:
         key = (record["dataset"], record["method_label"])
