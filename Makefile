@@ -5,16 +5,21 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+LAB_STAMP := $(VENV)/.lab-installed
 PROFILE ?= $(shell $(BIN)/python -c "import torch; print('gpu' if torch.cuda.is_available() else 'cpu')" 2>/dev/null || echo cpu)
 
 .PHONY: test reproduce publish lab benchmark clean-results
 
+# Installs print one line; pip's and the build backend's own output (warnings included) goes to
+# .venv/install.log, shown only when an install fails.
+PIP := PIP_ROOT_USER_ACTION=ignore $(BIN)/python -m pip --disable-pip-version-check --no-input
+
 # Installs once (and again only when pyproject.toml changes); later calls print nothing for it.
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	@echo "installing lbw_utils and its dependencies into $(VENV) (first use only)"
-	@$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-	@$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[test]"
+	@echo "installing lbw_utils and its dependencies into $(VENV) (first use, or pyproject.toml changed)"
+	@$(PIP) install --upgrade pip > $(VENV)/install.log 2>&1 || (cat $(VENV)/install.log; exit 1)
+	@$(PIP) install -e ".[test]" >> $(VENV)/install.log 2>&1 || (cat $(VENV)/install.log; exit 1)
 	@$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (lbw_utils)" >/dev/null
 	@touch $(STAMP)
 
@@ -31,10 +36,14 @@ reproduce: $(STAMP)
 publish: $(STAMP)
 	@$(BIN)/python -m lbw_utils.publish --profile $(PROFILE)
 
-## JupyterLab with the project's kernel.
-lab: $(STAMP)
-	$(BIN)/python -m pip install --quiet -e ".[lab]"
+## JupyterLab with the project's kernel (and ipywidgets, for the studies' progress bars).
+lab: $(LAB_STAMP)
 	$(BIN)/jupyter lab notebooks/
+
+$(LAB_STAMP): $(STAMP)
+	@echo "installing JupyterLab and ipywidgets into $(VENV) (first use only)"
+	@$(PIP) install -e ".[lab]" >> $(VENV)/install.log 2>&1 || (cat $(VENV)/install.log; exit 1)
+	@touch $(LAB_STAMP)
 
 ## Speed benchmarks (scripts, not tests); tables and JSON go to results/benchmarks/.
 benchmark: $(STAMP)

@@ -15,9 +15,12 @@ run (``"of"``, default the baseline) and never retrains.
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import json
 import numbers
+import os
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -193,15 +196,36 @@ def run_study(
     for method in methods:
         check_method(method)
     finished = []
+    total = len(seeds) * len(methods)
     if progress:
-        print(f"{PLAN_TAG} {len(seeds) * len(methods)} runs: {len(methods)} method(s) x {len(seeds)} seed(s)",
-              flush=True)
-    for seed in seeds:
-        data = load_data(data_options, seed)
-        for method in methods:
-            finished.append(run(method, data, seed, results_dir, train=train, model=model, redo=redo,
-                                progress=progress))
+        print(f"{PLAN_TAG} {total} runs: {len(methods)} method(s) x {len(seeds)} seed(s)", flush=True)
+    bar = _study_bar(total, data_options.dataset) if progress else None
+    try:
+        for seed in seeds:
+            data = load_data(data_options, seed)
+            for method in methods:
+                finished.append(run(method, data, seed, results_dir, train=train, model=model, redo=redo,
+                                    progress=progress))
+                if bar is not None:
+                    bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
     return finished
+
+
+def _study_bar(total: int, dataset: str):
+    """A progress bar over a study's runs where it renders as a widget: a Jupyter kernel (JupyterLab) with
+    ipywidgets installed (``make lab`` installs them). None elsewhere: in a terminal or a log the
+    ``[plan]``/``[run ]``/``[done]`` lines are the progress, and a text bar would add carriage returns to
+    them. ``lbw_utils.reproduce`` sets ``TQDM_DISABLE`` for its kernels: their output is a log."""
+    if os.environ.get("TQDM_DISABLE") or "ipykernel.zmqshell" not in sys.modules:
+        return None
+    if importlib.util.find_spec("ipywidgets") is None:
+        return None
+    from tqdm.notebook import tqdm
+
+    return tqdm(total=total, desc=f"{dataset} runs", unit="run")
 
 
 # Trained with a loss, fitted directly (kind "fit", e.g. the linear yardstick) or adjusted post hoc:

@@ -49,10 +49,14 @@ def check_publishable(folder: Path, profile: str) -> dict:
     info = json.loads(marker.read_text(encoding="utf-8"))
     if info.get("profile") != profile:
         raise NotPublishable(f"{marker} belongs to profile {info.get('profile')!r}, not {profile!r}")
-    if info.get("dirty") or info.get("git_revision") is None:
+    if info.get("git_revision") is None:
+        raise NotPublishable(f"{folder} was made outside a git checkout: its numbers cannot be traced to a commit")
+    if info.get("dirty"):
+        changed = info.get("uncommitted") or []
+        shown = f" ({', '.join(changed[:5])}{', ...' if len(changed) > 5 else ''})" if changed else ""
         raise NotPublishable(
-            f"{folder} was made from a checkout with uncommitted changes (revision {info.get('git_revision')}): "
-            "its numbers cannot be traced to a commit; commit, then rerun "
+            f"{folder} was made from a checkout with uncommitted changes{shown} at revision "
+            f"{info['git_revision']}: its numbers cannot be traced to a commit; commit, then rerun "
             f"`make reproduce PROFILE={profile}` and publish")
     return info
 
