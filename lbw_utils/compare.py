@@ -100,7 +100,8 @@ def _baseline_first(table: pd.DataFrame, baseline_label: str) -> pd.DataFrame:
         columns="_order").reset_index(drop=True)
 
 
-def _cell(mean: float, half_width: float, digits: int = 3) -> str:
+def mean_interval_text(mean: float, half_width: float, digits: int = 3) -> str:
+    """``mean ± half-width`` (just the mean without an interval, "–" without a mean)."""
     if math.isnan(mean):
         return "–"
     if math.isnan(half_width):
@@ -113,7 +114,7 @@ def formatted(table: pd.DataFrame) -> pd.DataFrame:
     shown = pd.DataFrame({"method": table["method"], "seeds": table["seeds"]})
     for key, title in METRICS.items():
         digits = 4 if key == "D" else 3
-        shown[title] = [_cell(m, h, digits) for m, h in zip(table[key], table[f"{key}_ci"])]
+        shown[title] = [mean_interval_text(m, h, digits) for m, h in zip(table[key], table[f"{key}_ci"])]
     shown["train s"] = [f"{value:.1f}" for value in table["train_seconds"]]
     return shown
 
@@ -231,7 +232,7 @@ def pareto_front(table: pd.DataFrame) -> pd.Series:
 
 
 def _points(mean: float, half_width: float) -> str:
-    return _cell(100 * mean, 100 * half_width, 1)
+    return mean_interval_text(100 * mean, 100 * half_width, 1)
 
 
 def formatted_paired(table: pd.DataFrame) -> pd.DataFrame:

@@ -25,9 +25,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from lbw_utils import plots
 from lbw_utils import records as run_records
-from lbw_utils.compare import mean_interval
-from lbw_utils.experiments import BASELINE, Settings
+from lbw_utils.compare import mean_interval, mean_interval_text
+from lbw_utils.experiments import BASELINE, Settings, figure_path, table_path
+from lbw_utils.files import atomic_write_text
 
 LENGTH_FOLDER = "length"
 # The arms and the training options each one changes; "main" keeps the study's own settings.
@@ -158,12 +160,6 @@ def ladder_table(records: list[dict], focus_class: str) -> pd.DataFrame:
 
 def formatted_ladder(table: pd.DataFrame, focus_class: str) -> pd.DataFrame:
     """The ladder table as strings "mean ± half-width", for display and markdown."""
-    def cell(row, column, digits=3):
-        mean, half = row[column], row[f"{column}_ci"]
-        if math.isnan(mean):
-            return "–"
-        return f"{mean:.{digits}f}" if math.isnan(half) else f"{mean:.{digits}f} ± {half:.{digits}f}"
-
     shown = {
         "accuracy": "accuracy", "worst_class_tpr": "worst-class TPR", "focus_tpr": f"{focus_class} TPR",
         "focus_train_tpr": f"{focus_class} train-subset TPR", "d_accuracy": "Δ accuracy (paired)",
@@ -172,8 +168,30 @@ def formatted_ladder(table: pd.DataFrame, focus_class: str) -> pd.DataFrame:
     rows = []
     for _, row in table.iterrows():
         rows.append({"arm": row["arm"], "method": row["method"], "epochs": int(row["budget"]),
-                     "seeds": int(row["seeds"]), **{label: cell(row, column) for column, label in shown.items()}})
+                     "seeds": int(row["seeds"]),
+                     **{label: mean_interval_text(row[column], row[f"{column}_ci"]) for column, label in shown.items()}})
     return pd.DataFrame(rows)
+
+
+def write_ladder_outputs(records: list[dict], folder: str | Path, focus: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The study's table (``tables/<dataset>/length.md`` formatted, ``length.csv`` raw) and its two figures
+    (``length_effect``: worst-class TPR and paired changes against the budget; ``length_train_vs_test``:
+    the focus class's training-subset and test TPR); returns (table, formatted table). Notebooks 07 and 06
+    both call it, so the paper's figures and the study's own are the same."""
+    name = records[0]["dataset"]
+    table = ladder_table(records, focus)
+    shown = formatted_ladder(table, focus)
+    atomic_write_text(table_path(folder, name, "length.md"), shown.to_markdown(index=False) + "\n")
+    atomic_write_text(table_path(folder, name, "length.csv"), table.to_csv(index=False))
+    plots.budget_curves(table, {"worst_class_tpr": "worst-class TPR (test)",
+                                "d_worst_class_tpr": "Δ worst-class TPR vs baseline",
+                                "d_accuracy": "Δ accuracy vs baseline"},
+                        title=f"{name}: effect of each method against the epoch budget (mean ± 95 % CI, paired)",
+                        save_to=figure_path(folder, name, "length_effect"))
+    plots.budget_curves(table, {"focus_train_tpr": f"{focus}: training-subset TPR", "focus_tpr": f"{focus}: test TPR"},
+                        title=f"{name}: does the network fit {focus} on its training images?",
+                        save_to=figure_path(folder, name, "length_train_vs_test"))
+    return table, shown
 
 
 def per_class_tpr_by_arm(records: list[dict], arms: tuple[str, str], method: str = "baseline") -> dict:

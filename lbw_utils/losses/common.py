@@ -52,6 +52,21 @@ def _finite_number(name: str, value: Any) -> float:
     return float(value)
 
 
+def _one_of(name: str, value: Any, options: tuple) -> Any:
+    """``value`` if it is one of ``options``, or a ValueError naming both."""
+    if value not in options:
+        raise ValueError(f"{name}={value!r} is not allowed: expected one of {options}")
+    return value
+
+
+def _smoothing_factor(name: str, value: Any) -> float:
+    """An exponential-smoothing factor: a finite number in (0, 1]."""
+    number = _finite_number(name, value)
+    if not 0.0 < number <= 1.0:
+        raise ValueError(f"{name}={value!r} is not allowed: expected a number in (0, 1]")
+    return number
+
+
 def _non_negative(name: str, value: Any) -> float:
     number = _finite_number(name, value)
     if number < 0:

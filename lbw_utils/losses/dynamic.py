@@ -16,7 +16,9 @@ from lbw_utils.losses.common import (
     _label_smoothing,
     _non_negative,
     _num_classes,
+    _one_of,
     _per_class_recall,
+    _smoothing_factor,
     _Trajectory,
 )
 
@@ -62,9 +64,7 @@ class EMAWeightedCrossEntropy(nn.Module):
     ) -> None:
         super().__init__()
         self.num_classes = _num_classes(num_classes)
-        self.alpha = _finite_number("alpha", alpha)
-        if not 0.0 < self.alpha <= 1.0:
-            raise ValueError(f"alpha={alpha!r} is not allowed: expected a number in (0, 1]")
+        self.alpha = _smoothing_factor("alpha", alpha)
         self.normalize = bool(normalize)
         self.label_smoothing = _label_smoothing(label_smoothing)
         self.register_buffer("importance", torch.ones(self.num_classes))
@@ -131,8 +131,7 @@ def cdb_dynamic_tau(accuracy: torch.Tensor, variant: str = "imagenet") -> torch.
     Equal accuracies give bias ~1: tau ~0.73 (cifar) or ~1 (imagenet); the wider the spread, the
     closer tau gets to 1 (cifar) or 2 (imagenet). Returns a 0-d tensor on ``accuracy``'s device.
     """
-    if variant not in CDB_VARIANTS:
-        raise ValueError(f"variant={variant!r} is not allowed: expected one of {CDB_VARIANTS}")
+    _one_of("variant", variant, CDB_VARIANTS)
     bias = accuracy.max() / (accuracy.min() + CDB_DYNAMIC_TAU_EPSILON)
     return torch.sigmoid(bias) if variant == "cifar" else 2.0 * torch.sigmoid(bias - 1.0)
 
@@ -173,8 +172,7 @@ class CDBLoss(nn.Module):
                 raise ValueError(
                     f"tau={tau!r} is not allowed: expected a finite number >= 0 or 'dynamic'"
                 ) from None
-        if variant not in CDB_VARIANTS:
-            raise ValueError(f"variant={variant!r} is not allowed: expected one of {CDB_VARIANTS}")
+        _one_of("variant", variant, CDB_VARIANTS)
         if floor is not None:
             floor = _finite_number("floor", floor)
             if not 0.0 < floor < 1.0:

@@ -38,21 +38,16 @@ from lbw_utils.losses.common import (
     _check_batch,
     _class_counts_and_hits,
     _class_weight_vector,
-    _finite_number,
     _label_smoothing,
     _non_negative,
     _num_classes,
+    _one_of,
+    _smoothing_factor,
     _Trajectory,
 )
 
 MARGIN_SOURCES = ("static", "dynamic")
 MARGIN_FORMS = ("logit-adjusted", "ldam")
-
-
-def _margin_form(form: str) -> str:
-    if form not in MARGIN_FORMS:
-        raise ValueError(f"form={form!r} is not allowed: expected one of {MARGIN_FORMS}")
-    return form
 
 
 def _shifted_logits(logits: torch.Tensor, targets: torch.Tensor, log_costs: torch.Tensor, form: str) -> torch.Tensor:
@@ -72,7 +67,7 @@ class LogitAdjustedLoss(nn.Module):
         super().__init__()
         self.register_buffer("costs", _class_weight_vector("costs", costs))
         self.label_smoothing = _label_smoothing(label_smoothing)
-        self.form = _margin_form(form)
+        self.form = _one_of("form", form, MARGIN_FORMS)
 
     def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         _check_batch(logits, targets, self.costs.numel())
@@ -98,11 +93,9 @@ class DynamicMarginLoss(nn.Module):
         super().__init__()
         self.num_classes = _num_classes(num_classes)
         self.gamma = _non_negative("gamma", gamma)
-        self.alpha = _finite_number("alpha", alpha)
-        if not 0.0 < self.alpha <= 1.0:
-            raise ValueError(f"alpha={alpha!r} is not allowed: expected a number in (0, 1]")
+        self.alpha = _smoothing_factor("alpha", alpha)
         self.label_smoothing = _label_smoothing(label_smoothing)
-        self.form = _margin_form(form)
+        self.form = _one_of("form", form, MARGIN_FORMS)
         self.register_buffer("recall", torch.ones(self.num_classes))
         self.trajectory = _Trajectory()
 

@@ -16,6 +16,7 @@ from lbw_utils.losses.common import (
     _label_smoothing,
     _non_negative,
     _num_classes,
+    _one_of,
     _per_class_recall,
     _Trajectory,
 )
@@ -100,9 +101,7 @@ class ClassDROLoss(nn.Module):
         super().__init__()
         self.num_classes = _num_classes(num_classes)
         self.eta = _non_negative("eta", eta)
-        if form not in DRO_FORMS:
-            raise ValueError(f"form={form!r} is not allowed: expected one of {DRO_FORMS}")
-        self.form = form
+        self.form = _one_of("form", form, DRO_FORMS)
         self.label_smoothing = _label_smoothing(label_smoothing)
         self.register_buffer("q", torch.full((self.num_classes,), 1.0 / self.num_classes))
         self.trajectory = _Trajectory()
@@ -177,8 +176,7 @@ class MinRecallLoss(nn.Module):
         super().__init__()
         self.num_classes = _num_classes(num_classes)
         self.eta = _non_negative("eta", eta)
-        if form not in MINRECALL_FORMS:
-            raise ValueError(f"form={form!r} is not allowed: expected one of {MINRECALL_FORMS}")
+        _one_of("form", form, MINRECALL_FORMS)
         if every != "epoch" and (isinstance(every, bool) or not isinstance(every, int) or every < 1):
             raise ValueError(f"every={every!r} is not allowed: expected 'epoch' or a positive number of steps")
         self.form, self.every = form, every

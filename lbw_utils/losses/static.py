@@ -17,6 +17,7 @@ from lbw_utils.losses.common import (
     _difficulty_base,
     _label_smoothing,
     _non_negative,
+    _one_of,
 )
 
 
@@ -64,8 +65,7 @@ def static_weights(
     non-finite or not positive (e.g. a tiny TPR with a large ``gamma``
     overflows); the message names the offending class index.
     """
-    if scheme not in STATIC_SCHEMES:
-        raise ValueError(f"scheme={scheme!r} is not allowed: expected one of {STATIC_SCHEMES}")
+    _one_of("scheme", scheme, STATIC_SCHEMES)
     gamma = _non_negative("gamma", gamma)
     s = _as_float64_vector("tpr", tpr)
     if num_classes is not None and s.numel() != num_classes:
