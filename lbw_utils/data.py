@@ -30,8 +30,9 @@ from lbw_utils.config import data_dir as resolve_data_dir
 from lbw_utils.config import select_device
 from lbw_utils.files import DataIntegrityError, file_digest, verify_file
 
-SPLITS = ("train", "val", "test")
-DATASETS = ("fashion_mnist", "cifar10")
+SPLITS = ("train", "val", "test")  # every dataset's, the names task's too
+IMAGE_DATASETS = ("fashion_mnist", "cifar10")
+DEFAULT_VAL_SIZE = 5000  # training images held out for validation, unless a study says otherwise
 
 FASHION_MNIST_CLASSES = [
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
@@ -169,7 +170,7 @@ def load_image_dataset(
     name: str,
     *,
     data_dir: str | Path | None = None,
-    val_size: int | float = 5000,
+    val_size: int | float = DEFAULT_VAL_SIZE,
     per_class: int | None = None,
     seed: int = 0,
     device: str | torch.device = "auto",
@@ -183,8 +184,8 @@ def load_image_dataset(
     and in the test set, for tiny runs. The split depends on ``seed`` only; the
     test set is never touched by it.
     """
-    if name not in DATASETS:
-        raise ValueError(f"dataset={name!r} is not known; choose one of {DATASETS}")
+    if name not in IMAGE_DATASETS:
+        raise ValueError(f"dataset={name!r} is not known; choose one of {IMAGE_DATASETS}")
     root = resolve_data_dir(data_dir)
     loader = {"fashion_mnist": _read_fashion_mnist, "cifar10": _read_cifar10}[name]
     train_x, train_y, test_x, test_y, classes, checksums = loader(root, download)
@@ -275,7 +276,7 @@ def _channel_statistics(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tenso
 
 
 def _read_fashion_mnist(root: Path, download: bool):
-    import torchvision
+    import torchvision  # here, not at the top: importing it takes over a second, and only reading the files needs it
 
     raw = root / "FashionMNIST" / "raw"
     missing = [name for name in FASHION_MNIST_SHA256 if not (raw / name).exists()]

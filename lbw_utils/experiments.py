@@ -30,6 +30,7 @@ import torch
 from lbw_utils import records
 from lbw_utils.config import DEVICES
 from lbw_utils.config import results_dir as default_results_root
+from lbw_utils.data import DEFAULT_VAL_SIZE, IMAGE_DATASETS, load_image_dataset
 from lbw_utils.files import atomic_write_bytes
 from lbw_utils.losses import (
     METHODS,
@@ -42,9 +43,9 @@ from lbw_utils.losses import (
 )
 from lbw_utils.metrics import summarize
 from lbw_utils.models import CNN_SIZES, MODELS, make_model
+from lbw_utils.names import load_names
 from lbw_utils.train import TrainConfig, bf16_pays, fit, predict, seed_everything
 
-IMAGE_DATASETS = ("fashion_mnist", "cifar10")
 DATASETS = IMAGE_DATASETS + ("names",)
 BASELINE = {"name": "baseline"}
 
@@ -55,7 +56,7 @@ class DataOptions:
 
     dataset: str
     data_dir: str | None = None
-    val_size: int | float | None = None
+    val_size: int | float | None = None  # image datasets only; None: data.DEFAULT_VAL_SIZE
     per_class: int | None = None
     classes: str | list[str] = "paper"  # names task only
     device: str = "auto"
@@ -85,13 +86,9 @@ class ModelOptions:
 def load_data(options: DataOptions, seed: int):
     """The dataset for ``options``, split with ``seed``."""
     if options.dataset in IMAGE_DATASETS:
-        from lbw_utils.data import load_image_dataset
-
-        val_size = 5000 if options.val_size is None else options.val_size
+        val_size = DEFAULT_VAL_SIZE if options.val_size is None else options.val_size
         return load_image_dataset(options.dataset, data_dir=options.data_dir, val_size=val_size,
                                   per_class=options.per_class, seed=seed, device=options.device)
-    from lbw_utils.names import load_names
-
     return load_names(options.classes, data_dir=options.data_dir, per_class=options.per_class, seed=seed,
                       device=options.device)
 
@@ -453,8 +450,15 @@ def _save_artifact(results_dir, dataset, label, seed, outcome) -> None:
     atomic_write_bytes(records.artifact_path(results_dir, dataset, label, seed), buffer.getvalue())
 
 
+# The notebook parameters that DataOptions and TrainConfig take; one left out or None keeps the default
+# its dataclass declares (the one home of each default).
+DATA_PARAMETERS = ("data_dir", "val_size", "per_class", "classes", "device")
 TRAIN_PARAMETERS = ("epochs", "batch_size", "lr", "optimizer", "weight_decay", "label_smoothing", "augment",
                     "track_train_tpr", "amp", "compile")
+
+
+def _given(params: dict, keys: tuple[str, ...]) -> dict:
+    return {key: params[key] for key in keys if params.get(key) is not None}
 
 
 @dataclass
@@ -472,15 +476,12 @@ class Settings:
     def from_params(cls, params: dict) -> "Settings":
         """Build from a notebook's parameters (extra notebook-specific keys are ignored)."""
         seeds = check_seeds(params.get("seeds", [0]))
-        data = DataOptions(
-            dataset=params["dataset"], data_dir=params.get("data_dir"), val_size=params.get("val_size"),
-            per_class=params.get("per_class"), classes=params.get("classes", "paper"),
-            device=params.get("device", "auto"),
-        )
-        train = TrainConfig.from_dict({k: params[k] for k in TRAIN_PARAMETERS if params.get(k) is not None})
+        data = DataOptions(params["dataset"], **_given(params, DATA_PARAMETERS))
+        train = TrainConfig.from_dict(_given(params, TRAIN_PARAMETERS))
         default_model = "name_rnn" if data.dataset == "names" else "cnn"
-        model = ModelOptions(name=params.get("model") or default_model, size=params.get("model_size", "small"),
-                             options=dict(params.get("model_options") or {}))
+        size = params.get("model_size")
+        model = ModelOptions(name=params.get("model") or default_model, options=dict(params.get("model_options") or {}),
+                             size=ModelOptions.size if size is None else size)
         folder = results_folder(params.get("results_dir"))
         return cls(data, train, model, seeds, folder, bool(params.get("redo", False)))
 

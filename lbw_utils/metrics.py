@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-
 import torch
 
 
@@ -51,12 +50,6 @@ def tpr_from_confusion(matrix: torch.Tensor) -> torch.Tensor:
 def per_class_tpr(y_true, y_pred, num_classes: int) -> torch.Tensor:
     """Recall of each class, float64 ``[C]``; NaN for a class with no samples."""
     return tpr_from_confusion(confusion_matrix(y_true, y_pred, num_classes))
-
-
-def per_class_precision(y_true, y_pred, num_classes: int) -> torch.Tensor:
-    """Precision of each class; NaN for a class that is never predicted."""
-    matrix = confusion_matrix(y_true, y_pred, num_classes)
-    return _ratio(matrix.diagonal(), matrix.sum(0))
 
 
 def f1_from_confusion(matrix: torch.Tensor) -> torch.Tensor:

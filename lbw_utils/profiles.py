@@ -22,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import papermill
 import yaml
 
 PROFILE_DIR = Path(__file__).resolve().parent / "profiles"
@@ -67,8 +68,6 @@ def profile_path(name_or_path: str | Path) -> Path:
 
 def notebook_parameters(notebook: str) -> dict:
     """The parameters a notebook declares in its `parameters` cell, with their defaults."""
-    import papermill
-
     path = NOTEBOOK_DIR / f"{notebook}.ipynb"
     if not path.exists():
         known = sorted(p.stem for p in NOTEBOOK_DIR.glob("*.ipynb"))

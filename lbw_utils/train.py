@@ -218,7 +218,8 @@ def _logits_for(model: nn.Module, batches, config: TrainConfig) -> torch.Tensor:
 
 
 @torch.no_grad()
-def predict(model: nn.Module, data, split: str, *, batch_size: int = 2048, amp: bool = True) -> torch.Tensor:
+def predict(model: nn.Module, data, split: str, *, batch_size: int = TrainConfig.eval_batch_size,
+            amp: bool = TrainConfig.amp) -> torch.Tensor:
     """Float32 logits for every example of ``split``, in split order, on the data's device."""
     model.eval()
     outputs = []

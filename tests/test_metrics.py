@@ -13,7 +13,6 @@ from sklearn import metrics as skm
 from lbw_utils.metrics import (
     confusion_matrix,
     most_confused_pairs,
-    per_class_precision,
     per_class_tpr,
     summarize,
     tpr_variance_reduction,
@@ -60,12 +59,12 @@ def test_matches_scikit_learn(seed):
     tpr = per_class_tpr(y_true, y_pred, num_classes)
     assert tpr.shape == (num_classes,) and tpr.is_floating_point()
     assert_same(tpr, skm.recall_score(y_true, y_pred, labels=labels, average=None, zero_division=nan))
-    assert_same(per_class_precision(y_true, y_pred, num_classes),
-                skm.precision_score(y_true, y_pred, labels=labels, average=None, zero_division=nan))
 
     summary = summarize(y_true, y_pred, num_classes)
     assert SUMMARY_KEYS <= set(summary)
     assert_same(summary["tpr"], tpr)
+    assert_same(summary["precision"],
+                skm.precision_score(y_true, y_pred, labels=labels, average=None, zero_division=nan))
     assert_same(summary["f1"], skm.f1_score(y_true, y_pred, labels=labels, average=None, zero_division=nan))
     assert summary["macro_f1"] == pytest.approx(
         skm.f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=nan), abs=1e-12)

@@ -14,6 +14,7 @@ import torch
 from lbw_utils import names as names_module
 from lbw_utils.files import DataIntegrityError
 from lbw_utils.name_model import NameClassifier
+from lbw_utils.names import files as names_files  # the module whose NAMES_URL the download reads
 from lbw_utils.names import (
     ALPHABET,
     NAMES_FILE,
@@ -132,7 +133,7 @@ def test_downloads_missing_file_atomically(tmp_path, monkeypatch):
     source = tmp_path / "server" / "names.pickle"
     source.parent.mkdir()
     source.write_bytes(pickle.dumps(tiny_names()))
-    monkeypatch.setattr(names_module, "NAMES_URL", source.as_uri())
+    monkeypatch.setattr(names_files, "NAMES_URL", source.as_uri())
     data_dir = tmp_path / "data"
     data = load_names("all", data_dir=data_dir, expected_sha256=sha256(source), device="cpu")
     assert data.size("train") == 72
@@ -143,14 +144,14 @@ def test_downloads_missing_file_atomically(tmp_path, monkeypatch):
 def test_download_with_wrong_checksum_writes_nothing(tmp_path, monkeypatch):
     source = tmp_path / "names.pickle"
     source.write_bytes(pickle.dumps(tiny_names()))
-    monkeypatch.setattr(names_module, "NAMES_URL", source.as_uri())
+    monkeypatch.setattr(names_files, "NAMES_URL", source.as_uri())
     with pytest.raises(DataIntegrityError, match="nothing was written"):
         load_names("all", data_dir=tmp_path / "data", expected_sha256="0" * 64, device="cpu")
     assert not (tmp_path / "data" / "names").exists() or not os.listdir(tmp_path / "data" / "names")
 
 
 def test_missing_file_without_network_names_path_and_source(tmp_path, monkeypatch):
-    monkeypatch.setattr(names_module, "NAMES_URL", (tmp_path / "nowhere.pickle").as_uri())
+    monkeypatch.setattr(names_files, "NAMES_URL", (tmp_path / "nowhere.pickle").as_uri())
     with pytest.raises(NamesFileMissingError) as raised:
         load_names(data_dir=tmp_path / "data", device="cpu")
     assert isinstance(raised.value, FileNotFoundError)

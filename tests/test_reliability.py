@@ -41,7 +41,6 @@ import torch
 
 from lbw_utils import data as data_module
 from lbw_utils import experiments, records
-from lbw_utils import names as names_module
 from lbw_utils.data import FASHION_MNIST_SHA256, DataNotFoundError, load_image_dataset
 from lbw_utils.experiments import (
     BASELINE,
@@ -58,6 +57,7 @@ from lbw_utils.files import DataIntegrityError
 from lbw_utils.losses import CDBLoss, make_loss
 from lbw_utils.models import CNN_SIZES, MODELS
 from lbw_utils.names import NAMES_FILE, NamesFileContentError, load_names
+from lbw_utils.names import files as names_files
 from lbw_utils.profiles import NOTEBOOK_DIR
 from lbw_utils.reproduce import KERNEL
 from lbw_utils.train import TrainConfig, bf16_pays
@@ -375,7 +375,7 @@ def test_a_downloaded_pickle_that_would_run_code_is_refused_without_running_it(t
     source = tmp_path / "server" / NAMES_FILE
     source.parent.mkdir()
     source.write_bytes(pickle.dumps({"alpha": ["ann", WritesMarker(marker)]}))
-    monkeypatch.setattr(names_module, "NAMES_URL", source.as_uri())
+    monkeypatch.setattr(names_files, "NAMES_URL", source.as_uri())
     with pytest.raises(NamesFileContentError) as caught:
         load_names("all", data_dir=tmp_path / "data", device="cpu",
                    expected_sha256=hashlib.sha256(source.read_bytes()).hexdigest())

@@ -43,6 +43,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from lbw_utils.checks import check_positive_int
+
 OFFSET_OBJECTIVES = ("worst", "budget", "equalize")
 
 # --------------------------------------------------------------------------
@@ -95,9 +97,9 @@ def fit_logit_offsets(
     if objective not in OFFSET_OBJECTIVES:
         raise ValueError(f"objective={objective!r} is not allowed: expected one of {OFFSET_OBJECTIVES}")
     max_accuracy_drop = _fraction("max_accuracy_drop", max_accuracy_drop)
-    grid_steps = _positive_int("grid_steps", grid_steps)
-    refinements = _positive_int("refinements", refinements)
-    max_passes = _positive_int("max_passes", max_passes)
+    grid_steps = check_positive_int("grid_steps", grid_steps)
+    refinements = check_positive_int("refinements", refinements)
+    max_passes = check_positive_int("max_passes", max_passes)
 
     with _one_cpu_thread():
         problem = _OffsetProblem(logits, targets, objective, max_accuracy_drop)
@@ -271,9 +273,3 @@ def _fraction(name: str, value: Any) -> float:
             or not 0.0 <= value <= 1.0):
         raise ValueError(f"{name}={value!r} is not allowed: expected a number in [0, 1]")
     return float(value)
-
-
-def _positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name}={value!r} is not allowed: expected an integer >= 1")
-    return value

@@ -1,36 +1,13 @@
-"""Name -> nationality data: download, safe loading, character encoding, splits, batches.
-
-The data is the draft paper author's public set: a pickled dict
-``nationality -> list of 2,000 lowercase full names`` for 42 nationalities,
-from ``name-ethnicity-classifier/nec-experiments`` at a fixed commit. A user's
-own ``name,nationality`` CSV file can stand in for it.
-
-Safety: the pickle comes from the internet, so it is never given to plain
-``pickle.load``. Its SHA-256 is checked first; then a restricted unpickler that
-refuses every class or function reference reads it, and the result must be
-exactly ``dict[str, list[str]]``.
+"""The names task's dataset: class selection, seeded stratified splits, and :class:`NameData`.
 
 The whole split sits on the device as one padded code tensor; ``batches`` only
 selects rows (see :class:`NameData`).
-
-Preprocessing, applied to every name from any source and to user-typed names:
-lower-case, leading/trailing whitespace removed, runs of whitespace collapsed
-to one space. (66 names in the author's file start with a space or hold a
-double space; left in, such typing artefacts could act as a class cue.)
-Names are never truncated unless ``max_length`` is given; then only their first
-``max_length`` characters are kept. The author's longest name has 83 characters,
-and since every batch is padded only to its own longest name, long names cost
-almost nothing.
 """
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import math
-import pickle
-import urllib.request
 from collections import Counter
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -38,233 +15,12 @@ from typing import Iterator, Sequence
 import torch
 
 from lbw_utils.checks import check_positive_int
-from lbw_utils.config import data_dir as resolve_data_dir
 from lbw_utils.config import select_device
-from lbw_utils.files import DataIntegrityError, atomic_write_bytes, verify_file
-
-# --- the published data file -------------------------------------------------
-
-NAMES_REPOSITORY = "name-ethnicity-classifier/nec-experiments"
-NAMES_COMMIT = "989f9f7ef934bc77bd5cf99c370da358536d4cc7"
-NAMES_REPO_PATH = "datasets/dict_chosen_names.pickle"
-NAMES_FILE = "dict_chosen_names.pickle"
-# Read at call time (not bound as default arguments) so tests can point them
-# at a local file or at a tiny pickle's checksum.
-NAMES_URL = f"https://raw.githubusercontent.com/{NAMES_REPOSITORY}/{NAMES_COMMIT}/{NAMES_REPO_PATH}"
-NAMES_SHA256 = "7f25333c723a04af172759519d6f581684dd0a810fca0d6042877620cdb82402"
+from lbw_utils.data import SPLITS
+from lbw_utils.names.encoding import encode_name, normalise_name, pad_codes
+from lbw_utils.names.files import read_names_source
 
 PAPER_CLASSES = ("british", "spanish", "american", "german", "italian")
-SPLITS = ("train", "val", "test")
-
-# --- character encoding ------------------------------------------------------
-
-ALPHABET = "abcdefghijklmnopqrstuvwxyz -"
-PAD_INDEX = 0
-UNKNOWN_INDEX = len(ALPHABET) + 1  # accents, digits, anything outside ALPHABET
-VOCAB_SIZE = len(ALPHABET) + 2  # padding + alphabet + unknown = 30 symbols
-UNKNOWN_CHAR = "?"  # what decode_name shows for UNKNOWN_INDEX
-
-_CHAR_TO_CODE = {char: code for code, char in enumerate(ALPHABET, start=1)}
-_CODE_TO_CHAR = {code: char for char, code in _CHAR_TO_CODE.items()} | {UNKNOWN_INDEX: UNKNOWN_CHAR}
-
-
-class NamesFileMissingError(FileNotFoundError):
-    """The names data file is not on disk and could not be downloaded."""
-
-
-class NamesFileContentError(ValueError):
-    """A names pickle holds something other than ``dict[str, list[str]]``."""
-
-
-def normalise_name(name: str) -> str:
-    """Lower-case, strip, and collapse whitespace runs to one space."""
-    return " ".join(name.lower().split())
-
-
-def encode_name(name: str, max_length: int | None = None) -> list[int]:
-    """Codes of a name's characters (lower-cased first); unknown characters -> ``UNKNOWN_INDEX``.
-
-    ``max_length`` keeps only the first ``max_length`` characters.
-    """
-    codes = [_CHAR_TO_CODE.get(char, UNKNOWN_INDEX) for char in name.lower()]
-    return codes if max_length is None else codes[:max_length]
-
-
-def decode_name(codes: Sequence[int] | torch.Tensor) -> str:
-    """Inverse of :func:`encode_name`; padding is dropped, unknown codes show as ``UNKNOWN_CHAR``."""
-    if isinstance(codes, torch.Tensor):
-        codes = codes.tolist()
-    try:
-        return "".join(_CODE_TO_CHAR[code] for code in codes if code != PAD_INDEX)
-    except KeyError as error:
-        raise ValueError(f"code {error.args[0]} is not a character code (valid: 0..{VOCAB_SIZE - 1})") from None
-
-
-def encode_batch(
-    names: Sequence[str], device: str | torch.device | None = None, max_length: int | None = None
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Encode names (e.g. typed by a user) into a model's input ``(codes [B, T], lengths [B])``.
-
-    Names get the same preprocessing as the training data (:func:`normalise_name`);
-    ``T`` is the longest name, shorter ones are padded with ``PAD_INDEX``.
-    """
-    if isinstance(names, str):  # a lone string would be encoded as one name per character
-        raise TypeError("encode_batch takes a list of names; wrap a single name as [name]")
-    cleaned = [normalise_name(name) for name in names]
-    for name, clean in zip(names, cleaned):
-        if not clean:
-            raise ValueError(f"cannot encode {name!r}: a name needs at least one non-space character")
-    codes, lengths = _pad_codes([encode_name(name, max_length) for name in cleaned])
-    device = torch.device("cpu") if device is None else torch.device(device)
-    return codes.to(device), lengths.to(device)
-
-
-def _pad_codes(encoded: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
-    """One ``[N, longest]`` int64 tensor padded with ``PAD_INDEX``, plus the lengths."""
-    lengths = torch.tensor([len(codes) for codes in encoded], dtype=torch.int64)
-    width = int(lengths.max()) if len(encoded) else 0
-    padded = torch.full((len(encoded), width), PAD_INDEX, dtype=torch.int64)
-    # Fill all rows at once: the flat codes go where position < length.
-    valid = torch.arange(width) < lengths[:, None]
-    padded[valid] = torch.tensor([code for codes in encoded for code in codes], dtype=torch.int64)
-    return padded, lengths
-
-
-# --- getting and reading the files -------------------------------------------
-
-
-def names_file_path(data_dir: str | Path | None = None) -> Path:
-    """Where the names pickle lives: ``<data_dir>/names/dict_chosen_names.pickle``."""
-    return resolve_data_dir(data_dir) / "names" / NAMES_FILE
-
-
-def ensure_names_file(data_dir: str | Path | None = None, *, expected_sha256: str | None = None) -> Path:
-    """The verified path of the names pickle, downloading it first if it is missing.
-
-    Raises :class:`NamesFileMissingError` if it is missing and cannot be downloaded,
-    and :class:`~lbw_utils.files.DataIntegrityError` (naming both checksums) if the
-    file on disk is not the published one.
-    """
-    expected = expected_sha256 or NAMES_SHA256
-    path = names_file_path(data_dir)
-    if not path.exists():
-        _download_names_file(path, expected)
-    verify_file(path, expected)
-    return path
-
-
-def _download_names_file(path: Path, expected_sha256: str) -> None:
-    """Download, check the bytes' SHA-256, then write atomically: never a half-written file."""
-    url = NAMES_URL
-    try:
-        with urllib.request.urlopen(url, timeout=60) as response:
-            payload = response.read()
-    except (OSError, ValueError) as error:  # URLError and timeouts are OSErrors
-        raise NamesFileMissingError(
-            f"The names data file {NAMES_FILE} is not at {path}, and downloading it from {url} "
-            f"failed ({error}). Get it from {url} (repository {NAMES_REPOSITORY}, commit "
-            f"{NAMES_COMMIT}, path {NAMES_REPO_PATH}) and put it at {path}, or set LBW_DATA_DIR "
-            f"to a folder that holds names/{NAMES_FILE}."
-        ) from error
-    actual = hashlib.sha256(payload).hexdigest()
-    if actual != expected_sha256:
-        raise DataIntegrityError(
-            f"Downloaded {url}, but its sha256 is {actual}, expected {expected_sha256}; "
-            f"nothing was written to {path}."
-        )
-    atomic_write_bytes(path, payload)
-
-
-class _DataOnlyUnpickler(pickle.Unpickler):
-    """Builds only what pickle opcodes make without imports; every class or function is refused.
-
-    Refusing ``find_class`` blocks every route to code execution (REDUCE, BUILD,
-    NEWOBJ and the extension registry all need a global). Sets, tuples and numbers
-    still get through, so the result's types are checked afterwards.
-    """
-
-    def find_class(self, module: str, name: str):
-        raise pickle.UnpicklingError(f"it refers to {module}.{name}")
-
-
-def read_names_pickle(path: str | Path) -> dict[str, list[str]]:
-    """Safely read a ``nationality -> list of names`` pickle (verify its checksum before calling)."""
-    path = Path(path)
-    try:
-        loaded = _DataOnlyUnpickler(io.BytesIO(path.read_bytes())).load()
-    except Exception as error:  # malformed pickles raise many types; all mean "refuse"
-        raise NamesFileContentError(
-            f"{path} holds something other than dicts, lists and strings, or is not a valid "
-            f"pickle ({error}); it was refused without running anything."
-        ) from None
-    _check_names_structure(loaded, path)
-    return loaded
-
-
-def _check_names_structure(loaded: object, path: Path) -> None:
-    """Accept exactly ``dict[str, list[str]]``; name the first object that does not fit.
-
-    Checking these two levels with exact types covers the whole object: nothing
-    deeper than a name string is admitted, so no recursion is needed.
-    """
-
-    def refuse(obj: object, where: str) -> NamesFileContentError:
-        kind = type(obj).__name__
-        if type(obj) in (dict, list, str):
-            return NamesFileContentError(
-                f"{path} is not shaped as a dict nationality -> list of names: found a {kind} at {where}."
-            )
-        return NamesFileContentError(
-            f"{path} holds something other than dicts, lists and strings: found a {kind} at {where}."
-        )
-
-    if type(loaded) is not dict:
-        raise refuse(loaded, "the top level")
-    if not loaded:
-        raise NamesFileContentError(f"{path} holds an empty dict: no nationalities.")
-    for nationality, names in loaded.items():
-        if type(nationality) is not str:
-            raise refuse(nationality, "a dict key")
-        if type(names) is not list:
-            raise refuse(names, f"[{nationality!r}]")
-        for position, name in enumerate(names):
-            if type(name) is not str:
-                raise refuse(name, f"[{nationality!r}][{position}]")
-
-
-def read_names_csv(path: str | Path) -> dict[str, list[str]]:
-    """Read a CSV with header ``name,nationality`` (other columns ignored) into ``nationality -> names``."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"names CSV {path} does not exist")
-    by_nationality: dict[str, list[str]] = {}
-    with open(path, newline="", encoding="utf-8-sig") as handle:  # -sig: tolerate a BOM from Excel
-        reader = csv.reader(handle)
-        header = next(reader, None)
-        if header is None:
-            raise ValueError(f"names CSV {path} is empty; expected a header 'name,nationality' and one row per name")
-        columns = [column.strip().lower() for column in header]
-        missing = [column for column in ("name", "nationality") if column not in columns]
-        if missing:
-            raise ValueError(f"names CSV {path} lacks column(s) {missing}; its header is {header}")
-        name_column, nationality_column = columns.index("name"), columns.index("nationality")
-        for row in reader:
-            if not any(cell.strip() for cell in row):
-                continue  # blank line
-            name, nationality = _csv_cell(row, name_column), _csv_cell(row, nationality_column)
-            if not name or not nationality:
-                raise ValueError(f"names CSV {path}, line {reader.line_num}: empty name or nationality in {row}")
-            by_nationality.setdefault(nationality, []).append(name)
-    if not by_nationality:
-        raise ValueError(f"names CSV {path} has a header but no rows")
-    return by_nationality
-
-
-def _csv_cell(row: list[str], column: int) -> str:
-    return row[column].strip() if column < len(row) else ""
-
-
-# --- selecting and splitting -------------------------------------------------
 
 
 def _resolve_classes(classes: str | Sequence[str], available: Sequence[str]) -> list[str]:
@@ -320,9 +76,6 @@ def _split_class(
     return {"test": order[:n_test], "val": order[n_test : n_test + n_val], "train": order[n_test + n_val :]}
 
 
-# --- the dataset -------------------------------------------------------------
-
-
 class NameData:
     """Names of a train/val/test split, encoded once and held on ``device``.
 
@@ -363,7 +116,7 @@ class NameData:
         for split in SPLITS:
             self._bounds[split] = (start, start + len(split_texts[split]))
             start += len(split_texts[split])
-        codes, lengths = _pad_codes([encode_name(text, max_length) for text in self._texts])
+        codes, lengths = pad_codes([encode_name(text, max_length) for text in self._texts])
         self._lengths_cpu = lengths  # batch widths and bucketing are planned on the CPU: no device syncs
         self._codes = codes.to(device)
         self._lengths = lengths.to(device)
@@ -519,16 +272,7 @@ def load_names(
     if sort_chunk_batches < 0:
         raise ValueError(f"sort_chunk_batches={sort_chunk_batches} must be 0 (plain shuffle) or positive")
 
-    if csv_path is not None:
-        by_nationality = read_names_csv(csv_path)
-        source = f"CSV file {Path(csv_path)}"
-        checksums = {Path(csv_path).name: hashlib.sha256(Path(csv_path).read_bytes()).hexdigest()}
-    else:
-        path = ensure_names_file(data_dir, expected_sha256=expected_sha256)
-        by_nationality = read_names_pickle(path)
-        source = f"{NAMES_REPOSITORY}@{NAMES_COMMIT}:{NAMES_REPO_PATH}"
-        checksums = {NAMES_FILE: expected_sha256 or NAMES_SHA256}  # verified by ensure_names_file
-
+    by_nationality, source, checksums = read_names_source(data_dir, csv_path, expected_sha256)
     chosen = _resolve_classes(classes, list(by_nationality))
     split_texts: dict[str, list[str]] = {split: [] for split in SPLITS}
     split_labels: dict[str, list[int]] = {split: [] for split in SPLITS}
@@ -577,16 +321,3 @@ def _interleave_classes(split_texts: dict[str, list[str]], split_labels: dict[st
         split_texts[split] = [split_texts[split][i] for i in order]
         split_labels[split] = [split_labels[split][i] for i in order]
 
-
-@torch.no_grad()
-def predict_nationalities(model: torch.nn.Module, names: list[str], classes: Sequence[str], k: int = 3) -> list[dict]:
-    """Top-``k`` nationalities with probabilities for each typed name (model in eval mode)."""
-    device = next(model.parameters()).device
-    codes, lengths = encode_batch(names, device=device)
-    probabilities = torch.softmax(model.eval()(codes, lengths).float(), dim=1).cpu()
-    top = probabilities.topk(min(k, len(classes)), dim=1)
-    return [
-        {"name": name, **{f"#{rank + 1}": f"{classes[index]} ({probability:.0%})"
-                          for rank, (probability, index) in enumerate(zip(values.tolist(), indices.tolist()))}}
-        for name, values, indices in zip(names, top.values, top.indices)
-    ]
