@@ -7,6 +7,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 LAB_STAMP := $(VENV)/.lab-installed
 PROFILE ?= $(shell $(BIN)/python -c "import torch; print('gpu' if torch.cuda.is_available() else 'cpu')" 2>/dev/null || echo cpu)
+# Processes that train a study's runs in parallel: auto (from the hardware: one one-thread process per
+# CPU core, or one per GPU on a multi-GPU machine; one for the smoke profile), or N (1: one process, in order).
+WORKERS ?= auto
 
 .PHONY: test reproduce publish lab benchmark clean-results
 
@@ -27,10 +30,10 @@ $(STAMP): pyproject.toml
 test: $(STAMP)
 	@$(BIN)/python -m pytest
 
-## Every notebook of a profile, under the profile for this hardware (PROFILE=smoke|cpu|gpu|length to override).
-## Writes only under results/<profile>/.
+## Every notebook of a profile, under the profile for this hardware (PROFILE=smoke|cpu|gpu|length to override),
+## its runs trained by WORKERS parallel processes (WORKERS=N to override). Writes only under results/<profile>/.
 reproduce: $(STAMP)
-	@$(BIN)/python -m lbw_utils.reproduce --profile $(PROFILE)
+	@$(BIN)/python -m lbw_utils.reproduce --profile $(PROFILE) --workers $(WORKERS)
 
 ## Maintainers: copy a finished profile's key tables and figures to docs/results/ and the README.
 publish: $(STAMP)

@@ -20,6 +20,7 @@ import pandas as pd
 import scipy.stats
 
 from lbw_utils.files import atomic_write_text
+from lbw_utils.losses import METHODS
 from lbw_utils.metrics import tpr_variance_reduction
 
 METRICS = {
@@ -176,6 +177,29 @@ def paired_tpr_change(records: list[dict], method: str, baseline: str = "baselin
                          "95% CI ±": [h for _, h in stats], "baseline seed std": noise, "seeds": len(common)})
 
 
+def group_tpr_change(records: list[dict], groups: list[list[str]], methods: list[str],
+                     baseline: str = "baseline") -> pd.DataFrame:
+    """Per group of classes (e.g. from :func:`lbw_utils.metrics.confusion_groups`): the baseline's mean
+    test TPR over the group's classes, and for each method the paired change of that group mean
+    against the same seed's baseline, in points, ``mean ± 95 % half-width``."""
+    rows = []
+    for group in groups:
+        row = {"group": ", ".join(group)}
+        for method in [baseline, *methods]:
+            seeds, tpr = tpr_by_seed(records, method)
+            classes = next(r["classes"] for r in records if r["method_label"] == method)
+            columns = [classes.index(name) for name in group]
+            group_mean = dict(zip(seeds, tpr[:, columns].mean(1)))
+            if method == baseline:
+                base = group_mean
+                row["baseline TPR"] = mean_interval_text(*mean_interval(list(base.values())))
+                continue
+            change = [100 * (group_mean[seed] - base[seed]) for seed in group_mean if seed in base]
+            row[f"Δ {method} (pts)"] = mean_interval_text(*mean_interval(change), digits=1)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 # --------------------------------------------------------------------------
 # Paired comparison with the same seed's baseline, the Pareto front, the goal
 # --------------------------------------------------------------------------
@@ -317,20 +341,30 @@ def goal_statement(table: pd.DataFrame, dataset: str, baseline_label: str = "bas
 SELECTION_METRICS = ("worst_class_tpr", "accuracy", "balanced_accuracy", "macro_f1")
 
 
+def is_reference(record: dict) -> bool:
+    """A reference row rather than a weighting: a plain cross-entropy run under any label (the baseline,
+    or another configuration's baseline such as ``author-lstm``) or a directly fitted model (the linear
+    yardstick, registry kind "fit")."""
+    name = (record.get("method") or {}).get("name")
+    return name == "baseline" or (name in METHODS and METHODS[name].kind == "fit")
+
+
 def best_by_validation(records: list[dict], *, exclude: tuple[str, ...] | str = ("baseline",),
-                       metric: str = "worst_class_tpr", checkpoint: str = "last") -> str:
+                       metric: str = "worst_class_tpr", checkpoint: str = "last",
+                       weightings_only: bool = True) -> str:
     """The method whose mean *validation* ``metric`` over seeds is highest (ties: the first in order).
 
     Reads ``record["val"]`` only (or the best-validation checkpoint's validation scores): the test split
     never chooses. Post-hoc runs' validation scores are cross-fitted, so they compete on equal terms.
-    ``exclude`` holds method labels that may not be chosen (one label may be given as a string).
+    ``exclude`` holds method labels that may not be chosen (one label may be given as a string);
+    ``weightings_only`` also leaves out every reference row (:func:`is_reference`).
     """
     if metric not in SELECTION_METRICS:
         raise ValueError(f"metric={metric!r} is not allowed: expected one of {SELECTION_METRICS} (higher is better)")
     excluded = (exclude,) if isinstance(exclude, str) else tuple(exclude)
     scores: dict[str, list[float]] = {}
     for record in records:
-        if record["method_label"] in excluded:
+        if record["method_label"] in excluded or (weightings_only and is_reference(record)):
             continue
         scores.setdefault(record["method_label"], []).append(split_summary(record, "val", checkpoint)[metric])
     if not scores:

@@ -453,7 +453,7 @@ def _save_artifact(results_dir, dataset, label, seed, outcome) -> None:
 # The notebook parameters that DataOptions and TrainConfig take; one left out or None keeps the default
 # its dataclass declares (the one home of each default).
 DATA_PARAMETERS = ("data_dir", "val_size", "per_class", "classes", "device")
-TRAIN_PARAMETERS = ("epochs", "batch_size", "lr", "optimizer", "weight_decay", "label_smoothing", "augment",
+TRAIN_PARAMETERS = ("epochs", "batch_size", "lr", "optimizer", "weight_decay", "schedule", "label_smoothing", "augment",
                     "track_train_tpr", "amp", "compile")
 
 

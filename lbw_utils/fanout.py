@@ -15,6 +15,12 @@ sequentially: every run is found finished and read back (its fingerprint
 checked), so only the notebooks' analysis, figures, tables and ``summary.md``
 are computed, over all seeds; a run a shard did not finish is trained then.
 
+``make reproduce`` uses the same shards on one machine (``reproduce --workers N``, default chosen
+from the hardware by :func:`hardware_workers`): :func:`fan_out` runs them through :func:`run_local`
+(one one-thread process per worker on the CPU, one process per GPU), echoing their output line by
+line, each line prefixed by its shard, merges their records, and the sequential pass that follows
+finds every run finished.
+
 Three ways to run the shards, none of them a scheduler of ours:
 
     python -m lbw_utils.fanout plan  --profile gpu                       # list the shards
@@ -35,11 +41,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import queue
 import re
+import shutil
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -125,14 +134,15 @@ def find_shard(profile: str, name: str, **plan_options) -> Shard:
 
 
 def run_shard(profile: str, shard_name: str, results_root: str | Path | None = None, *, seeds_per_shard: int = 1,
-              log=print) -> dict:
+              seeds: list[int] | None = None, log=print) -> dict:
     """Run one shard into its own folder and write its ``shard.json`` marker; resumable like any study.
 
+    ``seeds`` replaces the profile's seeds when the shards were planned with other seeds.
     This is the function a cluster job calls (submitit pickles it by reference).
     """
     from lbw_utils.reproduce import reproduce
 
-    shard = find_shard(profile, shard_name, seeds_per_shard=seeds_per_shard)
+    shard = find_shard(profile, shard_name, seeds_per_shard=seeds_per_shard, seeds=seeds)
     folder = shard_folder(profile_folder(profile, results_root), shard)
     started = time.perf_counter()
     reproduce(profile, log=log, studies=[shard.study], seeds=None if shard.seeds is None else list(shard.seeds),
@@ -149,13 +159,15 @@ def run_shard(profile: str, shard_name: str, results_root: str | Path | None = N
 
 
 def shard_command(profile: str, shard: Shard, results_root: str | Path | None = None, *,
-                  seeds_per_shard: int = 1, python: str | None = None) -> list[str]:
+                  seeds_per_shard: int = 1, seeds: list[int] | None = None, python: str | None = None) -> list[str]:
     command = [python or sys.executable, "-m", "lbw_utils.fanout", "run-shard", "--profile", str(profile),
                "--shard", shard.name]
     if results_root is not None:
         command += ["--results-dir", str(results_root)]
     if seeds_per_shard != 1:
         command += ["--seeds-per-shard", str(seeds_per_shard)]
+    if seeds is not None:
+        command += ["--seeds", ",".join(str(seed) for seed in seeds)]
     return command
 
 
@@ -186,16 +198,93 @@ def local_devices(gpus: str | None = None, cpu_workers: int | None = None) -> tu
             return [str(index) for index in range(count)], None
         return [part.strip() for part in gpus.split(",") if part.strip()], None
     workers = cpu_workers or 1
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return ["cpu"] * workers, max(1, cores // workers)
+    return ["cpu"] * workers, max(1, usable_cores() // workers)
+
+
+def usable_cores() -> int:
+    """The CPU cores this process may run on (its affinity mask where the system has one)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+# What one CPU worker may hold at once (a run-shard process and its notebook kernel, torch, a dataset in
+# memory): the auto choice runs no more CPU workers than the machine's memory holds at this much each.
+MEMORY_PER_CPU_WORKER = 2 * 1024 ** 3
+
+
+def _memory_bytes() -> int | None:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def _cuda_devices() -> int:
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def _trains_on_gpus(device: str) -> bool:
+    """Whether a study with this ``device`` parameter trains on the GPUs that one worker per GPU can pin.
+
+    'cuda' and 'auto' do when a GPU is visible; a named GPU ('cuda:1') is one device, for one process."""
+    return device in ("auto", "cuda") and _cuda_devices() > 0
+
+
+def hardware_workers(device: str = "auto", shards: int | None = None) -> tuple[list[str], int | None]:
+    """The workers ``reproduce --workers auto`` runs (devices, torch threads per worker); one: run sequentially.
+
+    One process per GPU when the studies train on CUDA (``device`` 'cuda' or 'auto') and several GPUs are
+    visible, each with an equal share of the CPU cores; one GPU: one process, as before. On the CPU
+    one-thread processes, one per usable core (:func:`cpu_degree`: a few more when that spares a last
+    round with idle cores), at most one per :data:`MEMORY_PER_CPU_WORKER` of memory. Never more workers
+    than ``shards``.
+    """
+    if _trains_on_gpus(device):
+        count = min(_cuda_devices(), shards) if shards else _cuda_devices()
+    elif device in ("cpu", "auto"):
+        memory = _memory_bytes()
+        cap = max(1, memory // MEMORY_PER_CPU_WORKER) if memory else 2 * usable_cores()
+        count = cpu_degree(shards or usable_cores(), usable_cores(), cap)
+    else:  # a named GPU, mps, or 'cuda' without one: one process, as before
+        count = 1
+    return ([device], None) if count <= 1 else workers_for(count, device)
+
+
+def cpu_degree(shards: int, cores: int, cap: int | None = None) -> int:
+    """How many one-thread processes train ``shards`` shards soonest on ``cores`` cores, if shards took
+    equal time and processes beyond the cores shared them: ``ceil(shards / n)`` rounds of
+    ``max(n, cores) / cores`` each; at most ``2 * cores``, ``shards`` and ``cap``; the fewest on a tie.
+
+    Mostly one per core; but 3 shards on 2 cores get 3 processes (one round at 1.5x) rather than 2 (a
+    second round of one shard, with a core idle). One core: one process (the sequential path).
+    """
+    limit = max(1, min(shards, 2 * cores, cap if cap is not None else shards))
+    return min(range(1, limit + 1), key=lambda n: (math.ceil(shards / n) * max(n, cores) / cores, n))
+
+
+def workers_for(count: int, device: str = "auto") -> tuple[list[str], int | None]:
+    """``count`` workers for studies on ``device``: GPUs in turn where they train on GPUs (each worker with
+    ``cores // count`` torch threads), else CPU processes of **one** torch thread each, whatever ``count`` is:
+    the metrics of a CPU run depend on its thread count, so a run trains with one thread at any degree."""
+    check_positive_int("workers", count)
+    if count > 1 and device not in ("cpu", "auto") and not _trains_on_gpus(device):
+        raise ValueError(f"the studies train on {device!r}, which one process uses: run them with one worker")
+    if _trains_on_gpus(device):
+        gpus = _cuda_devices()
+        return [str(index % gpus) for index in range(count)], max(1, usable_cores() // count)
+    return ["cpu"] * count, 1
 
 
 def run_local(profile: str, devices: list[str], results_root: str | Path | None = None, *,
               shards: list[Shard] | None = None, threads: int | None = None, seeds_per_shard: int = 1,
-              command_for=shard_command, log=print) -> list[dict]:
+              command_for=shard_command, log=print, lines=None, after=None) -> list[dict]:
     """Run the shards as subprocesses, at most one per device at a time; a free device takes the next shard.
 
-    Each shard's output goes to ``<its folder>/log.txt``. Returns one dict per shard with its exit code.
+    Each shard's output goes to ``<its folder>/log.txt``; with ``lines`` (a callable ``(shard, line)``) it is
+    also handed on as it comes, one whole line at a time. ``after`` is called with each shard's result as it
+    finishes. ``log``, ``lines`` and ``after`` are never called from two workers at once. Returns one dict
+    per shard with its exit code, in the shards' order.
     """
     if not devices:
         raise ValueError("run_local needs at least one device")
@@ -204,6 +293,12 @@ def run_local(profile: str, devices: list[str], results_root: str | Path | None 
     free_devices: queue.SimpleQueue[str] = queue.SimpleQueue()
     for device in devices:
         free_devices.put(device)
+    lock = threading.RLock()  # one message at a time from the workers' threads: whole lines, never mixed
+    finished = []
+
+    def say(message: str) -> None:
+        with lock:
+            log(message)
 
     def run_one(shard: Shard) -> dict:
         # As many threads as devices, so a device is always free when a thread asks for one.
@@ -213,19 +308,149 @@ def run_local(profile: str, devices: list[str], results_root: str | Path | None 
             target.mkdir(parents=True, exist_ok=True)
             env = {**os.environ, **device_env(device, threads)}
             command = command_for(profile, shard, results_root, seeds_per_shard=seeds_per_shard)
-            log(f"[{device}] start {shard.name}")
+            say(f"[{device}] start {shard.name}")
             started = time.perf_counter()
             with open(target / "log.txt", "w", encoding="utf-8") as output:
-                code = subprocess.call(command, env=env, stdout=output, stderr=subprocess.STDOUT)
+                if lines is None:
+                    code = subprocess.call(command, env=env, stdout=output, stderr=subprocess.STDOUT)
+                else:
+                    code = _stream(command, {**env, "PYTHONUNBUFFERED": "1"}, output,
+                                   lambda line: _locked(lock, lines, shard, line))
             seconds = time.perf_counter() - started
-            log(f"[{device}] {'done' if code == 0 else f'FAILED (exit {code})'} {shard.name} in {seconds:.1f} s")
-            return {"shard": shard.name, "device": device, "exit_code": code, "seconds": seconds,
-                    "log": str(target / "log.txt")}
+            result = {"shard": shard.name, "device": device, "exit_code": code, "seconds": seconds,
+                      "log": str(target / "log.txt")}
+            with lock:
+                finished.append(shard.name)
+                log(f"[{device}] {'done' if code == 0 else f'FAILED (exit {code})'} {shard.name} in {seconds:.1f} s "
+                    f"({len(finished)} of {len(shards)} shards finished)")
+                if after is not None:
+                    after(result)
+            return result
         finally:
             free_devices.put(device)
 
     with ThreadPoolExecutor(max_workers=len(devices)) as pool:
         return list(pool.map(run_one, shards))  # in the shards' order
+
+
+def _locked(lock, handler, *arguments) -> None:
+    with lock:
+        handler(*arguments)
+
+
+def _stream(command: list[str], env: dict, output, handle_line) -> int:
+    """Run ``command``; each line it prints goes to ``output`` and to ``handle_line``; its exit code."""
+    with subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          encoding="utf-8", errors="replace") as process:
+        for line in process.stdout:
+            output.write(line)
+            output.flush()
+            handle_line(line.rstrip("\n"))
+        return process.wait()
+
+
+def fan_out(profile: str, results_root: str | Path | None = None, *, devices: list[str], threads: int | None,
+            studies: list[str] | None = None, seeds: list[int] | None = None, log=print) -> dict:
+    """Train a profile's shards in parallel on this machine and merge their records into the profile folder.
+
+    What ``reproduce --workers N`` does before its sequential pass (which then finds every run finished).
+    The profile folder's finished records are first shared with the shards (:func:`share_finished_records`),
+    so nothing finished is trained again. Every line a shard prints is echoed as it comes, prefixed by
+    ``[<shard>]``; after each shard an overall line. Raises when a shard fails (its ``log.txt`` says why;
+    running the same command again resumes). Returns the shards, the runs they trained
+    (``"dataset / method / seed k"`` each), the runs they read back, the seconds, and the merge report.
+    """
+    from lbw_utils.experiments import DONE_TAG, REUSED_TAG
+    from lbw_utils.reproduce import _minutes, run_identity
+
+    folder = profile_folder(profile, results_root)
+    shards = plan_shards(profile, studies=studies, seeds=seeds)
+    shared = share_finished_records(folder, shards)
+    where = f"{len(set(devices))} GPU(s)" if devices[0] != "cpu" else "the CPU"
+    log(f"==> fan-out: {len(shards)} shards (a study for one seed each) over {len(devices)} worker processes on "
+        f"{where}, {threads or 'default'} torch thread{'s' if threads != 1 else ''} each; their folders: "
+        f"{folder / SHARDS_FOLDER}"
+        + (f"; {len(shared)} finished records shared with them" if shared else ""))
+    started = time.perf_counter()
+    trained: list[str] = []
+    reused = [0]
+
+    def line(shard: Shard, text: str) -> None:
+        log(f"[{shard.name}] {text}")
+        stripped = text.strip()
+        if stripped.startswith(DONE_TAG):
+            trained.append(run_identity(stripped))
+        elif stripped.startswith(REUSED_TAG):
+            reused[0] += 1
+
+    def after(result: dict) -> None:
+        log(f"[fan-out] {len(trained)} runs trained, {reused[0]} reused so far | elapsed "
+            f"{_minutes(time.perf_counter() - started)}")
+
+    command_for = shard_command if seeds is None else (
+        lambda *arguments, **options: shard_command(*arguments, **options, seeds=seeds))
+    results = run_local(profile, devices, results_root, shards=shards, threads=threads, command_for=command_for,
+                        log=log, lines=line, after=after)
+    failed = [result["shard"] for result in results if result["exit_code"]]
+    if failed:
+        raise RuntimeError(f"shards {failed} failed; see their log.txt under {folder / SHARDS_FOLDER}; run the same "
+                           "command again to resume (finished runs are kept)")
+    report = merge_records(folder, shards)
+    seconds = time.perf_counter() - started
+    differing = f", {len(report['differing'])} of them differ from a shard's copy" if report["differing"] else ""
+    log(f"<== fan-out finished in {_minutes(seconds)}: {len(trained)} runs trained, {reused[0]} reused; merged "
+        f"{len(report['copied'])} records into {folder} ({len(report['kept'])} already there{differing})")
+    return {"shards": [shard.name for shard in shards], "devices": list(devices), "threads": threads,
+            "trained": trained, "reused": reused[0], "seconds": seconds, "merged": report}
+
+
+def _finished_records_outside_shards(folder: Path) -> list[Path]:
+    """The finished records of a profile folder, its nested results folders' included, not its shards'."""
+    candidates = sorted((folder / "records").glob("*/*.json"))
+    if folder.is_dir():
+        for child in sorted(folder.iterdir()):
+            if child.is_dir() and child.name not in (SHARDS_FOLDER, "records"):
+                candidates += sorted(child.rglob("records/*/*.json"))
+    return [path for path in candidates if records.is_finished(path)]
+
+
+def share_finished_records(folder: str | Path, shards: list[Shard]) -> list[str]:
+    """Give each shard the finished records of its seeds that the profile folder already holds.
+
+    A profile run sequentially (or partly) before its fan-out then reads its runs back in the shards
+    instead of training them again. A record goes, with its artifact, to every shard that runs its
+    seed and lacks it, at the same relative path; as a hard link where the file system allows it
+    (records and artifacts are only ever replaced, never rewritten in place), else as a copy.
+    Returns the shard paths written.
+    """
+    folder = Path(folder)
+    shared = []
+    for record in _finished_records_outside_shards(folder):
+        data = records.read_record(record)
+        relative, root = record.relative_to(folder), record.parents[2]
+        artifact = records.artifact_path(root, data["dataset"], data["method_label"], data["seed"])
+        for shard in shards:
+            if shard.seeds is not None and data["seed"] not in shard.seeds:
+                continue
+            target = shard_folder(folder, shard)
+            if records.is_finished(target / relative):
+                continue
+            if artifact.exists():  # the artifact first: a record never lacks its artifact
+                _link_or_copy(artifact, target / artifact.relative_to(folder))
+            _link_or_copy(record, target / relative)
+            shared.append(str((target / relative).relative_to(folder)))
+    return shared
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = target.with_name(f".{target.name}.{os.getpid()}.link.tmp")  # not *.json: never read as a record
+    temporary.unlink(missing_ok=True)
+    try:
+        os.link(source, temporary)
+    except OSError:
+        shutil.copyfile(source, temporary)
+    os.replace(temporary, target)
 
 
 # --- merge -------------------------------------------------------------------------------------
@@ -235,15 +460,25 @@ def unfinished_shards(folder: str | Path, shards: list[Shard]) -> list[str]:
     return [shard.name for shard in shards if not (shard_folder(folder, shard) / MARKER).exists()]
 
 
+def _chosen_within_shard(record: dict) -> bool:
+    """A post-hoc run on top of another method (``of``): notebooks 03 and 04 choose that method on the
+    validation split of the seeds they see, so a one-seed shard may choose another one than the whole
+    profile does. Such records are not merged; the final pass chooses over every seed and fits them
+    again (post-hoc offsets take seconds)."""
+    method = record.get("method") or {}
+    return method.get("name") == "posthoc" and "of" in method
+
+
 def merge_records(folder: str | Path, shards: list[Shard]) -> dict:
-    """Copy the shards' run records (and the artifacts beside them) into ``folder``.
+    """Copy the shards' run records (and the artifacts beside them) into ``folder``, except the post-hoc
+    combinations each shard chose on its own seeds (``recomputed``, see :func:`_chosen_within_shard`).
 
     A record already finished in ``folder`` is kept (``kept``); when the shard's copy differs
     from it (another run of the same unit) it is reported under ``differing``. An artifact is
     copied before its record, so a record in ``folder`` always has its artifact.
     """
     folder = Path(folder)
-    report = {"copied": [], "kept": [], "differing": []}
+    report = {"copied": [], "kept": [], "differing": [], "recomputed": []}
     for shard in shards:
         source = shard_folder(folder, shard)
         # records/ of the shard, and of studies that keep one results folder per setting
@@ -260,6 +495,9 @@ def merge_records(folder: str | Path, shards: list[Shard]) -> dict:
             if not records.is_finished(record):
                 continue  # a corrupt file in a shard: the final run will redo that unit
             data = records.read_record(record)
+            if _chosen_within_shard(data):
+                report["recomputed"].append(str(relative))
+                continue
             artifact = records.artifact_path(root, data["dataset"], data["method_label"], data["seed"])
             if artifact.exists():
                 destination = records.artifact_path(folder / root.relative_to(source), data["dataset"],
@@ -357,6 +595,8 @@ def main(argv: list[str] | None = None) -> int:
     common(commands.add_parser("plan", help="list the shards"))
     shard = common(commands.add_parser("run-shard", help="run one shard (what each worker or job does)"))
     shard.add_argument("--shard", required=True)
+    shard.add_argument("--seeds", default=None, help="comma-separated seeds the shards were planned with "
+                                                     "(default: the profile's)")
     local = common(commands.add_parser("local", help="one process per device on this machine, then merge"))
     local.add_argument("--gpus", default=None, help="'all' or GPU indices, e.g. 0,1,2,3")
     local.add_argument("--cpu-workers", type=int, default=None, help="CPU processes (cores are split among them)")
@@ -385,7 +625,9 @@ def main(argv: list[str] | None = None) -> int:
             print(item.name)
         return 0
     if args.command == "run-shard":
-        print(json.dumps(run_shard(args.profile, args.shard, args.results_dir, seeds_per_shard=per_shard)))
+        seeds = [int(seed) for seed in args.seeds.split(",")] if args.seeds else None
+        print(json.dumps(run_shard(args.profile, args.shard, args.results_dir, seeds_per_shard=per_shard,
+                                   seeds=seeds)))
         return 0
     if args.command == "local":
         devices, threads = local_devices(args.gpus, args.cpu_workers)

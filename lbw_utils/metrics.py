@@ -116,3 +116,27 @@ def most_confused_pairs(matrix, class_names: list[str], top: int = 5) -> list[tu
         if count:
             pairs.append((class_names[true], class_names[pred], count, count / int(row_totals[true])))
     return pairs
+
+
+def confusion_groups(matrix, class_names: list[str], min_share: float = 0.1) -> list[list[str]]:
+    """Classes a model mixes up, as groups: two classes are linked when, on average over the two
+    directions, at least ``min_share`` of a class's samples go to the other; a group is a connected set
+    of linked classes (two or more), largest first. E.g. british, american and australian."""
+    if not 0 < min_share < 1:
+        raise ValueError(f"min_share={min_share!r} is not allowed: expected a number in (0, 1)")
+    matrix = np.asarray(matrix, dtype=float)
+    shares = matrix / np.clip(matrix.sum(1, keepdims=True), 1, None)
+    mutual = (shares + shares.T) / 2
+    group_of = list(range(len(class_names)))  # union-find over linked pairs
+
+    def root(index: int) -> int:
+        while group_of[index] != index:
+            index = group_of[index]
+        return index
+
+    for i, j in zip(*np.nonzero(np.triu(mutual >= min_share, k=1))):
+        group_of[root(int(i))] = root(int(j))
+    members: dict[int, list[str]] = {}
+    for index, name in enumerate(class_names):
+        members.setdefault(root(index), []).append(name)
+    return sorted((group for group in members.values() if len(group) > 1), key=lambda group: (-len(group), group))

@@ -1,4 +1,4 @@
-"""Models: a fast small CNN for 1x28x28 and 3x32x32 images, and the names RNN.
+"""Models: a fast small CNN for 1x28x28 and 3x32x32 images, and the names models (see name_model).
 
 The CNN follows airbench's shape (conv -> pool -> BN -> GELU -> conv -> BN ->
 GELU per stage, global max pool, one linear layer): cheap per image, trains in
@@ -10,6 +10,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from lbw_utils.name_model import NAME_MODELS
+
 # (stem width, stage widths..., convolutions per stage). Each stage first halves
 # the resolution, so the costly convolutions run at 14x14 and below: "small"
 # costs ~2.6 M multiply-adds per 28x28 image (about 6 s per Fashion-MNIST epoch
@@ -20,7 +22,7 @@ CNN_SIZES = {
     "medium": ((24, 48, 96, 192), 1),
     "large": ((64, 128, 256, 512), 2),
 }
-MODELS = ("cnn", "name_rnn")
+MODELS = ("cnn", "name_ngram", "name_rnn")
 
 
 def conv_bn_gelu(in_channels: int, out_channels: int) -> list[nn.Module]:
@@ -50,7 +52,7 @@ class FastCNN(nn.Module):
 
 def make_model(name: str, *, num_classes: int, input_shape: tuple[int, ...] | None = None, size: str = "small",
                **options) -> nn.Module:
-    """Build a model by name: ``cnn`` (``size`` one of CNN_SIZES) or ``name_rnn``."""
+    """Build a model by name: ``cnn`` (``size`` one of CNN_SIZES), ``name_ngram`` or ``name_rnn``."""
     if name == "cnn":
         if size not in CNN_SIZES:
             raise ValueError(f"size={size!r} is not a CNN size; choose one of {tuple(CNN_SIZES)}")
@@ -58,8 +60,6 @@ def make_model(name: str, *, num_classes: int, input_shape: tuple[int, ...] | No
             raise ValueError("model 'cnn' needs input_shape=(channels, height, width)")
         widths, depth = CNN_SIZES[size]
         return FastCNN(input_shape[0], num_classes, widths, depth, **options)
-    if name == "name_rnn":
-        from lbw_utils.name_model import NameClassifier
-
-        return NameClassifier(num_classes, **options)
+    if name in NAME_MODELS:
+        return NAME_MODELS[name](num_classes, **options)
     raise ValueError(f"model={name!r} is not known; choose one of {MODELS}")

@@ -55,8 +55,13 @@ def _new_figure(width: float, height: float):
 
 
 def tpr_bars(runs: dict[str, np.ndarray], classes: list[str], *, title: str = "", ylabel: str = "TPR (recall)",
-             save_to: str | Path | None = None):
-    """Grouped bars of per-class TPR; each run is ``[C]`` or ``[seeds, C]`` (bar = mean, whisker = 95 % CI)."""
+             sort: bool = False, save_to: str | Path | None = None):
+    """Grouped bars of per-class TPR; each run is ``[C]`` or ``[seeds, C]`` (bar = mean, whisker = 95 % CI).
+    ``sort``: classes from the lowest to the highest mean TPR of the first run."""
+    if sort:
+        order = np.argsort(np.atleast_2d(np.asarray(next(iter(runs.values())), dtype=float)).mean(0), kind="stable")
+        runs = {label: np.atleast_2d(np.asarray(values, dtype=float))[:, order] for label, values in runs.items()}
+        classes = [classes[index] for index in order]
     figure, axes = _new_figure(min(14.0, max(6.0, 0.65 * len(classes) * max(1, len(runs)) ** 0.5 + 2)), 3.6)
     width = 0.8 / max(1, len(runs))
     positions = np.arange(len(classes))

@@ -12,6 +12,7 @@ from scipy import stats
 from lbw_utils.compare import (
     SELECTION_METRICS,
     best_by_validation,
+    is_reference,
     describe_change,
     goal_statement,
     mean_interval,
@@ -313,3 +314,15 @@ def test_paired_table_pairs_only_common_seeds_and_skips_datasets_without_a_basel
     assert row["seeds"] == 1 and row["d_worst_class_tpr"] == pytest.approx(0.2)
     assert math.isnan(row["d_worst_class_tpr_ci"])  # one pair: no interval
     assert row["worst_class_tpr"] == pytest.approx(0.7)  # the mean over the paired seeds only
+
+
+def test_reference_rows_are_never_the_best_weighting():
+    def run(method_label, name, val_worst, **extra):
+        return PoisonedTestSplit({"method_label": method_label, "method": {"name": name, **extra}, "seed": 0,
+                                  "dataset": "names5", "val": {"worst_class_tpr": val_worst}})
+
+    records = [run("baseline", "baseline", 0.4), run("author-lstm", "baseline", 0.9, label="author-lstm"),
+               run("ngram-logreg-C3.0", "ngram-logreg", 0.8, C=3.0), run("ema-alpha0.01", "ema", 0.5)]
+    assert [is_reference(r) for r in records] == [True, True, True, False]
+    assert best_by_validation(records) == "ema-alpha0.01"
+    assert best_by_validation(records, weightings_only=False) == "author-lstm"

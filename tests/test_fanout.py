@@ -30,7 +30,8 @@ def test_shards_group_seeds_and_filter_studies():
     shards = fanout.plan_shards("gpu", seeds_per_shard=2, studies=["cifar10"])
     assert [s.seeds for s in shards] == [(0, 1), (2, 3), (4,)]
     assert shards[1].name == "cifar10-seed2_3"
-    assert [s.name for s in fanout.plan_shards("cpu", seeds=[7])] == ["fashion_mnist-seed7", "names5-seed7"]
+    assert [s.name for s in fanout.plan_shards("cpu", seeds=[7])] == ["fashion_mnist-seed7", "names5-seed7",
+                                                                    "names42-seed7"]
 
 
 @pytest.mark.parametrize("bad", [0, -1, True, 1.5])
@@ -48,13 +49,9 @@ def test_unknown_study_or_shard_is_named():
 
 def test_select_steps_replaces_seeds_and_drops_final_steps():
     _, steps = load_profile("gpu")
-    chosen = select_steps(steps, studies=["names"], seeds=[3], final=False)
+    chosen = select_steps(steps, studies=["names5"], seeds=[3], final=False)
     assert [step.notebook for step in chosen] == ["05_name_nationality_rnn"]
     assert chosen[0].parameters["seeds"] == [3]
-    # the 42-class baseline belongs to the profile's first seed (0): off in a shard without it
-    assert chosen[0].parameters["all_classes_baseline"] is False
-    first = select_steps(steps, studies=["names"], seeds=[0], final=False)
-    assert first[0].parameters["all_classes_baseline"] is True
     # notebooks without a seeds parameter (02) are kept as they are; the final step only with final=True
     image = select_steps(steps, studies=["cifar10"], seeds=[1], final=True)
     assert [step.notebook for step in image][-1] == "06_paper_figures"
@@ -142,6 +139,22 @@ def test_merge_records_copies_every_shard_and_keeps_what_is_there(tmp_path):
     # merging twice changes nothing
     again = fanout.merge_records(tmp_path, shards)
     assert again["copied"] == [] and len(again["kept"]) == 6
+
+
+def test_merge_leaves_out_combinations_a_shard_chose_on_its_own_seeds(tmp_path):
+    shard = Shard("fashion_mnist", (1,))
+    _write_shard(tmp_path, shard, ["baseline", "ema-alpha0.01"])
+    combination = _record("fashion_mnist", "ema-alpha0.01+posthoc-budget-drop0.005", 1)
+    combination["method"] = {"name": "posthoc", "objective": "budget", "of": {"name": "ema", "alpha": 0.01}}
+    plain_posthoc = _record("fashion_mnist", "baseline+posthoc-worst", 1)
+    plain_posthoc["method"] = {"name": "posthoc", "objective": "worst"}
+    source = fanout.shard_folder(tmp_path, shard)
+    for record in (combination, plain_posthoc):
+        records.write_record(records.record_path(source, "fashion_mnist", record["method_label"], 1), record)
+    report = fanout.merge_records(tmp_path, [shard])
+    assert report["recomputed"] == ["records/fashion_mnist/ema-alpha0.01+posthoc-budget-drop0.005__seed1.json"]
+    assert sorted(r["method_label"] for r in records.load_records(tmp_path)) == [
+        "baseline", "baseline+posthoc-worst", "ema-alpha0.01"]
 
 
 def test_merge_refuses_unfinished_shards(tmp_path):

@@ -10,7 +10,8 @@ import pytest
 import yaml
 
 from lbw_utils import training_length
-from lbw_utils.experiments import Settings
+from lbw_utils.experiments import Settings, check_method
+from lbw_utils.name_model import name_model_parameters
 from lbw_utils.profiles import (
     PROFILE_KEYS,
     STUDY_KEYS,
@@ -194,7 +195,10 @@ def test_shipped_profile_values_make_valid_settings(name):
         defaults = {key: ast.literal_eval(text) for key, text in notebook_parameters(step.notebook).items()}
         params = {**defaults, **step.parameters}
         if step.notebook == "05_name_nationality_rnn":
-            params = {**params, "dataset": "names", "model": "name_rnn"}
+            overrides = {key: params[key] for key in ("epochs", "batch_size", "lr", "weight_decay", "model_options")}
+            params = {**params, "dataset": "names", **name_model_parameters(params["model_config"], overrides)}
+            for method in params["methods"] or []:
+                check_method(method)
         settings = Settings.from_params(params)
         assert settings.seeds == list(step.parameters["seeds"])
         if step.notebook == "07_training_length":

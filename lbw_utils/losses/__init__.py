@@ -33,9 +33,7 @@ from lbw_utils.losses.posthoc import OFFSET_OBJECTIVES, apply_logit_offsets, fit
 from lbw_utils.losses.registry import (
     KINDS,
     LOSS_METHODS,
-    METHOD_KEYS,
     METHODS,
-    TRAINED_METHODS,
     MethodSpec,
     Parameter,
     build_loss,
@@ -51,8 +49,8 @@ from lbw_utils.losses.static import CrossEntropy, WeightedCrossEntropy, static_w
 
 __all__ = [
     "CDB_DYNAMIC_TAU_EPSILON", "CDB_VARIANTS", "DRO_FORMS", "KINDS", "LOSS_METHODS", "MARGIN_FORMS", "MARGIN_SOURCES",
-    "MAX_TRAJECTORY_ROWS", "METHODS", "METHOD_KEYS", "MINRECALL_FORMS", "MIN_BASE", "OFFSET_OBJECTIVES",
-    "STATIC_SCHEMES", "TRAINED_METHODS", "CDBLoss", "ClassDROLoss", "CrossEntropy", "DynamicMarginLoss",
+    "MAX_TRAJECTORY_ROWS", "METHODS", "MINRECALL_FORMS", "MIN_BASE", "OFFSET_OBJECTIVES",
+    "STATIC_SCHEMES", "CDBLoss", "ClassDROLoss", "CrossEntropy", "DynamicMarginLoss",
     "EMAWeightedCrossEntropy", "FocalLoss", "LogitAdjustedLoss", "MethodSpec", "MinRecallLoss", "Parameter",
     "WeightedCrossEntropy", "apply_logit_offsets", "build_loss", "cdb_dynamic_tau", "check_method_options",
     "fit_logit_offsets", "make_loss", "method_spec", "methods_of_kind", "needs_baseline_tpr", "resolve_fit",

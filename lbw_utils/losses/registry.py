@@ -243,10 +243,7 @@ def methods_of_kind(kind: str) -> tuple[str, ...]:
     return tuple(name for name, spec in METHODS.items() if spec.kind == kind)
 
 
-# Derived views, for the code that predates the registry.
-TRAINED_METHODS: dict[str, MethodSpec] = {name: METHODS[name] for name in methods_of_kind("train")}
-METHOD_KEYS: dict[str, tuple[str, ...]] = {name: spec.keys for name, spec in METHODS.items()}
-LOSS_METHODS = tuple(TRAINED_METHODS)
+LOSS_METHODS = methods_of_kind("train")  # the methods fit trains with a loss
 
 
 # --------------------------------------------------------------------------

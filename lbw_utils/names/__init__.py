@@ -7,7 +7,8 @@ own ``name,nationality`` CSV file can stand in for it.
 
 Modules: ``files`` (where the file is published, download, checksum, safe reading, CSV),
 ``encoding`` (alphabet, preprocessing, codes), ``dataset`` (splits, :class:`NameData`,
-:func:`load_names`), ``predict`` (a trained model's top nationalities for typed names).
+:func:`load_names`). The models, and a trained model's top nationalities for typed names
+(``predict_nationalities``), live in :mod:`lbw_utils.name_model`.
 """
 
 from lbw_utils.names.dataset import PAPER_CLASSES, SPLITS, NameData, load_names
@@ -19,12 +20,11 @@ from lbw_utils.names.files import (
     NAMES_COMMIT, NAMES_FILE, NAMES_REPO_PATH, NAMES_REPOSITORY, NAMES_SHA256, NAMES_URL, NamesFileContentError,
     NamesFileMissingError, ensure_names_file, names_file_path, read_names_csv, read_names_pickle,
 )
-from lbw_utils.names.predict import predict_nationalities
 
 __all__ = [
     "ALPHABET", "NAMES_COMMIT", "NAMES_FILE", "NAMES_REPOSITORY", "NAMES_REPO_PATH", "NAMES_SHA256", "NAMES_URL",
     "PAD_INDEX", "PAPER_CLASSES", "SPLITS", "UNKNOWN_CHAR", "UNKNOWN_INDEX", "VOCAB_SIZE", "NameData",
     "NamesFileContentError", "NamesFileMissingError", "decode_name", "encode_batch", "encode_name",
-    "ensure_names_file", "load_names", "names_file_path", "normalise_name", "predict_nationalities",
+    "ensure_names_file", "load_names", "names_file_path", "normalise_name",
     "read_names_csv", "read_names_pickle",
 ]
