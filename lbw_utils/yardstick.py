@@ -5,7 +5,7 @@ sublinear_tf=True)`` and a multinomial ``LogisticRegression`` on the same traini
 recurrent model sees, in seconds. A neural baseline that does not beat it on accuracy *and*
 worst-class TPR is not a baseline worth weighting; every names table shows it for that reason.
 
-With ``"scheme"`` (and ``"gamma"``), the classes are weighted by
+With ``"scheme"`` (and its exponent, ``"gamma"``, or ``"tau"`` for ``cdb``), the classes are weighted by
 :func:`lbw_utils.losses.static_weights` of the recurrent baseline's *validation* TPRs (same seed),
 the seed recipe on a convex model: there weighting cannot be "absorbed" by fitting the training set,
 so whatever it does here it does for good.
@@ -23,7 +23,7 @@ import torch
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
-from lbw_utils.losses import METHODS, static_weights
+from lbw_utils.losses import METHODS, scheme_weights
 
 NGRAM_RANGE = (1, 4)
 
@@ -37,7 +37,7 @@ def ngram_logreg_outcome(method: dict, data, seed: int, tpr=None) -> dict:
     options = METHODS["ngram-logreg"].with_defaults({k: v for k, v in method.items() if k not in ("name", "label")})
     class_weight = None
     if options["scheme"] is not None:
-        weights = static_weights(tpr, options["scheme"], gamma=options["gamma"], num_classes=data.num_classes)
+        weights = scheme_weights(options, tpr, data.num_classes)
         class_weight = {index: float(weight) for index, weight in enumerate(weights.tolist())}
     started = time.perf_counter()
     vectorizer = TfidfVectorizer(analyzer="char_wb", ngram_range=NGRAM_RANGE, sublinear_tf=True)

@@ -30,13 +30,13 @@ from lbw_utils import compare, records
 TESTS_DIR = Path(__file__).resolve().parent
 METHODS = [
     {"name": "baseline"},
-    {"name": "static", "scheme": "cdb", "gamma": 1},  # needs the baseline's validation TPRs
+    {"name": "static", "scheme": "cdb", "tau": 1},  # needs the baseline's validation TPRs
     {"name": "ema", "alpha": 0.1, "normalize": True},
     {"name": "posthoc", "objective": "worst"},  # needs the baseline's saved logits
 ]
 SEEDS = [0, 1]
 ALL_RUNS = {(label, seed) for seed in SEEDS
-            for label in ("baseline", "static-cdb-gamma1", "ema-alpha0.1-norm", "baseline+posthoc-worst")}
+            for label in ("baseline", "static-cdb-tau1", "ema-alpha0.1-norm", "baseline+posthoc-worst")}
 
 DRIVER = textwrap.dedent('''
     import argparse, json, os, sys, time
@@ -215,7 +215,7 @@ def test_a_killed_study_resumes_and_matches_an_uninterrupted_one(driver, tmp_pat
     # 1. Kill it in the middle of the third training (ema, seed 0): baseline and static of seed 0 are done.
     process = start(driver, results, log, "--pause-in-training", "3", "--marker", str(marker))
     kill_when_paused(process, marker, log, "training")
-    assert set(finished_runs(results)) == {("baseline", 0), ("static-cdb-gamma1", 0)}
+    assert set(finished_runs(results)) == {("baseline", 0), ("static-cdb-tau1", 0)}
     assert_every_json_is_a_complete_record(results)
     assert not (records.artifact_path(results, "tiny", "ema-alpha0.1-norm", 0)).exists()
 
@@ -224,7 +224,7 @@ def test_a_killed_study_resumes_and_matches_an_uninterrupted_one(driver, tmp_pat
     process = start(driver, results, log, "--pause-in-write", "2", "--marker", str(marker))
     kill_when_paused(process, marker, log, "write")
     done = finished_runs(results)
-    assert set(done) == {("baseline", 0), ("static-cdb-gamma1", 0), ("ema-alpha0.1-norm", 0)}
+    assert set(done) == {("baseline", 0), ("static-cdb-tau1", 0), ("ema-alpha0.1-norm", 0)}
     strays = stray_temporary_files(results)
     assert [path.name.split(".json.")[0] for path in strays] == [".baseline+posthoc-worst__seed0"]
     assert json.loads(strays[0].read_text())["method_label"] == "baseline+posthoc-worst"  # complete, yet ignored

@@ -46,7 +46,9 @@ def signature_defaults(function) -> dict:
 def test_registry_defaults_are_those_of_the_code_they_build(name, function):
     # A default lives in the registry; the class keeps the same one for direct use. They must agree, or a
     # method dict and a direct call with the same options would train different things.
-    declared = {key: value for key, value in METHODS[name].defaults().items() if key != "of"}
+    # (static's "tau" is the function's gamma under scheme "cdb": it has no default of its own there)
+    declared = {key: value for key, value in METHODS[name].defaults().items()
+                if key != "of" and (name, key) != ("static", "tau")}
     in_code = signature_defaults(function)
     assert declared == {key: in_code[key] for key in declared}
 
@@ -117,7 +119,7 @@ def test_a_static_run_builds_its_weights_once(tiny_data, tmp_path, monkeypatch):
         return static_weights(*args, **kwargs)
 
     monkeypatch.setattr(registry, "static_weights", counted)
-    run({"name": "static", "scheme": "cdb", "gamma": 1}, data, 0, tmp_path, train=CONFIG, model=TINY, progress=False)
+    run({"name": "static", "scheme": "cdb", "tau": 1}, data, 0, tmp_path, train=CONFIG, model=TINY, progress=False)
     assert len(calls) == 1
 
 
@@ -163,3 +165,21 @@ def test_a_fit_entry_must_name_its_function():
 def test_make_loss_refuses_a_method_without_a_loss():
     with pytest.raises(ValueError, match="kind 'posthoc'"):
         make_loss({"name": "posthoc"}, 3)
+
+
+@pytest.mark.parametrize("method, message", [
+    ({"name": "static", "scheme": "cdb", "gamma": 1}, "scheme='cdb' takes 'tau' as its exponent, not 'gamma'"),
+    ({"name": "static", "tau": 1}, "scheme='peifer' takes 'gamma' as its exponent, not 'tau'"),
+    ({"name": "static", "scheme": "inverse", "tau": 1}, "scheme='inverse' takes 'gamma'"),
+])
+def test_the_class_difficulty_scheme_names_its_exponent_tau(method, message):
+    with pytest.raises(ValueError, match=message):
+        check_method(method)
+    assert method_label({"name": "static", "scheme": "cdb", "tau": 0.5}) == "static-cdb-tau0.5"
+
+
+def test_tau_is_the_exponent_the_cdb_scheme_uses():
+    tpr = [0.9, 0.5]
+    options = registry.METHODS["static"].with_defaults({"scheme": "cdb", "tau": 2.0})
+    weights = registry.scheme_weights(options, tpr, 2)
+    assert weights.tolist() == pytest.approx([0.1 ** 2, 0.5 ** 2])  # (1 - s) ** tau; the default gamma 4 unused

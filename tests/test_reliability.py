@@ -180,7 +180,7 @@ def test_a_zero_validation_tpr_stops_a_static_run_and_writes_nothing(data, tmp_p
     assert "class index 1 has TPR 0" in str(caught.value) and "scheme='cdb' or 'fnr'" in str(caught.value)
     assert files_under(tmp_path) == before
     # The scheme the message suggests works with the same baseline.
-    record = run({"name": "static", "scheme": "cdb", "gamma": 1}, data, 0, tmp_path, train=CONFIG, model=TINY,
+    record = run({"name": "static", "scheme": "cdb", "tau": 1}, data, 0, tmp_path, train=CONFIG, model=TINY,
                  progress=False)
     assert all(math.isfinite(w) and w > 0 for w in record["weights"]["weights"])
 

@@ -87,7 +87,7 @@ def test_each_budget_is_its_own_run_and_a_rerun_trains_nothing(tmp_path, tiny_da
     monkeypatch.setattr("lbw_utils.experiments.load_data", lambda options, seed: data)
     params = {"dataset": "fashion_mnist", "seeds": [0], "batch_size": 16, "model_size": "tiny",
               "augment": False, "results_dir": str(tmp_path), "track_train_tpr": True}
-    methods = [{"name": "static", "scheme": "cdb", "gamma": 1}]
+    methods = [{"name": "static", "scheme": "cdb", "tau": 1}]
     records = training_length.run_ladder(params, methods, [1, 2], ["no-weight-decay"], progress=False)
     assert sorted({(r["arm"], r["budget"]) for r in records}) == [("main", 1), ("main", 2), ("no-weight-decay", 2)]
     assert {r["parameters"]["train"]["epochs"] for r in records if r["arm"] == "main"} == {1, 2}

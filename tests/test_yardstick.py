@@ -43,12 +43,12 @@ def test_yardstick_matches_scikit_learn_fitted_by_hand(names):
 def test_yardstick_is_a_run_with_a_record_and_its_weighted_variant_reads_the_baseline(names, tmp_path):
     run(BASELINE, names, 0, tmp_path, train=TRAIN, model=TINY_RNN, progress=False)
     plain = run({"name": "ngram-logreg"}, names, 0, tmp_path, train=TRAIN, progress=False)
-    weighted_method = {"name": "ngram-logreg", "scheme": "cdb", "gamma": 1}
+    weighted_method = {"name": "ngram-logreg", "scheme": "cdb", "tau": 1}
     weighted = run(weighted_method, names, 0, tmp_path, train=TRAIN, progress=False)
     baseline = records.read_record(records.record_path(tmp_path, names.name, "baseline", 0))
     expected = static_weights(baseline["val"]["tpr"], "cdb", gamma=1).tolist()
     assert weighted["weights"]["weights"] == pytest.approx(expected)
-    assert method_label(weighted_method) == "ngram-logreg-cdb-gamma1"
+    assert method_label(weighted_method) == "ngram-logreg-cdb-tau1"
     assert plain["history"] is None and plain["autocast"] is None and 0 <= plain["test"]["accuracy"] <= 1
     assert "best_val" not in plain
     # post-hoc offsets can adjust the yardstick too: its logits are saved like a trained run's
@@ -65,6 +65,8 @@ def test_yardstick_is_a_run_with_a_record_and_its_weighted_variant_reads_the_bas
     ({"name": "ngram-logreg", "scheme": "mystery"}, "scheme='mystery' is not allowed"),
     ({"name": "ngram-logreg", "gamma": 2}, "needs a 'scheme'"),
     ({"name": "ngram-logreg", "scheme": "peifer", "gamma": -1}, "gamma=-1 is not allowed"),
+    ({"name": "ngram-logreg", "scheme": "cdb", "gamma": 1}, "scheme='cdb' takes 'tau' as its exponent, not 'gamma'"),
+    ({"name": "ngram-logreg", "tau": 1}, "'tau' needs a 'scheme'"),
 ])
 def test_bad_yardstick_parameters_are_refused_before_anything_runs(method, message):
     with pytest.raises(ValueError, match=message):

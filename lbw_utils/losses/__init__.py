@@ -40,7 +40,9 @@ from lbw_utils.losses.registry import (
     check_method_options,
     make_loss,
     method_spec,
+    exponent_key,
     methods_of_kind,
+    scheme_weights,
     needs_baseline_tpr,
     resolve_fit,
 )
@@ -53,6 +55,6 @@ __all__ = [
     "STATIC_SCHEMES", "CDBLoss", "ClassDROLoss", "CrossEntropy", "DynamicMarginLoss",
     "EMAWeightedCrossEntropy", "FocalLoss", "LogitAdjustedLoss", "MethodSpec", "MinRecallLoss", "Parameter",
     "WeightedCrossEntropy", "apply_logit_offsets", "build_loss", "cdb_dynamic_tau", "check_method_options",
-    "fit_logit_offsets", "make_loss", "method_spec", "methods_of_kind", "needs_baseline_tpr", "resolve_fit",
+    "exponent_key", "fit_logit_offsets", "make_loss", "method_spec", "methods_of_kind", "scheme_weights", "needs_baseline_tpr", "resolve_fit",
     "static_weights",
 ]

@@ -141,8 +141,28 @@ class MethodSpec:
 # Builders (options arrive checked and complete)
 # --------------------------------------------------------------------------
 
+def exponent_key(scheme: str | None) -> str:
+    """The key that holds a static scheme's exponent in a method dict: ``tau`` for the class-difficulty
+    scheme (CDB's name for it), ``gamma`` for the seed formula and the others."""
+    return "tau" if scheme == "cdb" else "gamma"
+
+
+def scheme_weights(options: dict, tpr, num_classes: int):
+    """Static weights of a method's (complete) options: its scheme with that scheme's exponent."""
+    return static_weights(tpr, options["scheme"], gamma=options[exponent_key(options["scheme"])],
+                          normalize=options.get("normalize", False), num_classes=num_classes)
+
+
+def _exponent_constraint(method: str, options: dict, default_scheme: str | None) -> None:
+    scheme = options.get("scheme", default_scheme)
+    wrong = "gamma" if exponent_key(scheme) == "tau" else "tau"
+    if wrong in options:
+        raise ValueError(f"method {method!r} with scheme={scheme!r} takes {exponent_key(scheme)!r} as its exponent, "
+                         f"not {wrong!r} ('tau' belongs to scheme 'cdb', 'gamma' to the others)")
+
+
 def _static(options, num_classes, tpr, label_smoothing):
-    return WeightedCrossEntropy(static_weights(tpr, num_classes=num_classes, **options), label_smoothing)
+    return WeightedCrossEntropy(scheme_weights(options, tpr, num_classes), label_smoothing)
 
 
 def _margin(options, num_classes, tpr, label_smoothing):
@@ -159,8 +179,10 @@ def _margin_constraint(options: dict) -> None:
 
 
 def _ngram_logreg_constraint(options: dict) -> None:
-    if "gamma" in options and options.get("scheme") is None:
-        raise ValueError("method 'ngram-logreg': 'gamma' needs a 'scheme' (class weights from the baseline's TPRs)")
+    for key in ("gamma", "tau"):
+        if key in options and options.get("scheme") is None:
+            raise ValueError(f"method 'ngram-logreg': {key!r} needs a 'scheme' (class weights from the baseline's TPRs)")
+    _exponent_constraint("ngram-logreg", options, None)
 
 
 def _cdb_tau(value: Any) -> bool:
@@ -195,8 +217,10 @@ def _every(value: Any) -> bool:
 METHODS: dict[str, MethodSpec] = {spec.name: spec for spec in [
     MethodSpec("baseline", "train", build=lambda o, k, t, ls: CrossEntropy(ls), summary="plain cross-entropy"),
     MethodSpec("static", "train",
-               {"scheme": choice("peifer", STATIC_SCHEMES), "gamma": non_negative(4.0), "normalize": flag(False)},
-               build=_static, needs_baseline_tpr=True, label_leading=("scheme",), label_short={"normalize": "norm"},
+               {"scheme": choice("peifer", STATIC_SCHEMES), "gamma": non_negative(4.0), "tau": non_negative(1.0),
+                "normalize": flag(False)},
+               build=_static, needs_baseline_tpr=True, constraint=lambda o: _exponent_constraint("static", o, "peifer"),
+               label_leading=("scheme",), label_short={"normalize": "norm"},
                summary="fixed weights from the baseline's validation TPRs (seed formula and variants)"),
     MethodSpec("ema", "train", {"alpha": fraction(0.01, open_low=True), "normalize": flag(False)},
                build=lambda o, k, t, ls: EMAWeightedCrossEntropy(k, label_smoothing=ls, **o),
@@ -225,7 +249,7 @@ METHODS: dict[str, MethodSpec] = {spec.name: spec for spec in [
     MethodSpec("ngram-logreg", "fit",
                {"C": Parameter(3.0, lambda v: _is_number(v) and v > 0, "a finite number > 0"),
                 "scheme": Parameter(None, lambda v: v is None or v in STATIC_SCHEMES, f"None or one of {STATIC_SCHEMES}"),
-                "gamma": non_negative(1.0)},
+                "gamma": non_negative(1.0), "tau": non_negative(1.0)},
                fit="lbw_utils.yardstick:ngram_logreg_outcome", needs_baseline_tpr=lambda o: o["scheme"] is not None,
                constraint=_ngram_logreg_constraint, label_leading=("scheme",),
                summary="linear yardstick for names: character n-gram TF-IDF + logistic regression (C chosen on "

@@ -42,7 +42,8 @@ def static_weights(
       inverse-TPR weights up to a constant factor ``m ** gamma``.
     * ``"inverse"``: ``w_c = (1 / s_c) ** gamma``.
     * ``"cdb"``      (class-wise difficulty-balanced): ``w_c = max(1 - s_c, MIN_BASE) ** gamma``;
-      ``gamma`` plays the role of CDB's ``tau``.
+      ``gamma`` plays the role of CDB's ``tau`` (a method dict calls it so:
+      ``{"name": "static", "scheme": "cdb", "tau": 1}``).
     * ``"fnr"``      (linear false-negative rate): ``w_c = max(1 - s_c, MIN_BASE)``;
       ``gamma`` is ignored.
 
