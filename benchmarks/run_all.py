@@ -30,7 +30,8 @@ def plan(args, cuda: bool) -> list[tuple[str, list[str]]]:
     if cuda:
         jobs.append(("time_to_accuracy_gpu", ["time_to_accuracy.py", "--gpu-recipe"]))
     jobs += [("throughput", ["throughput.py"] + (["--compile"] if args.compile else [])),
-             ("loss_overhead", ["loss_overhead.py"])]
+             ("loss_overhead", ["loss_overhead.py"]),
+             ("names_ablation_paper", ["names_ablation.py"])]  # the tuned names model, row by row (~11 min)
     if cuda:
         jobs.append(("throughput_cifar10", ["throughput.py", "--dataset", "cifar10", "--model-size", "large",
                                             "--batch-size", "512", "--lr", "0.2", "--augment", "--skip-names"]))
