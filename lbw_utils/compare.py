@@ -182,19 +182,24 @@ def group_tpr_change(records: list[dict], groups: list[list[str]], methods: list
     """Per group of classes (e.g. from :func:`lbw_utils.metrics.confusion_groups`): the baseline's mean
     test TPR over the group's classes, and for each method the paired change of that group mean
     against the same seed's baseline, in points, ``mean ± 95 % half-width``."""
+    per_method = {}  # method -> (classes, {seed: per-class test TPR})
+    for method in [baseline, *methods]:
+        seeds, tpr = tpr_by_seed(records, method)
+        classes = next(r["classes"] for r in records if r["method_label"] == method)
+        per_method[method] = (classes, dict(zip(seeds, tpr)))
+
+    def group_mean(method: str, group: list[str]) -> dict[int, float]:
+        classes, by_seed = per_method[method]
+        columns = [classes.index(name) for name in group]
+        return {seed: float(tpr[columns].mean()) for seed, tpr in by_seed.items()}
+
     rows = []
     for group in groups:
-        row = {"group": ", ".join(group)}
-        for method in [baseline, *methods]:
-            seeds, tpr = tpr_by_seed(records, method)
-            classes = next(r["classes"] for r in records if r["method_label"] == method)
-            columns = [classes.index(name) for name in group]
-            group_mean = dict(zip(seeds, tpr[:, columns].mean(1)))
-            if method == baseline:
-                base = group_mean
-                row["baseline TPR"] = mean_interval_text(*mean_interval(list(base.values())))
-                continue
-            change = [100 * (group_mean[seed] - base[seed]) for seed in group_mean if seed in base]
+        base = group_mean(baseline, group)
+        row = {"group": ", ".join(group), "baseline TPR": mean_interval_text(*mean_interval(list(base.values())))}
+        for method in methods:
+            treated = group_mean(method, group)
+            change = [100 * (treated[seed] - base[seed]) for seed in treated if seed in base]
             row[f"Δ {method} (pts)"] = mean_interval_text(*mean_interval(change), digits=1)
         rows.append(row)
     return pd.DataFrame(rows)

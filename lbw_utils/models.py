@@ -22,7 +22,7 @@ CNN_SIZES = {
     "medium": ((24, 48, 96, 192), 1),
     "large": ((64, 128, 256, 512), 2),
 }
-MODELS = ("cnn", "name_ngram", "name_rnn")
+MODELS = ("cnn", *NAME_MODELS)
 
 
 def conv_bn_gelu(in_channels: int, out_channels: int) -> list[nn.Module]:

@@ -101,6 +101,12 @@ class NameClassifier(nn.Module):
         return torch.cat(list(final_states[-directions:]), dim=1)
 
 
+def _ngram_starts(orders: tuple[int, int], width: int) -> list[tuple[int, int]]:
+    """(n, number of start positions) of each n-gram order over names padded to ``width`` and framed by
+    two boundary symbols: the layout :func:`ngram_ids` and :func:`word_position_tags` share."""
+    return [(n, width + 3 - n) for n in range(orders[0], min(orders[1], width + 2) + 1)]
+
+
 def ngram_ids(codes: torch.Tensor, lengths: torch.Tensor, orders: tuple[int, int], buckets: int) -> torch.Tensor:
     """``[B, P]`` bucket ids in ``1..buckets-1`` of every character n-gram (``orders`` = (shortest, longest))
     of each name framed by boundary symbols; 0 where a position holds no n-gram (padding).
@@ -116,8 +122,7 @@ def ngram_ids(codes: torch.Tensor, lengths: torch.Tensor, orders: tuple[int, int
     framed_lengths = (lengths + 2)[:, None]
     positions = torch.arange(width + 2, device=codes.device)[None, :]
     ids = []
-    for n in range(orders[0], min(orders[1], width + 2) + 1):
-        starts = width + 3 - n
+    for n, starts in _ngram_starts(orders, width):
         ngram = torch.zeros((batch, starts), dtype=torch.int64, device=codes.device)
         for offset in range(n):
             ngram = ngram * _CODE_BASE + framed[:, offset : offset + starts]
@@ -136,7 +141,7 @@ def word_position_tags(codes: torch.Tensor, lengths: torch.Tensor, orders: tuple
     tags = torch.where(word_index == 0, 0, torch.where(word_index == words - 1, 1, 2))
     # in the framed name, position p is character p - 1; the frames take their neighbour's tag
     framed = torch.cat([tags[:, :1], tags, tags[:, -1:], tags[:, -1:]], dim=1)
-    return torch.cat([framed[:, : width + 3 - n] for n in range(orders[0], min(orders[1], width + 2) + 1)], dim=1)
+    return torch.cat([framed[:, :starts] for _, starts in _ngram_starts(orders, width)], dim=1)
 
 
 def word_ids(codes: torch.Tensor, buckets: int) -> torch.Tensor:
