@@ -250,7 +250,7 @@ def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimiz
     groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     if config.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, nesterov=True)
-    # The fused kernel updates all parameters in one pass: 8x faster than the default on CPU for the
+    # The fused kernel updates all parameters in one pass: about 8x faster than the default on CPU for the
     # names model's 4 M-entry n-gram table, same update rule.
     return torch.optim.AdamW(groups, lr=config.lr, fused=True)
 
