@@ -18,7 +18,7 @@ An interrupted study resumes: finished run records are skipped by the notebooks
 themselves, so rerunning the command only trains what is missing.
 
 The terminal shows what each notebook prints as it runs (papermill streams it, line by
-line, through :class:`LineSink`): a line per run as it starts and ends, the training loop's
+line, through :class:`lbw_utils.execution.LineSink`): a line per run as it starts and ends, the training loop's
 line per epoch, and after every run an overall progress line (the step's runs, the whole
 profile's runs, runs trained and reused, elapsed time, estimated time left). Plain lines
 only, readable in a log: no bars, no carriage returns.
@@ -32,25 +32,18 @@ import os
 import subprocess
 import sys
 import time
-import uuid
-from collections import Counter
 from pathlib import Path
-
-import papermill
-from jupyter_client.manager import AsyncKernelManager
-from jupyter_core.paths import jupyter_runtime_dir
-from traitlets import default
 
 from lbw_utils import fanout
 from lbw_utils.config import REPO_ROOT
 from lbw_utils.config import results_dir as default_results_root
-from lbw_utils.experiments import DONE_TAG, PLAN_TAG, REUSED_TAG
+from lbw_utils.execution import IPCKernelManager, execute_step
 from lbw_utils.files import atomic_write_json, atomic_write_text
-from lbw_utils.profiles import NOTEBOOK_DIR, Step, load_profile, profile_path
+from lbw_utils.profiles import Step, load_profile, profile_path
+from lbw_utils.progress import Progress, format_minutes
 from lbw_utils.publish import COMPLETE_MARKER
 from lbw_utils.records import environment, hardware_summary
 
-KERNEL = "python3"
 # Each step's run count and wall time, rewritten after every step: the next run's estimate of the time left.
 TIMINGS = "timings.json"
 # Profiles whose runs take a second or so: `--workers auto` runs them in one process, because the fan-out's
@@ -78,251 +71,6 @@ def select_steps(steps: list[Step], *, studies: list[str] | None = None, seeds: 
             parameters["seeds"] = list(seeds)
         chosen.append(Step(step.study, step.notebook, parameters))
     return chosen
-
-
-class IPCKernelManager(AsyncKernelManager):
-    """A kernel reached over IPC sockets (files in Jupyter's runtime folder), not TCP: the same machine
-    only, and no "running over TCP without encryption" warning."""
-
-    # Where the kernel process's own log lines go (set by execute_step: a file beside the executed
-    # notebook). The notebook's output does not travel this way: it comes over the sockets.
-    kernel_log: Path | None = None
-    # Environment variables for the kernels on top of this process's (set by reproduce: one torch
-    # thread after a CPU fan-out, so that a run trained in the sequential pass trains as the workers did).
-    kernel_env: dict[str, str] = {}
-
-    @default("transport")
-    def _default_transport(self) -> str:
-        return "ipc"
-
-    @default("ip")
-    def _default_ip(self) -> str:
-        # jupyter_client's default for IPC is the relative path "kernel-ipc" (sockets kernel-ipc-1 to -5 in
-        # the working folder, the notebooks folder while papermill runs): two kernels started at once by
-        # parallel workers then bind the same sockets and read each other's messages ("Invalid Signature").
-        # An absolute path of the kernel's own, short enough for a socket's name.
-        folder = Path(jupyter_runtime_dir())
-        folder.mkdir(parents=True, exist_ok=True)
-        return str(folder / f"kernel-{uuid.uuid4().hex[:12]}-ipc")
-
-    async def _async_launch_kernel(self, kernel_cmd: list[str], **options):
-        # The kernel's output becomes a log (papermill streams it to the terminal): no progress bars
-        # there, whose carriage returns would clutter it; the [run ]/[done] lines say the same.
-        options["env"] = {**(options.get("env") or os.environ), "TQDM_DISABLE": "1", **IPCKernelManager.kernel_env}
-        if IPCKernelManager.kernel_log is None:
-            return await super()._async_launch_kernel(kernel_cmd, **options)
-        with open(IPCKernelManager.kernel_log, "ab") as log:
-            return await super()._async_launch_kernel(kernel_cmd, **{**options, "stderr": log})
-
-
-class LineSink:
-    """A file-like target for papermill's ``stdout_file``/``stderr_file`` that hands on whole lines.
-
-    The kernel sends printed text in chunks that may end in the middle of a line (a ``print`` writes
-    its text and its newline separately); the partial line waits here for the rest of it.
-    """
-
-    def __init__(self, line_handler):
-        self.line_handler, self.pending = line_handler, ""
-
-    def write(self, text: str) -> int:
-        *lines, self.pending = (self.pending + text).split("\n")
-        for line in lines:
-            self.line_handler(line)
-        return len(text)
-
-    def flush(self) -> None:
-        """Nothing to do: lines are handed on as soon as they are complete."""
-
-    def close(self) -> None:
-        if self.pending:
-            self.line_handler(self.pending)
-        self.pending = ""
-
-
-class Progress:
-    """Echoes the notebooks' streamed output and keeps count of the runs it reports.
-
-    ``experiments.run`` prints ``[done] ...`` when it trains a run and ``[reused] ...`` when it
-    reads a finished record back; ``run_study`` announces ``[plan] N runs``. After each run this
-    handler prints one overall line: run k of N in the whole profile, the step and its runs, runs
-    trained and reused, elapsed time, and the time left.
-
-    N and the time left come from what is known: a step's runs as its notebook announces them and,
-    for the steps still to come, the run counts and wall times of this profile's earlier runs
-    (``timings``: step name -> ``{"parameters", "runs", "seconds"}``, used only where the step's
-    parameters are unchanged). The first run of a profile knows only the steps seen so far, and says
-    so ("of at least N").
-    """
-
-    def __init__(self, steps: list[Step], timings: dict | None = None, log=print, *,
-                 trained_by_workers: list[str] | None = None):
-        self.steps, self.log = steps, log
-        self.known = {step.name: dict(timings[step.name]) for step in steps
-                      if step.name in (timings or {}) and _same_parameters(timings[step.name], step)}
-        self.started = time.perf_counter()
-        self.trained = self.reused = 0
-        # Runs that parallel workers trained just before this pass ("dataset / method / seed k", see
-        # run_identity): this pass reads them back, and counts them as trained (by the workers), not reused.
-        self.workers_trained = Counter(trained_by_workers or ())
-        self.trained_by_workers = 0
-        self.trained_seconds = 0.0
-        self.finished_runs: dict[int, int] = {}
-        self.step_index, self.step_started, self.step_planned, self.step_done = 0, self.started, 0, 0
-        self.step_trained_seconds, self.step_trained, self.step_reused = 0.0, 0, 0
-
-    def start_step(self, index: int) -> None:
-        self.step_index, self.step_started = index, time.perf_counter()
-        self.step_planned = self.step_done = self.step_trained = self.step_reused = 0
-        self.step_trained_seconds = 0.0
-
-    def finish_step(self, seconds: float) -> dict:
-        """Close the current step; return its timing entry (what a later run of the profile estimates from)."""
-        step = self.steps[self.step_index]
-        self.finished_runs[self.step_index] = self.step_done
-        entry = {"parameters": step.parameters, "runs": self.step_done, "seconds": round(seconds, 1)}
-        if self.step_reused and step.name in self.known:
-            # reused records take no time: keep the wall time of the last run that trained them
-            entry["seconds"] = self.known[step.name]["seconds"]
-        return entry
-
-    def line(self, line: str) -> None:
-        """One line a notebook printed (to stdout or stderr): echoed, indented, and counted."""
-        if not line.strip():
-            return
-        self.log(f"    {line}")
-        self._count(line)
-
-    def _count(self, line: str) -> None:
-        if line.startswith(PLAN_TAG):
-            self.step_planned += int(line.split()[1])
-            return
-        if not line.startswith((DONE_TAG, REUSED_TAG)):
-            return
-        self.step_done += 1
-        if line.startswith(DONE_TAG):
-            seconds = float(line.rsplit(",", 1)[1].split()[0])
-            self.trained += 1
-            self.trained_seconds += seconds
-            self.step_trained += 1
-            self.step_trained_seconds += seconds
-        else:
-            identity = run_identity(line)
-            if self.workers_trained[identity] > 0:
-                self.workers_trained[identity] -= 1
-                self.trained_by_workers += 1
-            else:
-                self.reused += 1
-            self.step_reused += 1
-        self.log(self.overall_line())
-
-    def counts_text(self) -> str:
-        """``N trained, M reused``, with the runs the parallel workers trained among the N, if any."""
-        by_workers = f" ({self.trained_by_workers} by the parallel workers)" if self.trained_by_workers else ""
-        return f"{self.trained + self.trained_by_workers} trained{by_workers}, {self.reused} reused"
-
-    def expected_runs(self, index: int) -> int | None:
-        """The runs of step ``index``: counted if finished, else announced or known from an earlier run."""
-        if index in self.finished_runs:
-            return self.finished_runs[index]
-        known = self.known.get(self.steps[index].name, {}).get("runs")
-        if index == self.step_index:
-            return max(self.step_planned, self.step_done, known or 0) if known is not None else None
-        return known
-
-    def overall_line(self) -> str:
-        now = time.perf_counter()
-        step = self.steps[self.step_index]
-        counts = [self.expected_runs(i) for i in range(len(self.steps))]
-        done = self.trained + self.reused + self.trained_by_workers
-        if None in counts:
-            # the current step's announced runs count even while its total is not known yet
-            at_least = sum(c for c in counts if c is not None) + (
-                max(self.step_planned, self.step_done) if counts[self.step_index] is None else 0)
-            total = f"at least {max(at_least, done)}"
-        else:
-            total = str(sum(counts))
-        step_total = counts[self.step_index] if counts[self.step_index] is not None else (self.step_planned or "?")
-        parts = [f"[progress] step {self.step_index + 1}/{len(self.steps)} ({step.name}): run {self.step_done} of "
-                 f"{step_total}", f"all steps: run {done} of {total}",
-                 self.counts_text(), f"elapsed {_minutes(now - self.started)}"]
-        this_step, later, untimed = self.seconds_left(now, counts)
-        if this_step is None and self.trained_by_workers:
-            parts.append("time left: the workers' runs are read back, then the tables and figures computed")
-        elif this_step is None:
-            parts.append("time left: estimated after the first trained run")
-        elif untimed:
-            # a first run: what the later steps take is known only once they have run
-            parts.append(f"this step about {_minutes(this_step)} left, {untimed} later step(s) not timed yet")
-        else:
-            parts.append(f"about {_minutes(this_step + later)} left")
-        return " | ".join(parts)
-
-    def seconds_left(self, now: float, counts: list[int | None]) -> tuple[float | None, float, int]:
-        """(seconds left in this step, or None when nothing is known to estimate from; seconds of the later
-        steps that are known; how many later steps are not)."""
-        per_run = (self.step_trained_seconds / self.step_trained if self.step_trained
-                   else self.trained_seconds / self.trained if self.trained else None)
-        step = self.steps[self.step_index]
-        expected = counts[self.step_index]
-        if self.step_trained and expected is not None:
-            this_step = per_run * max(0, expected - self.step_done)
-        elif "seconds" in self.known.get(step.name, {}):
-            this_step = max(0.0, self.known[step.name]["seconds"] - (now - self.step_started))
-        elif per_run is not None:
-            this_step = per_run * max(0, (expected or self.step_planned) - self.step_done)
-        else:
-            return None, 0.0, 0
-        later, untimed = 0.0, 0
-        for index in range(self.step_index + 1, len(self.steps)):
-            known = self.known.get(self.steps[index].name, {})
-            if "seconds" in known:
-                later += known["seconds"]
-            elif known.get("runs") is not None and per_run is not None:
-                later += per_run * known["runs"]
-            else:
-                untimed += 1
-        return this_step, later, untimed
-
-
-def run_identity(line: str) -> str:
-    """``dataset / method / seed k`` of a ``[done]`` or ``[reused]`` line (what precedes its first colon)."""
-    return line.strip().split(" ", 1)[1].split(":", 1)[0].strip()
-
-
-def _same_parameters(entry: dict, step: Step) -> bool:
-    # an entry written before parameters were recorded is trusted by its step name alone
-    return "parameters" not in entry or entry["parameters"] == step.parameters
-
-
-def _minutes(seconds: float) -> str:
-    return f"{int(seconds // 60)}m{int(seconds % 60):02d}s"
-
-
-def execute_step(step: Step, folder: Path, log=print, *, number: str = "", lines=None) -> float:
-    """Execute one notebook into ``folder/notebooks``; return its wall time in seconds.
-
-    What the notebook prints reaches ``lines`` (default: ``log``, indented) line by line, as it is printed.
-    A cell's displayed value (a table, a figure) stays in the executed notebook."""
-    output = folder / "notebooks" / f"{step.name}.ipynb"
-    output.parent.mkdir(parents=True, exist_ok=True)
-    parameters = {**step.parameters, "results_dir": str(folder.resolve())}
-    log(f"==> {number}{step.name}  {json.dumps(step.parameters, sort_keys=True)}")
-    IPCKernelManager.kernel_log = output.with_suffix(".kernel.log")
-    started = time.perf_counter()
-    printed = [LineSink(lines or (lambda line: log(f"    {line}"))) for _ in ("stdout", "stderr")]
-    try:
-        papermill.execute_notebook(
-            str(NOTEBOOK_DIR / f"{step.notebook}.ipynb"), str(output), parameters=parameters, kernel_name=KERNEL,
-            cwd=str(NOTEBOOK_DIR), progress_bar=False, stdout_file=printed[0], stderr_file=printed[1],
-            kernel_manager_class=f"{__name__}.IPCKernelManager",
-        )
-    finally:
-        for sink in printed:
-            sink.close()
-    seconds = time.perf_counter() - started
-    log(f"<== {step.name} finished in {seconds:.1f} s -> {output}")
-    return seconds
 
 
 def reproduce(profile: str, results_root: str | Path | None = None, log=print, *, studies: list[str] | None = None,
@@ -401,7 +149,7 @@ def reproduce(profile: str, results_root: str | Path | None = None, log=print, *
         })
     by_workers = (f" ({progress.trained_by_workers} of them by {len(devices)} parallel workers, {each})"
                   if fanned else "")
-    log(f"finished the '{name}' profile in {_minutes(total)}: {runs_trained} runs trained, "
+    log(f"finished the '{name}' profile in {format_minutes(total)}: {runs_trained} runs trained, "
         f"{progress.reused} reused{by_workers}")
     log(f"read first: {summary}")
     if name in ("cpu", "gpu") and final and studies is None and seeds is None:

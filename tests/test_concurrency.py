@@ -21,7 +21,8 @@ import yaml
 
 from lbw_utils import fanout, records
 from lbw_utils import reproduce as runner
-from lbw_utils.fanout import Shard
+from lbw_utils.execution import LineSink
+from lbw_utils.fanout import Shard, hardware
 from lbw_utils.profiles import Step, profile_path
 
 # --- the real thing: two workers against one process ---------------------------------------------
@@ -106,9 +107,10 @@ def test_two_workers_give_the_records_of_one_process(tmp_path, monkeypatch):
 def machine(monkeypatch):
     """Pretend hardware: ``machine(cores=, gpus=, memory_gib=)``."""
     def pretend(cores: int = 2, gpus: int = 0, memory_gib: float | None = 64):
-        monkeypatch.setattr(fanout, "usable_cores", lambda: cores)
-        monkeypatch.setattr(fanout, "_cuda_devices", lambda: gpus)
-        monkeypatch.setattr(fanout, "_memory_bytes", lambda: None if memory_gib is None else int(memory_gib * 2 ** 30))
+        # where hardware_workers and workers_for look them up
+        monkeypatch.setattr(hardware, "usable_cores", lambda: cores)
+        monkeypatch.setattr(hardware, "_cuda_devices", lambda: gpus)
+        monkeypatch.setattr(hardware, "_memory_bytes", lambda: None if memory_gib is None else int(memory_gib * 2 ** 30))
     return pretend
 
 
@@ -263,7 +265,7 @@ def test_the_pass_after_the_workers_counts_their_runs_as_trained(tmp_path, monke
 
     def fake_step(step, folder, log, *, number="", lines=None):
         kernel_env.append(dict(runner.IPCKernelManager.kernel_env))
-        sink = runner.LineSink(lines)
+        sink = LineSink(lines)
         sink.write("[plan] 3 runs: 1 method(s) x 3 seed(s)\n" + reused_line(0) + reused_line(1) + reused_line(2))
         return 1.0
 

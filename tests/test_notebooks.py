@@ -20,7 +20,8 @@ import pytest
 from lbw_utils.config import REPO_ROOT
 from lbw_utils.notebook import literal_assignments
 from lbw_utils.profiles import NOTEBOOK_DIR, load_profile
-from lbw_utils.reproduce import KERNEL, reproduce
+from lbw_utils.execution import KERNEL
+from lbw_utils.reproduce import reproduce
 
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
 EXPECTED = ["01_baseline", "02_tpr_analysis", "03_static_weighting", "04_dynamic_weighting",

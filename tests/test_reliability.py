@@ -59,7 +59,7 @@ from lbw_utils.models import CNN_SIZES, MODELS
 from lbw_utils.names import NAMES_FILE, NamesFileContentError, load_names
 from lbw_utils.names import files as names_files
 from lbw_utils.profiles import NOTEBOOK_DIR
-from lbw_utils.reproduce import KERNEL
+from lbw_utils.execution import KERNEL
 from lbw_utils.train import TrainConfig, bf16_pays
 
 CONFIG = TrainConfig(epochs=2, batch_size=16, lr=0.05, eval_batch_size=64)

@@ -12,6 +12,7 @@ import pytest
 from jupyter_client.manager import AsyncKernelManager
 
 from lbw_utils import reproduce as runner
+from lbw_utils.execution import LineSink
 from lbw_utils.experiments import _study_bar
 from lbw_utils.profiles import Step
 from lbw_utils.publish import check_publishable
@@ -23,7 +24,7 @@ STEPS = [Step("fashion_mnist", "01_baseline", {"seeds": [0, 1]}),
 
 def streamed(progress: runner.Progress, text: str) -> None:
     """Text a notebook printed, as papermill hands it to the runner."""
-    sink = runner.LineSink(progress.line)
+    sink = LineSink(progress.line)
     sink.write(text)
     sink.close()
 
@@ -89,7 +90,7 @@ def test_a_step_that_reused_its_runs_keeps_the_wall_time_of_the_run_that_trained
 def test_lines_printed_in_pieces_are_counted_once_whole():
     shown = []
     progress = runner.Progress(STEPS, {}, shown.append)
-    sink = runner.LineSink(progress.line)
+    sink = LineSink(progress.line)
     # the kernel sends a print's text and its newline in separate chunks, and may cut a line anywhere
     for chunk in ("[plan] 1 runs: 1 method(s) x 1 seed(s)", "\n", done_line(0, 2.0)[:30], done_line(0, 2.0)[30:],
                   "\n", "a last line without newline"):
@@ -127,7 +128,7 @@ def run_profile_without_notebooks(tmp_path, monkeypatch, shown):
     def fake_step(step, folder, log, *, number="", lines=None):
         log(f"==> {number}{step.name}")
         if step.notebook == "01_baseline":
-            sink = runner.LineSink(lines)
+            sink = LineSink(lines)
             sink.write("[plan] 2 runs: 1 method(s) x 2 seed(s)\n" + done_line(0, 1.5) + done_line(1, 2.5))
         return 3.0
 

@@ -1,0 +1,122 @@
+"""Shards: a study of a profile for some seeds, where each one's folder is, and running one."""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from lbw_utils.checks import check_positive_int
+from lbw_utils.config import results_dir as default_results_root
+from lbw_utils.files import atomic_write_json
+from lbw_utils.profiles import load_profile, profile_path
+
+SHARDS_FOLDER = "shards"
+MARKER = "shard.json"
+
+
+@dataclass(frozen=True)
+class Shard:
+    """One study of a profile for some seeds (``None``: the study's notebooks take no seeds)."""
+
+    study: str
+    seeds: tuple[int, ...] | None
+
+    @property
+    def name(self) -> str:
+        safe = re.sub(r"[^A-Za-z0-9_.-]", "_", self.study)
+        if self.seeds is None:
+            return safe
+        return f"{safe}-seed{'_'.join(str(seed) for seed in self.seeds)}"
+
+
+def profile_folder(profile: str, results_root: str | Path | None = None) -> Path:
+    """Where ``make reproduce`` puts a profile's results: ``<results root>/<profile name>``."""
+    return Path(results_root or default_results_root()) / profile_path(profile).stem
+
+
+def shard_folder(folder: str | Path, shard: Shard) -> Path:
+    return Path(folder) / SHARDS_FOLDER / shard.name
+
+
+def plan_shards(profile: str, *, seeds_per_shard: int = 1, studies: list[str] | None = None,
+                seeds: list[int] | None = None) -> list[Shard]:
+    """The shards of a profile: for every study, its seeds cut into groups of ``seeds_per_shard``.
+
+    Ordered seed-major (every study's first seed, then every study's second, ...), so that
+    partial results cover every study early. ``seeds`` replaces the profile's seeds.
+    """
+    check_positive_int("seeds_per_shard", seeds_per_shard)
+    _, steps = load_profile(profile)
+    study_seeds: dict[str, list[int] | None] = {}
+    for step in steps:
+        if not step.study or (studies is not None and step.study not in studies):
+            continue
+        found = step.parameters.get("seeds")
+        current = study_seeds.setdefault(step.study, None)
+        if found is not None:
+            if current is not None and list(found) != current:
+                raise ValueError(f"study {step.study!r} gives its notebooks different seeds ({current} and "
+                                 f"{list(found)}); a shard needs one seed list per study")
+            study_seeds[step.study] = list(found)
+    missing = sorted(set(studies or ()) - set(study_seeds))
+    if missing:
+        raise ValueError(f"studies {missing} are not in profile {profile!r}; it has {sorted(study_seeds)}")
+    per_study: dict[str, list[Shard]] = {}
+    for study, own in study_seeds.items():
+        chosen = list(seeds) if seeds is not None and own is not None else own
+        if chosen is None:
+            per_study[study] = [Shard(study, None)]
+            continue
+        groups = [chosen[i:i + seeds_per_shard] for i in range(0, len(chosen), seeds_per_shard)]
+        per_study[study] = [Shard(study, tuple(group)) for group in groups]
+    ordered: list[Shard] = []
+    for rank in range(max((len(group) for group in per_study.values()), default=0)):
+        ordered += [group[rank] for group in per_study.values() if rank < len(group)]
+    return ordered
+
+
+def find_shard(profile: str, name: str, **plan_options) -> Shard:
+    shards = plan_shards(profile, **plan_options)
+    for shard in shards:
+        if shard.name == name:
+            return shard
+    raise ValueError(f"no shard {name!r} in profile {profile!r}; the shards are {[s.name for s in shards]}")
+
+
+def run_shard(profile: str, shard_name: str, results_root: str | Path | None = None, *, seeds_per_shard: int = 1,
+              seeds: list[int] | None = None, log=print) -> dict:
+    """Run one shard into its own folder and write its ``shard.json`` marker; resumable like any study.
+
+    ``seeds`` replaces the profile's seeds when the shards were planned with other seeds.
+    This is the function a cluster job calls (submitit pickles it by reference).
+    """
+    from lbw_utils.reproduce import reproduce
+
+    shard = find_shard(profile, shard_name, seeds_per_shard=seeds_per_shard, seeds=seeds)
+    folder = shard_folder(profile_folder(profile, results_root), shard)
+    started = time.perf_counter()
+    reproduce(profile, log=log, studies=[shard.study], seeds=None if shard.seeds is None else list(shard.seeds),
+              final=False, folder=folder)
+    result = {"shard": shard.name, "study": shard.study, "seeds": shard.seeds, "profile": profile,
+              "seconds": time.perf_counter() - started, "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+              "host": os.uname().nodename, "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+              "folder": str(folder)}
+    atomic_write_json(folder / MARKER, result)
+    return result
+
+
+def shard_command(profile: str, shard: Shard, results_root: str | Path | None = None, *,
+                  seeds_per_shard: int = 1, seeds: list[int] | None = None, python: str | None = None) -> list[str]:
+    command = [python or sys.executable, "-m", "lbw_utils.fanout", "run-shard", "--profile", str(profile),
+               "--shard", shard.name]
+    if results_root is not None:
+        command += ["--results-dir", str(results_root)]
+    if seeds_per_shard != 1:
+        command += ["--seeds-per-shard", str(seeds_per_shard)]
+    if seeds is not None:
+        command += ["--seeds", ",".join(str(seed) for seed in seeds)]
+    return command

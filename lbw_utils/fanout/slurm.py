@@ -1,0 +1,54 @@
+"""A cluster: one SLURM array task per shard, through submitit (``pip install -e ".[cluster]"``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lbw_utils.config import results_dir as default_results_root
+from lbw_utils.fanout.shards import Shard, plan_shards, profile_folder, run_shard
+
+
+def slurm_parameters(*, timeout_min: int = 120, partition: str | None = None, gpus_per_node: int = 1,
+                     cpus_per_task: int = 8, mem_gb: int = 32, array_parallelism: int = 64,
+                     account: str | None = None, qos: str | None = None, setup: list[str] | None = None,
+                     name: str = "lbw-study") -> dict:
+    """Parameters of a submitit ``AutoExecutor`` for one shard per array task."""
+    parameters = {"name": name, "timeout_min": timeout_min, "gpus_per_node": gpus_per_node,
+                  "cpus_per_task": cpus_per_task, "mem_gb": mem_gb, "nodes": 1, "tasks_per_node": 1,
+                  "slurm_array_parallelism": array_parallelism}
+    if partition:
+        parameters["slurm_partition"] = partition
+    if account:
+        parameters["slurm_account"] = account
+    if qos:
+        parameters["slurm_qos"] = qos
+    if setup:
+        parameters["slurm_setup"] = list(setup)
+    return parameters
+
+
+def make_executor(log_folder: str | Path, parameters: dict, cluster: str | None = None):
+    """A submitit executor with ``parameters`` (``cluster``: None auto-detects SLURM; 'local' or 'debug' test)."""
+    try:
+        import submitit
+    except ImportError as error:
+        raise ImportError('the slurm fan-out needs submitit: pip install -e ".[cluster]"') from error
+    executor = submitit.AutoExecutor(folder=str(log_folder), cluster=cluster)
+    executor.update_parameters(**parameters)
+    return executor
+
+
+def submit(profile: str, results_root: str | Path | None, parameters: dict, *, cluster: str | None = None,
+           shards: list[Shard] | None = None, seeds_per_shard: int = 1) -> list:
+    """Submit one array task per shard; returns the submitit jobs."""
+    shards = shards if shards is not None else plan_shards(profile, seeds_per_shard=seeds_per_shard)
+    root = str(Path(results_root or default_results_root()).resolve())
+    executor = make_executor(profile_folder(profile, root) / "slurm" / "%j", parameters, cluster)
+    names = [shard.name for shard in shards]
+    return executor.map_array(_run_shard_job, [profile] * len(names), names, [root] * len(names),
+                              [seeds_per_shard] * len(names))
+
+
+def _run_shard_job(profile: str, shard_name: str, results_root: str, seeds_per_shard: int) -> dict:
+    return run_shard(profile, shard_name, results_root, seeds_per_shard=seeds_per_shard)
+
