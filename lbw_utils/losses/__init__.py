@@ -48,13 +48,3 @@ from lbw_utils.losses.registry import (
 )
 from lbw_utils.losses.robust import DRO_FORMS, MINRECALL_FORMS, ClassDROLoss, FocalLoss, MinRecallLoss
 from lbw_utils.losses.static import CrossEntropy, WeightedCrossEntropy, static_weights
-
-__all__ = [
-    "CDB_DYNAMIC_TAU_EPSILON", "CDB_VARIANTS", "DRO_FORMS", "KINDS", "LOSS_METHODS", "MARGIN_FORMS", "MARGIN_SOURCES",
-    "MAX_TRAJECTORY_ROWS", "METHODS", "MINRECALL_FORMS", "MIN_BASE", "OFFSET_OBJECTIVES",
-    "STATIC_SCHEMES", "CDBLoss", "ClassDROLoss", "CrossEntropy", "DynamicMarginLoss",
-    "EMAWeightedCrossEntropy", "FocalLoss", "LogitAdjustedLoss", "MethodSpec", "MinRecallLoss", "Parameter",
-    "WeightedCrossEntropy", "apply_logit_offsets", "build_loss", "cdb_dynamic_tau", "check_method_options",
-    "exponent_key", "fit_logit_offsets", "make_loss", "method_spec", "methods_of_kind", "scheme_weights", "needs_baseline_tpr", "resolve_fit",
-    "static_weights",
-]

@@ -20,11 +20,3 @@ from lbw_utils.names.files import (
     NAMES_COMMIT, NAMES_FILE, NAMES_REPO_PATH, NAMES_REPOSITORY, NAMES_SHA256, NAMES_URL, NamesFileContentError,
     NamesFileMissingError, ensure_names_file, names_file_path, read_names_csv, read_names_pickle,
 )
-
-__all__ = [
-    "ALPHABET", "NAMES_COMMIT", "NAMES_FILE", "NAMES_REPOSITORY", "NAMES_REPO_PATH", "NAMES_SHA256", "NAMES_URL",
-    "PAD_INDEX", "PAPER_CLASSES", "SPLITS", "UNKNOWN_CHAR", "UNKNOWN_INDEX", "VOCAB_SIZE", "NameData",
-    "NamesFileContentError", "NamesFileMissingError", "decode_name", "encode_batch", "encode_name",
-    "ensure_names_file", "load_names", "names_file_path", "normalise_name",
-    "read_names_csv", "read_names_pickle",
-]
