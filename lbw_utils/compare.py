@@ -142,12 +142,16 @@ def _latex(shown: pd.DataFrame, caption: str = "") -> str:
 
 
 def save_tables(table: pd.DataFrame, stem: str | Path, caption: str = "") -> dict[str, Path]:
-    """Write ``stem.md``, ``stem.csv`` (raw numbers) and ``stem.tex``."""
+    """Write ``stem.md`` (formatted), ``stem.csv`` (raw numbers) and ``stem.tex``."""
+    return _write_tables(formatted(table), table, stem, caption)
+
+
+def _write_tables(shown: pd.DataFrame, raw: pd.DataFrame, stem: str | Path, caption: str) -> dict[str, Path]:
     stem = Path(stem)
     paths = {"md": stem.with_suffix(".md"), "csv": stem.with_suffix(".csv"), "tex": stem.with_suffix(".tex")}
-    atomic_write_text(paths["md"], to_markdown(table))
-    atomic_write_text(paths["csv"], table.to_csv(index=False))
-    atomic_write_text(paths["tex"], to_latex(table, caption))
+    atomic_write_text(paths["md"], shown.to_markdown(index=False) + "\n")
+    atomic_write_text(paths["csv"], raw.to_csv(index=False))
+    atomic_write_text(paths["tex"], _latex(shown, caption))
     return paths
 
 
@@ -283,14 +287,8 @@ def formatted_paired(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def save_paired_tables(table: pd.DataFrame, stem: str | Path, caption: str = "") -> dict[str, Path]:
-    """``stem.md`` (formatted), ``stem.csv`` (raw numbers) and ``stem.tex``."""
-    stem = Path(stem)
-    shown = formatted_paired(table)
-    paths = {"md": stem.with_suffix(".md"), "csv": stem.with_suffix(".csv"), "tex": stem.with_suffix(".tex")}
-    atomic_write_text(paths["md"], shown.to_markdown(index=False) + "\n")
-    atomic_write_text(paths["csv"], table.to_csv(index=False))
-    atomic_write_text(paths["tex"], _latex(shown, caption))
-    return paths
+    """The paired table's ``stem.md`` (formatted), ``stem.csv`` (raw numbers) and ``stem.tex``."""
+    return _write_tables(formatted_paired(table), table, stem, caption)
 
 
 def _change(row) -> str:

@@ -52,12 +52,6 @@ def per_class_tpr(y_true, y_pred, num_classes: int) -> torch.Tensor:
     return tpr_from_confusion(confusion_matrix(y_true, y_pred, num_classes))
 
 
-def f1_from_confusion(matrix: torch.Tensor) -> torch.Tensor:
-    """Per-class F1 = 2TP / (2TP + FP + FN); NaN where the class neither occurs nor is predicted."""
-    true_positive = matrix.diagonal()
-    return _ratio(2 * true_positive, matrix.sum(0) + matrix.sum(1))
-
-
 def tpr_variance_reduction(baseline_tpr, weighted_tpr) -> float:
     """The paper's effect measure ``D = Var(s) - Var(s')``; positive means the TPRs grew more even."""
     # float64 from the start: a Python list would otherwise become float32 and D lose ~7 digits.
@@ -77,7 +71,7 @@ def summarize(y_true, y_pred, num_classes: int, class_names: list[str] | None = 
     matrix = confusion_matrix(y_true, y_pred, num_classes)
     tpr = tpr_from_confusion(matrix)
     precision = _ratio(matrix.diagonal(), matrix.sum(0))
-    f1 = f1_from_confusion(matrix)
+    f1 = _ratio(2 * matrix.diagonal(), matrix.sum(0) + matrix.sum(1))  # 2TP / (2TP + FP + FN); NaN: never seen
     present = tpr[~torch.isnan(tpr)]
     total = int(matrix.sum())
     worst = int(torch.nan_to_num(tpr, nan=math.inf).argmin()) if len(present) else -1

@@ -27,8 +27,9 @@ class Progress:
     def __init__(self, steps: list[Step], timings: dict | None = None, log=print, *,
                  trained_by_workers: list[str] | None = None):
         self.steps, self.log = steps, log
-        self.known = {step.name: dict(timings[step.name]) for step in steps
-                      if step.name in (timings or {}) and _same_parameters(timings[step.name], step)}
+        # an entry written before parameters were recorded is trusted by its step name alone
+        self.known = {step.name: dict(timings[step.name]) for step in steps if step.name in (timings or {})
+                      and timings[step.name].get("parameters", step.parameters) == step.parameters}
         self.started = time.perf_counter()
         self.trained = self.reused = 0
         # Runs that parallel workers trained just before this pass ("dataset / method / seed k", see
@@ -157,11 +158,6 @@ class Progress:
 def run_identity(line: str) -> str:
     """``dataset / method / seed k`` of a ``[done]`` or ``[reused]`` line (what precedes its first colon)."""
     return line.strip().split(" ", 1)[1].split(":", 1)[0].strip()
-
-
-def _same_parameters(entry: dict, step: Step) -> bool:
-    # an entry written before parameters were recorded is trusted by its step name alone
-    return "parameters" not in entry or entry["parameters"] == step.parameters
 
 
 def format_minutes(seconds: float) -> str:

@@ -73,19 +73,15 @@ def is_finished(path: str | Path) -> bool:
     """True when a readable, complete record exists; a corrupt one counts as unfinished."""
     try:
         read_record(path)
-    except FileNotFoundError:
-        return False
-    except CorruptRecordError:
+    except (FileNotFoundError, CorruptRecordError):
         return False
     return True
 
 
 def load_records(results_dir: str | Path, dataset: str | None = None) -> list[dict]:
     """Every record under ``results_dir`` (optionally one dataset), sorted; corrupt ones raise."""
-    root = records_dir(results_dir)
     pattern = f"{dataset}/*.json" if dataset else "*/*.json"
-    paths = sorted(root.glob(pattern))
-    return [read_record(path) for path in paths]
+    return [read_record(path) for path in sorted(records_dir(results_dir).glob(pattern))]
 
 
 def environment() -> dict:
@@ -93,7 +89,7 @@ def environment() -> dict:
     import numpy
     import torchvision
 
-    info = {
+    return {
         "python": platform.python_version(),
         "torch": torch.__version__,
         "torchvision": torchvision.__version__,
@@ -106,7 +102,6 @@ def environment() -> dict:
         "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
         "git_revision": git_revision(),
     }
-    return info
 
 
 def cpu_model() -> str:

@@ -39,9 +39,9 @@ def run_local(profile: str, devices: list[str], results_root: str | Path | None 
     lock = threading.RLock()  # one message at a time from the workers' threads: whole lines, never mixed
     finished = []
 
-    def say(message: str) -> None:
+    def locked(handler, *arguments) -> None:
         with lock:
-            log(message)
+            handler(*arguments)
 
     def run_one(shard: Shard) -> dict:
         # As many threads as devices, so a device is always free when a thread asks for one.
@@ -51,14 +51,14 @@ def run_local(profile: str, devices: list[str], results_root: str | Path | None 
             target.mkdir(parents=True, exist_ok=True)
             env = {**os.environ, **device_env(device, threads)}
             command = command_for(profile, shard, results_root, seeds_per_shard=seeds_per_shard)
-            say(f"[{device}] start {shard.name}")
+            locked(log, f"[{device}] start {shard.name}")
             started = time.perf_counter()
             with open(target / "log.txt", "w", encoding="utf-8") as output:
                 if lines is None:
                     code = subprocess.call(command, env=env, stdout=output, stderr=subprocess.STDOUT)
                 else:
                     code = _stream(command, {**env, "PYTHONUNBUFFERED": "1"}, output,
-                                   lambda line: _locked(lock, lines, shard, line))
+                                   lambda line: locked(lines, shard, line))
             seconds = time.perf_counter() - started
             result = {"shard": shard.name, "device": device, "exit_code": code, "seconds": seconds,
                       "log": str(target / "log.txt")}
@@ -74,11 +74,6 @@ def run_local(profile: str, devices: list[str], results_root: str | Path | None 
 
     with ThreadPoolExecutor(max_workers=len(devices)) as pool:
         return list(pool.map(run_one, shards))  # in the shards' order
-
-
-def _locked(lock, handler, *arguments) -> None:
-    with lock:
-        handler(*arguments)
 
 
 def _stream(command: list[str], env: dict, output, handle_line) -> int:
@@ -144,16 +139,6 @@ def fan_out(profile: str, results_root: str | Path | None = None, *, devices: li
             "trained": trained, "reused": reused[0], "seconds": seconds, "merged": report}
 
 
-def _finished_records_outside_shards(folder: Path) -> list[Path]:
-    """The finished records of a profile folder, its nested results folders' included, not its shards'."""
-    candidates = sorted((folder / "records").glob("*/*.json"))
-    if folder.is_dir():
-        for child in sorted(folder.iterdir()):
-            if child.is_dir() and child.name not in (SHARDS_FOLDER, "records"):
-                candidates += sorted(child.rglob("records/*/*.json"))
-    return [path for path in candidates if records.is_finished(path)]
-
-
 def share_finished_records(folder: str | Path, shards: list[Shard]) -> list[str]:
     """Give each shard the finished records of its seeds that the profile folder already holds.
 
@@ -164,8 +149,14 @@ def share_finished_records(folder: str | Path, shards: list[Shard]) -> list[str]
     Returns the shard paths written.
     """
     folder = Path(folder)
+    # the profile folder's own records and its nested results folders' (not the shards')
+    candidates = sorted((folder / "records").glob("*/*.json"))
+    if folder.is_dir():
+        for child in sorted(folder.iterdir()):
+            if child.is_dir() and child.name not in (SHARDS_FOLDER, "records"):
+                candidates += sorted(child.rglob("records/*/*.json"))
     shared = []
-    for record in _finished_records_outside_shards(folder):
+    for record in filter(records.is_finished, candidates):
         data = records.read_record(record)
         relative, root = record.relative_to(folder), record.parents[2]
         artifact = records.artifact_path(root, data["dataset"], data["method_label"], data["seed"])

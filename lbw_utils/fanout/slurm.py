@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from lbw_utils.config import results_dir as default_results_root
@@ -45,10 +46,6 @@ def submit(profile: str, results_root: str | Path | None, parameters: dict, *, c
     root = str(Path(results_root or default_results_root()).resolve())
     executor = make_executor(profile_folder(profile, root) / "slurm" / "%j", parameters, cluster)
     names = [shard.name for shard in shards]
-    return executor.map_array(_run_shard_job, [profile] * len(names), names, [root] * len(names),
-                              [seeds_per_shard] * len(names))
-
-
-def _run_shard_job(profile: str, shard_name: str, results_root: str, seeds_per_shard: int) -> dict:
-    return run_shard(profile, shard_name, results_root, seeds_per_shard=seeds_per_shard)
+    job = functools.partial(run_shard, seeds_per_shard=seeds_per_shard)  # pickled by reference to run_shard
+    return executor.map_array(job, [profile] * len(names), names, [root] * len(names))
 

@@ -41,17 +41,6 @@ def _resolve_classes(classes: str | Sequence[str], available: Sequence[str]) -> 
     return chosen
 
 
-def _check_fractions(val_fraction: float, test_fraction: float) -> None:
-    for label, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
-        if not 0 < value < 1:
-            raise ValueError(f"{label}={value} must lie strictly between 0 and 1")
-    if val_fraction + test_fraction >= 1:
-        raise ValueError(
-            f"val_fraction + test_fraction = {val_fraction + test_fraction} must be below 1, "
-            "or nothing is left to train on"
-        )
-
-
 def _class_generator(seed: int, nationality: str) -> torch.Generator:
     """A random stream per (seed, class), so a class's split does not depend on which other classes are loaded."""
     digest = hashlib.sha256(f"{seed}:{nationality}".encode()).digest()
@@ -264,7 +253,14 @@ def load_names(
     sort_chunk_batches: shuffled batches are length-sorted within chunks of this
         many batches (less padding); 0 gives plain shuffling.
     """
-    _check_fractions(val_fraction, test_fraction)
+    for label, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
+        if not 0 < value < 1:
+            raise ValueError(f"{label}={value} must lie strictly between 0 and 1")
+    if val_fraction + test_fraction >= 1:
+        raise ValueError(
+            f"val_fraction + test_fraction = {val_fraction + test_fraction} must be below 1, "
+            "or nothing is left to train on"
+        )
     if per_class is not None and per_class < 1:
         raise ValueError(f"per_class={per_class} must be a positive number of names, or None for all")
     if max_length is not None and max_length < 1:
