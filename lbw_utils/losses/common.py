@@ -45,9 +45,14 @@ def _per_class_recall(logits: torch.Tensor, targets: torch.Tensor, num_classes: 
 # Argument checks shared by every loss
 # --------------------------------------------------------------------------
 
+def _is_number(value: Any) -> bool:
+    """A finite real number (bools are not numbers here)."""
+    return not isinstance(value, bool) and isinstance(value, Real) and math.isfinite(value)
+
+
 def _finite_number(name: str, value: Any) -> float:
     """``value`` as a float, or a ValueError naming ``name`` if it is not a finite real number."""
-    if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value):
+    if not _is_number(value):
         raise ValueError(f"{name}={value!r} is not allowed: expected a finite real number")
     return float(value)
 

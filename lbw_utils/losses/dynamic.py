@@ -13,8 +13,8 @@ from lbw_utils.losses.common import (
     _check_batch,
     _class_counts_and_hits,
     _finite_number,
+    _is_number,
     _label_smoothing,
-    _non_negative,
     _num_classes,
     _one_of,
     _per_class_recall,
@@ -165,13 +165,9 @@ class CDBLoss(nn.Module):
                  variant: str = "cifar", floor: float | None = None) -> None:
         super().__init__()
         self.num_classes = _num_classes(num_classes)
-        if tau != "dynamic":
-            try:
-                tau = _non_negative("tau", tau)
-            except ValueError:
-                raise ValueError(
-                    f"tau={tau!r} is not allowed: expected a finite number >= 0 or 'dynamic'"
-                ) from None
+        if tau != "dynamic" and not (_is_number(tau) and tau >= 0):
+            raise ValueError(f"tau={tau!r} is not allowed: expected a finite number >= 0 or 'dynamic'")
+        tau = tau if tau == "dynamic" else float(tau)
         _one_of("variant", variant, CDB_VARIANTS)
         if floor is not None:
             floor = _finite_number("floor", floor)

@@ -37,13 +37,13 @@ from __future__ import annotations
 
 import math
 from contextlib import contextmanager
-from numbers import Real
 from typing import Any
 
 import numpy as np
 import torch
 
 from lbw_utils.checks import check_positive_int
+from lbw_utils.losses.common import _is_number
 
 OFFSET_OBJECTIVES = ("worst", "budget", "equalize")
 
@@ -269,7 +269,6 @@ def _checked_inputs(val_logits: Any, val_targets: Any) -> tuple[torch.Tensor, to
 
 
 def _fraction(name: str, value: Any) -> float:
-    if (isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value)
-            or not 0.0 <= value <= 1.0):
+    if not (_is_number(value) and 0.0 <= value <= 1.0):
         raise ValueError(f"{name}={value!r} is not allowed: expected a number in [0, 1]")
     return float(value)

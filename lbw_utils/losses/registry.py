@@ -31,14 +31,12 @@ Validation happens once, where a method enters (:func:`check_method_options`, ca
 from __future__ import annotations
 
 import importlib
-import math
 from dataclasses import dataclass, field
-from numbers import Real
 from typing import Any, Callable
 
 from torch import nn
 
-from lbw_utils.losses.common import STATIC_SCHEMES, _num_classes
+from lbw_utils.losses.common import STATIC_SCHEMES, _is_number, _num_classes
 from lbw_utils.losses.dynamic import CDB_VARIANTS, CDBLoss, EMAWeightedCrossEntropy
 from lbw_utils.losses.margin import MARGIN_FORMS, MARGIN_SOURCES, DynamicMarginLoss, LogitAdjustedLoss
 from lbw_utils.losses.posthoc import OFFSET_OBJECTIVES
@@ -51,10 +49,6 @@ KINDS = ("train", "posthoc", "fit")
 # --------------------------------------------------------------------------
 # Parameters: a default and what is allowed
 # --------------------------------------------------------------------------
-
-def _is_number(value: Any) -> bool:
-    return not isinstance(value, bool) and isinstance(value, Real) and math.isfinite(value)
-
 
 @dataclass(frozen=True)
 class Parameter:
@@ -303,10 +297,8 @@ def check_method_options(method: dict) -> MethodSpec:
 
 
 def needs_baseline_tpr(method: dict) -> bool:
-    """Whether the run of ``method`` reads the baseline's validation TPRs (same seed)."""
-    spec = METHODS.get(method.get("name")) if isinstance(method, dict) else None
-    if spec is None:
-        return False
+    """Whether the run of ``method`` (checked where it entered) reads the baseline's validation TPRs (same seed)."""
+    spec = METHODS[method["name"]]
     return spec.reads_baseline_tpr({k: v for k, v in method.items() if k in spec.parameters})
 
 
