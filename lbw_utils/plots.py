@@ -47,6 +47,13 @@ def save_figure(figure: matplotlib.figure.Figure, save_to: str | Path | None) ->
     return paths
 
 
+def _finish(figure, axes, title: str, save_to: str | Path | None):
+    """Every plot's last step: its title, saved when ``save_to`` is given, the figure returned."""
+    axes.set_title(title)
+    save_figure(figure, save_to)
+    return figure
+
+
 def _new_figure(width: float, height: float):
     # The style is set globally (not in a context) because notebooks draw and
     # save figures after this function returns.
@@ -77,11 +84,9 @@ def tpr_bars(runs: dict[str, np.ndarray], classes: list[str], *, title: str = ""
     low = np.nanmin([np.nanmin(np.asarray(v, dtype=float)) for v in runs.values()])
     axes.set_ylim(max(0.0, low - 0.1), 1.0)
     axes.set_ylabel(ylabel)
-    axes.set_title(title)
     if len(runs) > 1 or per_seed.shape[0] > 1:
         axes.legend(loc="lower left", fontsize=8)
-    save_figure(figure, save_to)
-    return figure
+    return _finish(figure, axes, title, save_to)
 
 
 def confusion_matrix_plot(matrix, classes: list[str], *, title: str = "", save_to: str | Path | None = None):
@@ -103,9 +108,7 @@ def confusion_matrix_plot(matrix, classes: list[str], *, title: str = "", save_t
                     axes.text(j, i, f"{rows[i, j]:.2f}", ha="center", va="center", fontsize=7,
                               color="white" if rows[i, j] > 0.5 else "black")
     figure.colorbar(image, ax=axes, fraction=0.046, pad=0.04, label="share of the true class")
-    axes.set_title(title)
-    save_figure(figure, save_to)
-    return figure
+    return _finish(figure, axes, title, save_to)
 
 
 def pareto_plot(table, *, title: str = "", accuracy_window: float = 0.05, paired=None, baseline: str = "baseline",
@@ -140,10 +143,8 @@ def pareto_plot(table, *, title: str = "", accuracy_window: float = 0.05, paired
         _shade_goal(axes, float(base["worst_class_tpr"].iloc[0]), float(base["accuracy"].iloc[0]))
     axes.set_xlabel("worst-class TPR (test)")
     axes.set_ylabel("accuracy (test)")
-    axes.set_title(title)
     axes.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
-    save_figure(figure, save_to)
-    return figure
+    return _finish(figure, axes, title, save_to)
 
 
 def _shade_goal(axes, baseline_worst: float, baseline_accuracy: float) -> None:
@@ -178,10 +179,8 @@ def paired_change_bars(change, *, title: str = "", save_to: str | Path | None = 
     axes.axhline(0.0, color="#333333", lw=0.8)
     axes.set_xticks(positions, change["class"], rotation=30 if len(change) <= 12 else 90, ha="right")
     axes.set_ylabel("Δ TPR vs same seed's baseline")
-    axes.set_title(title)
     axes.legend(loc="best", fontsize=8)
-    save_figure(figure, save_to)
-    return figure
+    return _finish(figure, axes, title, save_to)
 
 
 def _finite(value: float) -> float | None:
@@ -199,10 +198,8 @@ def class_curves(curves: np.ndarray, classes: list[str], *, xlabel: str, ylabel:
     axes.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     axes.set_xlabel(xlabel)
     axes.set_ylabel(ylabel)
-    axes.set_title(title)
     axes.legend(fontsize=7, ncol=2 if len(classes) > 6 else 1, loc="best")
-    save_figure(figure, save_to)
-    return figure
+    return _finish(figure, axes, title, save_to)
 
 
 def train_vs_val_tpr(train_tpr: np.ndarray, val_tpr: np.ndarray, classes: list[str], *, title: str = "",
@@ -214,9 +211,7 @@ def train_vs_val_tpr(train_tpr: np.ndarray, val_tpr: np.ndarray, classes: list[s
     for index in range(len(classes)):
         axes.plot(np.arange(1, len(train_tpr) + 1), train_tpr[:, index], "--", color=PALETTE[index % len(PALETTE)],
                   lw=1.0, alpha=0.8)
-    axes.set_title(title or "TPR per class: training subset (dashed) vs validation (solid)")
-    save_figure(figure, save_to)
-    return figure
+    return _finish(figure, axes, title or "TPR per class: training subset (dashed) vs validation (solid)", save_to)
 
 
 def seed_spread(tpr_per_seed: np.ndarray, classes: list[str], *, title: str = "",
@@ -230,10 +225,8 @@ def seed_spread(tpr_per_seed: np.ndarray, classes: list[str], *, title: str = ""
         axes.plot(positions, row, "o", color=PALETTE[seed_index % len(PALETTE)], ms=4, label=f"seed {seed_index}")
     axes.set_xticks(positions, classes, rotation=30, ha="right")
     axes.set_ylabel("TPR (test)")
-    axes.set_title(title or "TPR per class across seeds (line: range)")
     axes.legend(fontsize=7)
-    save_figure(figure, save_to)
-    return figure
+    return _finish(figure, axes, title or "TPR per class across seeds (line: range)", save_to)
 
 
 def budget_curves(table, columns: dict[str, str], *, arm: str = "main", title: str = "",
