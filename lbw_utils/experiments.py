@@ -228,7 +228,6 @@ def _study_bar(total: int, dataset: str):
 # Trained with a loss, fitted directly (kind "fit", e.g. the linear yardstick) or adjusted post hoc:
 # all read from the registry (lbw_utils.losses.registry), the one list of methods.
 METHOD_NAMES = tuple(METHODS)
-POSTHOC_KEYS = METHODS["posthoc"].keys
 
 
 def check_method(method) -> None:

@@ -36,7 +36,6 @@ from pathlib import Path
 
 from lbw_utils import fanout
 from lbw_utils.config import REPO_ROOT
-from lbw_utils.config import results_dir as default_results_root
 from lbw_utils.execution import IPCKernelManager, execute_step
 from lbw_utils.files import atomic_write_json, atomic_write_text
 from lbw_utils.profiles import Step, load_profile, profile_path
@@ -90,7 +89,7 @@ def reproduce(profile: str, results_root: str | Path | None = None, log=print, *
     if folder is not None and workers != 1:
         raise ValueError("workers other than 1 fan out into <results root>/<profile>/shards/; a run into a folder "
                          "of its own (a shard's) runs in one process")
-    folder = Path(folder) if folder is not None else Path(results_root or default_results_root()) / name
+    folder = Path(folder) if folder is not None else fanout.profile_folder(profile, results_root)
     folder.mkdir(parents=True, exist_ok=True)
     marker = folder / COMPLETE_MARKER
     timings = read_timings(folder)

@@ -63,7 +63,6 @@ def test_dynamic_margin_defaults_match_its_class():
 def test_every_list_of_methods_derives_from_the_registry():
     assert METHOD_NAMES == tuple(METHODS)
     assert LOSS_METHODS == methods_of_kind("train")
-    assert experiments.POSTHOC_KEYS == METHODS["posthoc"].keys
     assert all(spec.kind in registry.KINDS for spec in METHODS.values())
     assert all(spec.build is not None for name, spec in METHODS.items() if spec.kind == "train")
 
