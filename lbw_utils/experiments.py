@@ -404,11 +404,11 @@ def _check_same_setup(record: dict, fingerprint: dict, path: Path) -> None:
 
 
 def _make_record(method, label, data, seed, outcome, train: TrainConfig, wall_seconds) -> dict:
-    summaries = {
-        split: summarize(data.labels(split).cpu(), outcome[f"{split}_logits"].argmax(1), data.num_classes,
-                         data.classes)
-        for split in ("val", "test")
-    }
+    def summaries(logits: dict) -> dict:
+        return {split: summarize(data.labels(split).cpu(), logits[f"{split}_logits"].argmax(1), data.num_classes,
+                                 data.classes) for split in ("val", "test")}
+
+    last = summaries(outcome)
     record = {
         "schema_version": records.SCHEMA_VERSION,
         "dataset": data.name,
@@ -416,8 +416,8 @@ def _make_record(method, label, data, seed, outcome, train: TrainConfig, wall_se
         "method_label": label,
         "seed": seed,
         "classes": list(data.classes),
-        "test": summaries["test"],
-        "val": summaries["val"],
+        "test": last["test"],
+        "val": last["val"],
         "weights": outcome["loss_record"],
         "history": outcome["history"],
         "parameters": {"train": train.to_dict(), "model": outcome["model"], "data": data.describe()},
@@ -436,9 +436,7 @@ def _make_record(method, label, data, seed, outcome, train: TrainConfig, wall_se
     if best is not None:
         # The checkpoint with the best validation accuracy (CDB's official protocol keeps it); the
         # record's "val"/"test" stay the last epoch's: which one a table reports is a named choice.
-        record["best_val"] = {"epoch": best["epoch"], **{
-            split: summarize(data.labels(split).cpu(), best[f"{split}_logits"].argmax(1), data.num_classes,
-                             data.classes) for split in ("val", "test")}}
+        record["best_val"] = {"epoch": best["epoch"], **summaries(best)}
     return record
 
 
