@@ -31,6 +31,7 @@ TUNED_TRAINING = {key: value for key, value in name_model_parameters("tuned").it
                   if key not in ("model", "model_options")}
 AUTHOR_TRAINING = {key: value for key, value in name_model_parameters("author").items()
                    if key not in ("model", "model_options")}
+TUNED_MODEL = name_model_parameters("tuned")["model_options"]
 PLAIN_BAG = {"word_positions": False, "words": False}
 # name -> (what it changes, model name, model options, training options); rows build on the previous one.
 ROWS = {
@@ -42,12 +43,13 @@ ROWS = {
                                {**PLAIN_BAG, "ngram_orders": [1, 4]}, TUNED_TRAINING),
     "bag-1-5": ("orders 1-5", "name_ngram", PLAIN_BAG, TUNED_TRAINING),
     "bag-1-5+words": ("+ whole words", "name_ngram", {"word_positions": False}, TUNED_TRAINING),
-    "tuned": ("+ n-grams tagged with their word = model_config 'tuned'", "name_ngram", {}, TUNED_TRAINING),
-    "tuned-buckets2^17": ("twice the hash buckets (2^17)", "name_ngram", {"buckets": 2**17}, TUNED_TRAINING),
-    "tuned+bigru": ("+ a bidirectional GRU branch (64 units)", "name_ngram", {"recurrent_hidden": 64},
-                    TUNED_TRAINING),
-    "tuned-dropout0.2": ("dropout 0.2 instead of 0.5", "name_ngram", {"dropout": 0.2}, TUNED_TRAINING),
-    "tuned-12epochs": ("12 epochs instead of 6", "name_ngram", {}, {**TUNED_TRAINING, "epochs": 12}),
+    "tagged-2^16": ("+ n-grams tagged with their word (2^16 buckets)", "name_ngram", {}, TUNED_TRAINING),
+    "tuned": ("twice the hash buckets (2^17) = model_config 'tuned'", "name_ngram", TUNED_MODEL, TUNED_TRAINING),
+    "tuned+bigru": ("+ a bidirectional GRU branch (64 units)", "name_ngram",
+                    {**TUNED_MODEL, "recurrent_hidden": 64}, TUNED_TRAINING),
+    "tuned-dropout0.2": ("dropout 0.2 instead of 0.5", "name_ngram", {**TUNED_MODEL, "dropout": 0.2},
+                         TUNED_TRAINING),
+    "tuned-12epochs": ("12 epochs instead of 6", "name_ngram", TUNED_MODEL, {**TUNED_TRAINING, "epochs": 12}),
 }
 YARDSTICK = "yardstick"
 

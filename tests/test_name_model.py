@@ -81,7 +81,9 @@ def test_model_configurations_build_a_model_and_a_training_config():
         assert make_model(parameters["model"], num_classes=5, **parameters["model_options"])
     tuned = name_model_parameters("tuned", {"epochs": 2, "lr": None, "model_options": {"dim": 8}})
     assert tuned["epochs"] == 2 and tuned["lr"] == NAME_MODEL_CONFIGS["tuned"]["lr"]  # None keeps the config's
-    assert tuned["model_options"] == {"dim": 8} and NAME_MODEL_CONFIGS["tuned"]["model_options"] == {}
+    # merged key by key, and the configuration itself is left as it was
+    assert tuned["model_options"] == {"buckets": 2**17, "dim": 8}
+    assert NAME_MODEL_CONFIGS["tuned"]["model_options"] == {"buckets": 2**17}
     assert name_model_parameters("author")["model"] == "name_rnn"
 
 
