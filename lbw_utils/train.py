@@ -13,6 +13,8 @@ Design choices, each for speed or fairness:
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import math
 import random
 import sys
@@ -93,6 +95,30 @@ class History:
         return {key: value for key, value in asdict(self).items() if key != "best_val_state"}
 
 
+# glibc's malloc returns a freed block of 32 MiB or more to the kernel at once (mmap threshold) and trims
+# free heap beyond 128 KiB, so a tensor of that size that is freed and allocated again every step (the
+# names model's dense embedding gradient: 2^17 x 64 floats) is page-faulted in anew each time: 10 of the
+# 38 ms of a one-thread names step. Keeping such blocks on the heap makes the step 27 ms; values are not
+# affected. Other C libraries are left alone.
+_MALLOC_SETTINGS = {-3: 64 * 2**20, -1: 256 * 2**20}  # M_MMAP_THRESHOLD, M_TRIM_THRESHOLD (bytes)
+_malloc_tuned = False
+
+
+def keep_freed_memory() -> None:
+    """Let glibc keep freed blocks below 64 MiB, and up to 256 MiB of free heap, for reuse (once per process)."""
+    global _malloc_tuned
+    if _malloc_tuned or not sys.platform.startswith("linux"):
+        return
+    _malloc_tuned = True
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):  # not glibc (e.g. musl): nothing to tune
+        return
+    for option, value in _MALLOC_SETTINGS.items():
+        mallopt(option, value)
+
+
 def seed_everything(seed: int) -> torch.Generator:
     """Seed Python, NumPy and torch; return the generator that orders the batches."""
     random.seed(seed)
@@ -112,6 +138,7 @@ def fit(
 ) -> History:
     """Train ``model`` on ``data``'s training split; evaluate the validation split every epoch."""
     config = config or TrainConfig()
+    keep_freed_memory()
     generator = seed_everything(seed)
     device = data.device
     # channels_last suits oneDNN (CPU) and cuDNN alike; it only touches 4-D conv weights.

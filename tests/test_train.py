@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -308,3 +311,30 @@ def test_custom_label_names_the_record_and_is_not_a_loss_option(data, tmp_path):
     record = run_quietly({"name": "baseline", "label": "plain"}, data, tmp_path)
     assert record["method_label"] == "plain"
     assert records.is_finished(records.record_path(tmp_path, data.name, "plain", 0))
+
+
+
+# One run whose largest gradient is a 32 MiB block (the size glibc hands back to the kernel by default).
+_RUN_WITH_A_BIG_GRADIENT = """
+import json, sys, torch
+from torch import nn
+import lbw_utils.train as train
+from tests.conftest import build_image_data
+if sys.argv[1] == "glibc-defaults":
+    train._malloc_tuned = True  # as if already done, so fit leaves glibc's defaults in place
+data = build_image_data(shape=(1, 8, 8))
+torch.manual_seed(0)
+model = nn.Sequential(nn.Flatten(), nn.Linear(64, 131072), nn.ReLU(), nn.Linear(131072, data.num_classes))
+config = train.TrainConfig(epochs=1, batch_size=32, optimizer="adamw", lr=1e-3, augment=False)
+history = train.fit(model, data, config=config, progress=False)
+print(json.dumps([history.train_loss, history.val_tpr, float(model[1].weight.detach().double().sum())]))
+"""
+
+
+def test_keeping_freed_memory_changes_no_value():
+    """fit's allocator setting (keep_freed_memory) changes speed only: the same run, with glibc's defaults
+    and with it, gives the same numbers."""
+    root = Path(__file__).resolve().parent.parent
+    outputs = [subprocess.run([sys.executable, "-c", _RUN_WITH_A_BIG_GRADIENT, mode], cwd=root, check=True,
+                              capture_output=True, text=True).stdout for mode in ("kept", "glibc-defaults")]
+    assert outputs[0].strip() and outputs[0] == outputs[1]
