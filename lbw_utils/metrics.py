@@ -12,6 +12,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import scipy.sparse
+import scipy.sparse.csgraph
 import torch
 
 
@@ -120,17 +122,9 @@ def confusion_groups(matrix, class_names: list[str], min_share: float = 0.1) -> 
         raise ValueError(f"min_share={min_share!r} is not allowed: expected a number in (0, 1)")
     matrix = np.asarray(matrix, dtype=float)
     shares = matrix / np.clip(matrix.sum(1, keepdims=True), 1, None)
-    mutual = (shares + shares.T) / 2
-    group_of = list(range(len(class_names)))  # union-find over linked pairs
-
-    def root(index: int) -> int:
-        while group_of[index] != index:
-            index = group_of[index]
-        return index
-
-    for i, j in zip(*np.nonzero(np.triu(mutual >= min_share, k=1))):
-        group_of[root(int(i))] = root(int(j))
+    linked = (shares + shares.T) / 2 >= min_share
+    _, group_of = scipy.sparse.csgraph.connected_components(scipy.sparse.csr_array(linked), directed=False)
     members: dict[int, list[str]] = {}
     for index, name in enumerate(class_names):
-        members.setdefault(root(index), []).append(name)
+        members.setdefault(int(group_of[index]), []).append(name)
     return sorted((group for group in members.values() if len(group) > 1), key=lambda group: (-len(group), group))
