@@ -97,14 +97,13 @@ def reference_run(data, budget: int, args, recipe: dict, device) -> dict:
         loop = PlainLoop(data, seed=args.seed, epochs=budget, batch_size=recipe["plain_batch_size"],
                          max_lr=recipe["plain_max_lr"], per_class=args.per_class, val_size=args.val_size,
                          device=device)
-    epochs, clock, eval_total = [], 0.0, 0.0
+    epochs, clock = [], 0.0
     for epoch in range(budget):
         common.synchronize(device)
         clock += loop.train_epoch()["seconds"]
         start = time.perf_counter()
         accuracy = loop.evaluate()
         eval_seconds = time.perf_counter() - start
-        eval_total += eval_seconds
         epochs.append({"epoch": epoch + 1, "train_seconds": clock, "test_accuracy": accuracy,
                        "eval_seconds": eval_seconds})
         print(f"  ref   E={budget} epoch {epoch + 1}: acc {accuracy:.4f} train {clock:.1f}s", flush=True)

@@ -39,12 +39,12 @@ from lbw_utils.losses.registry import (
     build_loss,
     check_method_options,
     make_loss,
-    method_spec,
     exponent_key,
+    method_spec,
     methods_of_kind,
-    scheme_weights,
     needs_baseline_tpr,
     resolve_fit,
+    scheme_weights,
 )
 from lbw_utils.losses.robust import DRO_FORMS, MINRECALL_FORMS, ClassDROLoss, FocalLoss, MinRecallLoss
 from lbw_utils.losses.static import CrossEntropy, WeightedCrossEntropy, static_weights
