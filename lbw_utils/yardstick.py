@@ -2,7 +2,10 @@
 
 ``{"name": "ngram-logreg"}`` fits ``TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 4),
 sublinear_tf=True)`` and a multinomial ``LogisticRegression`` on the same training split the
-recurrent model sees, in seconds. A neural baseline that does not beat it on accuracy *and*
+recurrent model sees, in seconds. The features are float32 and the solver is ``newton-cg``: the problem
+is convex, so that changes the solver's path, not its optimum, and on the 42-class task (seed 0, one
+thread) it converges in 8 Newton steps and 22 s where the default ``lbfgs`` on float64 takes 142 steps and
+86 s (validation accuracy 0.5986 against 0.5982). A neural baseline that does not beat it on accuracy *and*
 worst-class TPR is not a baseline worth weighting; every names table shows it for that reason.
 
 With ``"scheme"`` (and its exponent, ``"gamma"``, or ``"tau"`` for ``cdb``), the classes are weighted by
@@ -40,10 +43,10 @@ def ngram_logreg_outcome(method: dict, data, seed: int, tpr=None) -> dict:
         weights = scheme_weights(options, tpr, data.num_classes)
         class_weight = {index: float(weight) for index, weight in enumerate(weights.tolist())}
     started = time.perf_counter()
-    vectorizer = TfidfVectorizer(analyzer="char_wb", ngram_range=NGRAM_RANGE, sublinear_tf=True)
+    vectorizer = TfidfVectorizer(analyzer="char_wb", ngram_range=NGRAM_RANGE, sublinear_tf=True, dtype=np.float32)
     train_features = vectorizer.fit_transform(data.texts("train"))
-    classifier = LogisticRegression(C=float(options["C"]), max_iter=3000, class_weight=class_weight,
-                                    random_state=seed)
+    classifier = LogisticRegression(C=float(options["C"]), solver="newton-cg", max_iter=3000,
+                                    class_weight=class_weight, random_state=seed)
     classifier.fit(train_features, data.labels("train").cpu().numpy())
     seconds = time.perf_counter() - started
     logits = {split: _scores(classifier, vectorizer.transform(data.texts(split)), data.num_classes)

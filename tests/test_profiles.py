@@ -196,7 +196,8 @@ def test_shipped_profile_values_make_valid_settings(name):
         params = {**defaults, **step.parameters}
         if step.notebook == "05_name_nationality_rnn":
             overrides = {key: params[key] for key in ("epochs", "batch_size", "lr", "weight_decay", "model_options")}
-            params = {**params, "dataset": "names", **name_model_parameters(params["model_config"], overrides)}
+            params = {**params, "dataset": "names", **name_model_parameters(params["model_config"], overrides,
+                                                                               params["classes"])}
             for method in params["methods"] or []:
                 check_method(method)
         settings = Settings.from_params(params)
