@@ -118,15 +118,8 @@ class ImageData:
         floats = images.float().div_(255)
         return floats.sub_(self.mean.view(1, -1, 1, 1)).div_(self.std.view(1, -1, 1, 1))
 
-    def batches(
-        self,
-        split: str,
-        batch_size: int,
-        *,
-        shuffle: bool = False,
-        generator: torch.Generator | None = None,
-        augment: bool = False,
-    ) -> Iterator[tuple[tuple[torch.Tensor], torch.Tensor]]:
+    def batches(self, split: str, batch_size: int, *, shuffle: bool = False, generator: torch.Generator | None = None,
+                augment: bool = False) -> Iterator[tuple[tuple[torch.Tensor], torch.Tensor]]:
         """Yield ``((images,), targets)``; unshuffled batches come in split order."""
         check_positive_int("batch_size", batch_size)
         images, targets = self.images[_check_split(split)], self.targets[split]
@@ -142,9 +135,8 @@ class ImageData:
             yield (batch.contiguous(memory_format=torch.channels_last),), targets[index]
 
 
-def augment_batch(
-    images: torch.Tensor, *, flip: bool = True, crop_pad: int = 0, generator: torch.Generator | None = None
-) -> torch.Tensor:
+def augment_batch(images: torch.Tensor, *, flip: bool = True, crop_pad: int = 0,
+                  generator: torch.Generator | None = None) -> torch.Tensor:
     """Random horizontal flip and padded random crop, for a whole batch at once."""
     if flip:
         mirror = torch.rand(len(images), generator=generator).to(images.device) < 0.5
@@ -166,17 +158,9 @@ def random_crop(images: torch.Tensor, pad: int, *, generator: torch.Generator | 
     return cropped.permute(0, 3, 1, 2)
 
 
-def load_image_dataset(
-    name: str,
-    *,
-    data_dir: str | Path | None = None,
-    val_size: int | float = DEFAULT_VAL_SIZE,
-    per_class: int | None = None,
-    seed: int = 0,
-    device: str | torch.device = "auto",
-    download: bool = True,
-    augment: dict | None = None,
-) -> ImageData:
+def load_image_dataset(name: str, *, data_dir: str | Path | None = None, val_size: int | float = DEFAULT_VAL_SIZE,
+                       per_class: int | None = None, seed: int = 0, device: str | torch.device = "auto",
+                       download: bool = True, augment: dict | None = None) -> ImageData:
     """Load ``fashion_mnist`` or ``cifar10`` onto ``device`` with a stratified validation split.
 
     ``val_size`` is a count (int) or a fraction of the training pool (float in
@@ -198,22 +182,16 @@ def load_image_dataset(
     images = {"train": train_x[train_index], "val": train_x[val_index], "test": test_x}
     targets = {"train": train_y[train_index], "val": train_y[val_index], "test": test_y}
     mean, std = _channel_statistics(images["train"])
-    return ImageData(
-        name=name,
-        classes=classes,
-        images={split: tensor.to(target_device) for split, tensor in images.items()},
-        targets={split: tensor.to(target_device) for split, tensor in targets.items()},
-        mean=mean.to(target_device),
-        std=std.to(target_device),
-        augment=dict(DEFAULT_AUGMENT[name] if augment is None else augment),
-        source_checksums=checksums,
-        split_seed=seed,
-    )
+    return ImageData(name=name, classes=classes,
+                     images={split: tensor.to(target_device) for split, tensor in images.items()},
+                     targets={split: tensor.to(target_device) for split, tensor in targets.items()},
+                     mean=mean.to(target_device), std=std.to(target_device),
+                     augment=dict(DEFAULT_AUGMENT[name] if augment is None else augment), source_checksums=checksums,
+                     split_seed=seed)
 
 
-def stratified_split(
-    labels: torch.Tensor, val_size: int | float, generator: torch.Generator
-) -> tuple[torch.Tensor, torch.Tensor]:
+def stratified_split(labels: torch.Tensor, val_size: int | float,
+                     generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """Indices of a seeded split that keeps every class's share in both parts."""
     count = len(labels)
     val_count = _validation_count(val_size, count)
@@ -241,25 +219,20 @@ def _validation_count(val_size: int | float, pool: int) -> int:
             raise ValueError(f"val_size={val_size} as a fraction must lie in (0, 1)")
         return max(1, round(val_size * pool))
     if not 0 < val_size < pool:
-        raise ValueError(
-            f"val_size={val_size} must be between 1 and {pool - 1}: the training pool holds {pool} images"
-        )
+        raise ValueError(f"val_size={val_size} must be between 1 and {pool - 1}: the training pool holds {pool} images")
     return val_size
 
 
-def take_per_class(
-    images: torch.Tensor, labels: torch.Tensor, per_class: int, generator: torch.Generator, what: str
-) -> tuple[torch.Tensor, torch.Tensor]:
+def take_per_class(images: torch.Tensor, labels: torch.Tensor, per_class: int, generator: torch.Generator,
+                   what: str) -> tuple[torch.Tensor, torch.Tensor]:
     """``per_class`` randomly chosen examples of every class (``what`` names the set in errors), in order."""
     check_positive_int("per_class", per_class)
     keep = []
     for label in torch.unique(labels):
         members = torch.nonzero(labels == label).flatten()
         if per_class > len(members):
-            raise ValueError(
-                f"per_class={per_class} is larger than class {int(label)} of the {what} "
-                f"({len(members)} images); choose at most {len(members)}"
-            )
+            raise ValueError(f"per_class={per_class} is larger than class {int(label)} of the {what} "
+                             f"({len(members)} images); choose at most {len(members)}")
         keep.append(members[torch.randperm(len(members), generator=generator)[:per_class]])
     index = torch.cat(keep).sort().values
     return images[index], labels[index]

@@ -32,15 +32,8 @@ from lbw_utils.config import DEVICES
 from lbw_utils.config import results_dir as default_results_root
 from lbw_utils.data import DEFAULT_VAL_SIZE, IMAGE_DATASETS, load_image_dataset
 from lbw_utils.files import atomic_write_bytes
-from lbw_utils.losses import (
-    METHODS,
-    apply_logit_offsets,
-    build_loss,
-    check_method_options,
-    fit_logit_offsets,
-    needs_baseline_tpr,
-    resolve_fit,
-)
+from lbw_utils.losses import (METHODS, apply_logit_offsets, build_loss, check_method_options, fit_logit_offsets,
+                              needs_baseline_tpr, resolve_fit)
 from lbw_utils.metrics import summarize
 from lbw_utils.models import CNN_SIZES, MODELS, make_model
 from lbw_utils.names import load_names
@@ -119,17 +112,8 @@ def method_label(method: dict) -> str:
     return label
 
 
-def run(
-    method: dict,
-    data,
-    seed: int,
-    results_dir: str | Path,
-    *,
-    train: TrainConfig,
-    model: ModelOptions | None = None,
-    redo: bool = False,
-    progress: bool = True,
-) -> dict:
+def run(method: dict, data, seed: int, results_dir: str | Path, *, train: TrainConfig,
+        model: ModelOptions | None = None, redo: bool = False, progress: bool = True) -> dict:
     """Train (or post-hoc adjust) one run and write its record; skip it if already finished."""
     check_method(method)
     kind = METHODS[method["name"]].kind
@@ -173,17 +157,9 @@ def run_outcome_line(record: dict) -> str:
             f"{test['accuracy']:.3f}, worst-class TPR {test['worst_class_tpr']:.3f} ({test['worst_class']})")
 
 
-def run_study(
-    methods: list[dict],
-    seeds: list[int],
-    data_options: DataOptions,
-    results_dir: str | Path,
-    *,
-    train: TrainConfig,
-    model: ModelOptions | None = None,
-    redo: bool = False,
-    progress: bool = True,
-) -> list[dict]:
+def run_study(methods: list[dict], seeds: list[int], data_options: DataOptions, results_dir: str | Path, *,
+              train: TrainConfig, model: ModelOptions | None = None, redo: bool = False,
+              progress: bool = True) -> list[dict]:
     """Every method for every seed; the dataset is split (and loaded) once per seed.
 
     Every method and seed is checked before anything is loaded or trained, so a typo in the
@@ -216,9 +192,8 @@ def _study_bar(total: int, dataset: str):
     ipywidgets installed (``make lab`` installs them). None elsewhere: in a terminal or a log the
     ``[plan]``/``[run ]``/``[done]`` lines are the progress, and a text bar would add carriage returns to
     them. ``lbw_utils.reproduce`` sets ``TQDM_DISABLE`` for its kernels: their output is a log."""
-    if os.environ.get("TQDM_DISABLE") or "ipykernel.zmqshell" not in sys.modules:
-        return None
-    if importlib.util.find_spec("ipywidgets") is None:
+    if (os.environ.get("TQDM_DISABLE") or "ipykernel.zmqshell" not in sys.modules
+            or importlib.util.find_spec("ipywidgets") is None):
         return None
     from tqdm.notebook import tqdm
 
@@ -312,9 +287,8 @@ def _posthoc_outcome(method, data, seed, results_dir):
     base_label = method_label(base)
     source = records.artifact_path(results_dir, data.name, base_label, seed)
     if not source.exists():
-        raise FileNotFoundError(
-            f"post-hoc offsets need the logits of run '{base_label}' (seed {seed}) at {source}; run it first"
-        )
+        raise FileNotFoundError(f"post-hoc offsets need the logits of run '{base_label}' (seed {seed}) at {source}; "
+                                "run it first")
     saved = torch.load(source, map_location="cpu", weights_only=True)
     spec = METHODS["posthoc"]
     options = spec.with_defaults({k: v for k, v in method.items() if k in spec.parameters})
@@ -368,10 +342,8 @@ def _stratified_halves(targets: torch.Tensor, seed: int) -> tuple[torch.Tensor, 
 def _baseline_val_tpr(results_dir, dataset: str, seed: int) -> list[float]:
     path = records.record_path(results_dir, dataset, method_label(BASELINE), seed)
     if not records.is_finished(path):
-        raise FileNotFoundError(
-            f"static weights need the baseline's validation TPRs for seed {seed}, but {path} does not exist; "
-            "run the baseline first (notebook 01_baseline)"
-        )
+        raise FileNotFoundError(f"static weights need the baseline's validation TPRs for seed {seed}, but {path} "
+                                "does not exist; run the baseline first (notebook 01_baseline)")
     return records.read_record(path)["val"]["tpr"]
 
 
@@ -397,10 +369,9 @@ def _check_same_setup(record: dict, fingerprint: dict, path: Path) -> None:
         for key in set(fingerprint[part]) | set(stored.get(part, {}))
         if fingerprint[part].get(key) != stored.get(part, {}).get(key)
     )
-    raise ValueError(
-        f"the finished run record {path} was made with other settings ({', '.join(changed) or 'different'}); "
-        "rerun with redo=True to replace it, or use another results_dir"
-    )
+    raise ValueError(f"the finished run record {path} was made with other settings "
+                     f"({', '.join(changed) or 'different'}); rerun with redo=True to replace it, or use another "
+                     "results_dir")
 
 
 def _make_record(method, label, data, seed, outcome, train: TrainConfig, wall_seconds) -> dict:

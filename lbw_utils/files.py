@@ -26,10 +26,8 @@ def verify_file(path: str | Path, expected: str, algorithm: str = "sha256") -> s
     """Raise :class:`DataIntegrityError` unless ``path`` has the ``expected`` digest."""
     actual = file_digest(path, algorithm)
     if actual != expected:
-        raise DataIntegrityError(
-            f"{path} is corrupt or was tampered with: its {algorithm} is {actual}, "
-            f"expected {expected}. Delete it and download it again."
-        )
+        raise DataIntegrityError(f"{path} is corrupt or was tampered with: its {algorithm} is {actual}, "
+                                 f"expected {expected}. Delete it and download it again.")
     return actual
 
 

@@ -57,9 +57,7 @@ class ParameterGuard:
         passed = [name for names in injected for name in names]
         unknown = sorted(set(passed) - set(declared))
         if unknown:
-            raise UnknownParameterError(
-                f"unknown parameter(s) {unknown}; this notebook accepts: {sorted(declared)}"
-            )
+            raise UnknownParameterError(f"unknown parameter(s) {unknown}; this notebook accepts: {sorted(declared)}")
         return {name: namespace[name] for name in declared}
 
 

@@ -54,18 +54,16 @@ def read_record(path: str | Path) -> dict:
     except FileNotFoundError:
         raise  # missing is not corrupt: is_finished and callers tell the two apart
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise CorruptRecordError(
-            f"run record {path} is corrupt ({error}); delete it and rerun the study to recreate it"
-        ) from error
+        raise CorruptRecordError(f"run record {path} is corrupt ({error}); delete it and rerun the study to "
+                                 "recreate it") from error
     if not isinstance(record, dict):
         raise CorruptRecordError(f"run record {path} holds {type(record).__name__}, not a JSON object")
     missing = [key for key in RECORD_KEYS if key not in record]
     if missing:
         raise CorruptRecordError(f"run record {path} lacks {missing}; delete it and rerun the study")
     if record["schema_version"] != SCHEMA_VERSION:
-        raise CorruptRecordError(
-            f"run record {path} has schema version {record['schema_version']}, this code reads {SCHEMA_VERSION}"
-        )
+        raise CorruptRecordError(f"run record {path} has schema version {record['schema_version']}, this code reads "
+                                 f"{SCHEMA_VERSION}")
     return record
 
 
@@ -129,8 +127,7 @@ def git_revision() -> str | None:
                                 timeout=10, check=True).stdout.strip()
         # --no-optional-locks: a status must not take .git/index.lock from a concurrent git command.
         dirty = subprocess.run(["git", "--no-optional-locks", "status", "--porcelain", "--untracked-files=no"],
-                               cwd=REPO_ROOT,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
+                               cwd=REPO_ROOT, capture_output=True, text=True, timeout=10).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None
     return f"{commit}-dirty" if dirty else commit

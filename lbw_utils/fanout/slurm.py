@@ -17,15 +17,9 @@ def slurm_parameters(*, timeout_min: int = 120, partition: str | None = None, gp
     parameters = {"name": name, "timeout_min": timeout_min, "gpus_per_node": gpus_per_node,
                   "cpus_per_task": cpus_per_task, "mem_gb": mem_gb, "nodes": 1, "tasks_per_node": 1,
                   "slurm_array_parallelism": array_parallelism}
-    if partition:
-        parameters["slurm_partition"] = partition
-    if account:
-        parameters["slurm_account"] = account
-    if qos:
-        parameters["slurm_qos"] = qos
-    if setup:
-        parameters["slurm_setup"] = list(setup)
-    return parameters
+    optional = {"slurm_partition": partition, "slurm_account": account, "slurm_qos": qos,
+                "slurm_setup": list(setup) if setup else None}
+    return {**parameters, **{key: value for key, value in optional.items() if value}}
 
 
 def make_executor(log_folder: str | Path, parameters: dict, cluster: str | None = None):

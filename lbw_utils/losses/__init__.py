@@ -30,21 +30,8 @@ from lbw_utils.losses.common import CDB_DYNAMIC_TAU_EPSILON, MAX_TRAJECTORY_ROWS
 from lbw_utils.losses.dynamic import CDB_VARIANTS, CDBLoss, EMAWeightedCrossEntropy, cdb_dynamic_tau
 from lbw_utils.losses.margin import MARGIN_FORMS, MARGIN_SOURCES, DynamicMarginLoss, LogitAdjustedLoss
 from lbw_utils.losses.posthoc import OFFSET_OBJECTIVES, apply_logit_offsets, fit_logit_offsets
-from lbw_utils.losses.registry import (
-    KINDS,
-    LOSS_METHODS,
-    METHODS,
-    MethodSpec,
-    Parameter,
-    build_loss,
-    check_method_options,
-    make_loss,
-    exponent_key,
-    method_spec,
-    methods_of_kind,
-    needs_baseline_tpr,
-    resolve_fit,
-    scheme_weights,
-)
+from lbw_utils.losses.registry import (KINDS, LOSS_METHODS, METHODS, MethodSpec, Parameter, build_loss,
+                                       check_method_options, make_loss, exponent_key, method_spec, methods_of_kind,
+                                       needs_baseline_tpr, resolve_fit, scheme_weights)
 from lbw_utils.losses.robust import DRO_FORMS, MINRECALL_FORMS, ClassDROLoss, FocalLoss, MinRecallLoss
 from lbw_utils.losses.static import CrossEntropy, WeightedCrossEntropy, static_weights

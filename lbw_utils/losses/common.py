@@ -97,10 +97,8 @@ def _class_weight_vector(name: str, weights: Any) -> torch.Tensor:
     vector = _as_float64_vector(name, weights)
     bad = torch.nonzero(vector <= 0).flatten().tolist()
     if bad:
-        raise ValueError(
-            f"{name} must be finite and > 0 for every class; class index {bad[0]} has "
-            f"{vector[bad[0]].item()!r}"
-        )
+        raise ValueError(f"{name} must be finite and > 0 for every class; class index {bad[0]} has "
+                         f"{vector[bad[0]].item()!r}")
     return vector.float()
 
 
@@ -114,14 +112,10 @@ def _as_float64_vector(name: str, values: Any) -> torch.Tensor:
     except (TypeError, ValueError) as error:
         raise ValueError(f"{name}={values!r} is not allowed: expected a 1-D sequence of numbers") from error
     if vector.dim() != 1 or vector.numel() == 0:
-        raise ValueError(
-            f"{name} must be a non-empty 1-D sequence of numbers, got shape {tuple(vector.shape)}"
-        )
+        raise ValueError(f"{name} must be a non-empty 1-D sequence of numbers, got shape {tuple(vector.shape)}")
     not_finite = torch.nonzero(~torch.isfinite(vector)).flatten().tolist()
     if not_finite:
-        raise ValueError(
-            f"{name} must be finite; class index {not_finite[0]} has {vector[not_finite[0]].item()!r}"
-        )
+        raise ValueError(f"{name} must be finite; class index {not_finite[0]} has {vector[not_finite[0]].item()!r}")
     return vector
 
 
@@ -130,17 +124,13 @@ def _check_batch(logits: torch.Tensor, targets: torch.Tensor, num_classes: int |
     if logits.dim() != 2:
         raise ValueError(f"logits must have shape [B, C], got shape {tuple(logits.shape)}")
     if targets.dim() != 1 or targets.shape[0] != logits.shape[0]:
-        raise ValueError(
-            f"targets must have shape [B] with B = logits.shape[0] = {logits.shape[0]}, "
-            f"got shape {tuple(targets.shape)}"
-        )
+        raise ValueError(f"targets must have shape [B] with B = logits.shape[0] = {logits.shape[0]}, "
+                         f"got shape {tuple(targets.shape)}")
     if targets.dtype != torch.long:
         raise ValueError(f"targets must be int64 class indices, got dtype {targets.dtype}")
     if num_classes is not None and logits.shape[1] != num_classes:
-        raise ValueError(
-            f"logits have {logits.shape[1]} classes (logits.shape[1]) but this loss was built "
-            f"for {num_classes} classes"
-        )
+        raise ValueError(f"logits have {logits.shape[1]} classes (logits.shape[1]) but this loss was built "
+                         f"for {num_classes} classes")
 
 
 # --------------------------------------------------------------------------
@@ -152,9 +142,8 @@ def _difficulty_base(accuracy: torch.Tensor) -> torch.Tensor:
     return (1.0 - accuracy).clamp_min(MIN_BASE)
 
 
-def _class_counts_and_hits(
-    targets: torch.Tensor, correct: torch.Tensor, num_classes: int
-) -> tuple[torch.Tensor, torch.Tensor]:
+def _class_counts_and_hits(targets: torch.Tensor, correct: torch.Tensor,
+                           num_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Per class: how many samples the batch holds, and how many of them were predicted right.
 
     Column sums of a one-hot matrix rather than ``torch.bincount``: on CUDA,

@@ -7,20 +7,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lbw_utils.losses.common import (
-    CDB_DYNAMIC_TAU_EPSILON,
-    _as_list,
-    _check_batch,
-    _class_counts_and_hits,
-    _finite_number,
-    _is_number,
-    _label_smoothing,
-    _num_classes,
-    _one_of,
-    _per_class_recall,
-    _smoothing_factor,
-    _Trajectory,
-)
+from lbw_utils.losses.common import (CDB_DYNAMIC_TAU_EPSILON, _as_list, _check_batch, _class_counts_and_hits,
+                                     _finite_number, _is_number, _label_smoothing, _num_classes, _one_of,
+                                     _per_class_recall, _smoothing_factor, _Trajectory)
 
 
 # --------------------------------------------------------------------------
@@ -55,13 +44,8 @@ class EMAWeightedCrossEntropy(nn.Module):
     evenly to at most ``MAX_TRAJECTORY_ROWS`` rows.
     """
 
-    def __init__(
-        self,
-        num_classes: int,
-        alpha: float = 0.01,
-        normalize: bool = False,
-        label_smoothing: float = 0.0,
-    ) -> None:
+    def __init__(self, num_classes: int, alpha: float = 0.01, normalize: bool = False,
+                 label_smoothing: float = 0.0) -> None:
         super().__init__()
         self.num_classes = _num_classes(num_classes)
         self.alpha = _smoothing_factor("alpha", alpha)
@@ -102,14 +86,8 @@ class EMAWeightedCrossEntropy(nn.Module):
 
     def record(self) -> dict:
         steps, rows = self.trajectory.as_lists(self._effective)
-        return {
-            "weights": _as_list(self.class_weights()),
-            "importance": _as_list(self.importance),
-            "trajectory": rows,
-            "trajectory_steps": steps,
-            "alpha": self.alpha,
-            "normalize": self.normalize,
-        }
+        return {"weights": _as_list(self.class_weights()), "importance": _as_list(self.importance), "trajectory": rows,
+                "trajectory_steps": steps, "alpha": self.alpha, "normalize": self.normalize}
 
 
 # --------------------------------------------------------------------------
@@ -209,12 +187,5 @@ class CDBLoss(nn.Module):
     def record(self) -> dict:
         epochs, rows = self.trajectory.as_lists()
         taus = [float(t) for t in torch.stack(self._taus).cpu().tolist()] if self._taus else []
-        return {
-            "weights": _as_list(self.weights),
-            "trajectory": rows,
-            "trajectory_epochs": epochs,
-            "tau": taus,
-            "tau_setting": self.tau,
-            "variant": self.variant,
-            "floor": self.floor,
-        }
+        return {"weights": _as_list(self.weights), "trajectory": rows, "trajectory_epochs": epochs, "tau": taus,
+                "tau_setting": self.tau, "variant": self.variant, "floor": self.floor}

@@ -32,19 +32,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lbw_utils.losses.common import (
-    MIN_BASE,
-    _as_list,
-    _check_batch,
-    _class_counts_and_hits,
-    _class_weight_vector,
-    _label_smoothing,
-    _non_negative,
-    _num_classes,
-    _one_of,
-    _smoothing_factor,
-    _Trajectory,
-)
+from lbw_utils.losses.common import (MIN_BASE, _as_list, _check_batch, _class_counts_and_hits, _class_weight_vector,
+                                     _label_smoothing, _non_negative, _num_classes, _one_of, _smoothing_factor,
+                                     _Trajectory)
 
 MARGIN_SOURCES = ("static", "dynamic")
 MARGIN_FORMS = ("logit-adjusted", "ldam")

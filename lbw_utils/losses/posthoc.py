@@ -57,25 +57,16 @@ def apply_logit_offsets(logits: torch.Tensor, offsets: torch.Tensor) -> torch.Te
         raise ValueError(f"logits must be a tensor of shape [N, C], got {_describe(logits)}")
     offsets = torch.as_tensor(offsets)
     if offsets.dim() != 1 or offsets.shape[0] != logits.shape[1]:
-        raise ValueError(
-            f"offsets must have shape [C] = [{logits.shape[1]}] to match the logits, "
-            f"got shape {tuple(offsets.shape)}"
-        )
+        raise ValueError(f"offsets must have shape [C] = [{logits.shape[1]}] to match the logits, "
+                         f"got shape {tuple(offsets.shape)}")
     if not torch.isfinite(offsets).all():
         raise ValueError(f"offsets must be finite, got {offsets.tolist()}")
     return logits + offsets.to(device=logits.device, dtype=logits.dtype)
 
 
-def fit_logit_offsets(
-    val_logits: torch.Tensor,
-    val_targets: torch.Tensor,
-    objective: str = "worst",
-    max_accuracy_drop: float = 0.01,
-    *,
-    grid_steps: int = 8,
-    refinements: int = 6,
-    max_passes: int = 10,
-) -> torch.Tensor:
+def fit_logit_offsets(val_logits: torch.Tensor, val_targets: torch.Tensor, objective: str = "worst",
+                      max_accuracy_drop: float = 0.01, *, grid_steps: int = 8, refinements: int = 6,
+                      max_passes: int = 10) -> torch.Tensor:
     """Per-class logit offsets ``[C]`` (float32, CPU, mean 0*) fitted on validation logits.
 
     ``objective`` is one of ``"worst"``, ``"budget"``, ``"equalize"`` (see the
@@ -243,10 +234,8 @@ def _checked_inputs(val_logits: Any, val_targets: Any) -> tuple[torch.Tensor, to
         raise ValueError(f"val_logits must be a tensor of shape [N, C], got {_describe(val_logits)}")
     num_samples, num_classes = val_logits.shape
     if num_samples == 0 or num_classes < 2:
-        raise ValueError(
-            f"val_logits must hold at least one sample and two classes, got shape "
-            f"{tuple(val_logits.shape)}"
-        )
+        raise ValueError(f"val_logits must hold at least one sample and two classes, got shape "
+                         f"{tuple(val_logits.shape)}")
     if not val_logits.is_floating_point():
         raise ValueError(f"val_logits must be floating point, got dtype {val_logits.dtype}")
     logits = val_logits.detach().to("cpu", torch.float32)
@@ -254,17 +243,13 @@ def _checked_inputs(val_logits: Any, val_targets: Any) -> tuple[torch.Tensor, to
         raise ValueError("val_logits contains NaN or infinite values")
 
     if not isinstance(val_targets, torch.Tensor) or val_targets.shape != (num_samples,):
-        raise ValueError(
-            f"val_targets must be a tensor of shape [N] = [{num_samples}], got {_describe(val_targets)}"
-        )
+        raise ValueError(f"val_targets must be a tensor of shape [N] = [{num_samples}], got {_describe(val_targets)}")
     if val_targets.is_floating_point() or val_targets.dtype == torch.bool:
         raise ValueError(f"val_targets must hold integer class indices, got dtype {val_targets.dtype}")
     targets = val_targets.detach().to("cpu", torch.long)
     low, high = int(targets.min()), int(targets.max())
     if low < 0 or high >= num_classes:
-        raise ValueError(
-            f"val_targets must lie in [0, {num_classes - 1}], found values in [{low}, {high}]"
-        )
+        raise ValueError(f"val_targets must lie in [0, {num_classes - 1}], found values in [{low}, {high}]")
     return logits, targets
 
 

@@ -9,17 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lbw_utils.losses.common import (
-    _as_list,
-    _check_batch,
-    _class_weight_vector,
-    _label_smoothing,
-    _non_negative,
-    _num_classes,
-    _one_of,
-    _per_class_recall,
-    _Trajectory,
-)
+from lbw_utils.losses.common import (_as_list, _check_batch, _class_weight_vector, _label_smoothing, _non_negative,
+                                     _num_classes, _one_of, _per_class_recall, _Trajectory)
 
 DRO_FORMS = ("sample", "group")
 MINRECALL_FORMS = ("weighted", "logit-adjusted")
@@ -42,9 +33,7 @@ class FocalLoss(nn.Module):
         super().__init__()
         self.gamma = _non_negative("gamma", gamma)
         self.label_smoothing = _label_smoothing(label_smoothing)
-        self.register_buffer(
-            "weights", None if weights is None else _class_weight_vector("weights", weights)
-        )
+        self.register_buffer("weights", None if weights is None else _class_weight_vector("weights", weights))
 
     def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         num_classes = None if self.weights is None else self.weights.numel()
@@ -136,14 +125,8 @@ class ClassDROLoss(nn.Module):
 
     def record(self) -> dict:
         steps, rows = self.trajectory.as_lists()
-        return {
-            "weights": _as_list(self.class_weights()),
-            "q": _as_list(self.q),
-            "trajectory": rows,
-            "trajectory_steps": steps,
-            "eta": self.eta,
-            "form": self.form,
-        }
+        return {"weights": _as_list(self.class_weights()), "q": _as_list(self.q), "trajectory": rows,
+                "trajectory_steps": steps, "eta": self.eta, "form": self.form}
 
 
 class MinRecallLoss(nn.Module):

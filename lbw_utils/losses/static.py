@@ -8,31 +8,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lbw_utils.losses.common import (
-    STATIC_SCHEMES,
-    _as_float64_vector,
-    _as_list,
-    _check_batch,
-    _class_weight_vector,
-    _difficulty_base,
-    _label_smoothing,
-    _non_negative,
-    _one_of,
-)
+from lbw_utils.losses.common import (STATIC_SCHEMES, _as_float64_vector, _as_list, _check_batch, _class_weight_vector,
+                                     _difficulty_base, _label_smoothing, _non_negative, _one_of)
 
 
 # --------------------------------------------------------------------------
 # Static weights from measured TPRs
 # --------------------------------------------------------------------------
 
-def static_weights(
-    tpr: Any,
-    scheme: str = "peifer",
-    gamma: float = 4.0,
-    normalize: bool = False,
-    *,
-    num_classes: int | None = None,
-) -> torch.Tensor:
+def static_weights(tpr: Any, scheme: str = "peifer", gamma: float = 4.0, normalize: bool = False, *,
+                   num_classes: int | None = None) -> torch.Tensor:
     """Per-class loss weights from per-class true-positive rates ``s`` (validation recall).
 
     Schemes (``m = mean(s)``, all computed in float64, returned as float32):
@@ -73,17 +58,13 @@ def static_weights(
         raise ValueError(f"tpr has {s.numel()} entries but num_classes={num_classes!r}")
     outside = torch.nonzero((s < 0) | (s > 1)).flatten().tolist()
     if outside:
-        raise ValueError(
-            f"tpr values must lie in [0, 1]; class index {outside[0]} has {s[outside[0]].item()!r}"
-        )
+        raise ValueError(f"tpr values must lie in [0, 1]; class index {outside[0]} has {s[outside[0]].item()!r}")
 
     if scheme in ("peifer", "inverse"):
         zeros = torch.nonzero(s == 0).flatten().tolist()
         if zeros:
-            raise ValueError(
-                f"scheme={scheme!r} divides by the TPR, but class index {zeros[0]} has TPR 0; "
-                f"use scheme='cdb' or 'fnr', or a baseline that recalls every class at least once"
-            )
+            raise ValueError(f"scheme={scheme!r} divides by the TPR, but class index {zeros[0]} has TPR 0; "
+                             f"use scheme='cdb' or 'fnr', or a baseline that recalls every class at least once")
     if scheme == "peifer":
         weights = (1.0 - (s - s.mean()) / s) ** gamma
     elif scheme == "inverse":
@@ -95,11 +76,9 @@ def static_weights(
 
     bad = torch.nonzero(~(torch.isfinite(weights) & (weights > 0))).flatten().tolist()
     if bad:
-        raise ValueError(
-            f"scheme={scheme!r} with gamma={gamma!r} gives class index {bad[0]} "
-            f"(TPR {s[bad[0]].item()!r}) the weight {weights[bad[0]].item()!r}; weights must be "
-            f"finite and > 0: lower gamma"
-        )
+        raise ValueError(f"scheme={scheme!r} with gamma={gamma!r} gives class index {bad[0]} "
+                         f"(TPR {s[bad[0]].item()!r}) the weight {weights[bad[0]].item()!r}; weights must be "
+                         f"finite and > 0: lower gamma")
     if normalize:
         weights = weights / weights.mean()
     return weights.float()
@@ -143,9 +122,7 @@ class WeightedCrossEntropy(nn.Module):
 
     def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         _check_batch(logits, targets, self.weights.numel())
-        return F.cross_entropy(
-            logits.float(), targets, weight=self.weights, label_smoothing=self.label_smoothing
-        )
+        return F.cross_entropy(logits.float(), targets, weight=self.weights, label_smoothing=self.label_smoothing)
 
     def record(self) -> dict:
         return {"weights": _as_list(self.weights)}

@@ -47,9 +47,8 @@ def _class_generator(seed: int, nationality: str) -> torch.Generator:
     return torch.Generator().manual_seed(int.from_bytes(digest[:7], "little"))
 
 
-def _split_class(
-    count: int, nationality: str, *, per_class: int | None, val_fraction: float, test_fraction: float, seed: int
-) -> dict[str, list[int]]:
+def _split_class(count: int, nationality: str, *, per_class: int | None, val_fraction: float, test_fraction: float,
+                 seed: int) -> dict[str, list[int]]:
     """Positions (within one class's list) of its train/val/test names: one seeded permutation, cut in three."""
     if per_class is not None and per_class > count:
         raise ValueError(f"per_class={per_class}, but {nationality!r} has only {count} names")
@@ -57,10 +56,8 @@ def _split_class(
     n_val = math.floor(kept * val_fraction + 0.5)
     n_test = math.floor(kept * test_fraction + 0.5)
     if min(n_val, n_test, kept - n_val - n_test) < 1:
-        raise ValueError(
-            f"{nationality!r}: {kept} names are too few for val_fraction={val_fraction} and "
-            f"test_fraction={test_fraction}; every split needs at least one name of every class"
-        )
+        raise ValueError(f"{nationality!r}: {kept} names are too few for val_fraction={val_fraction} and "
+                         f"test_fraction={test_fraction}; every split needs at least one name of every class")
     order = torch.randperm(count, generator=_class_generator(seed, nationality))[:kept].tolist()
     return {"test": order[:n_test], "val": order[n_test : n_test + n_val], "train": order[n_test + n_val :]}
 
@@ -77,20 +74,9 @@ class NameData:
     ``describe``, ``texts``. Model inputs are ``(codes [B, T], lengths [B])``.
     """
 
-    def __init__(
-        self,
-        *,
-        name: str,
-        classes: list[str],
-        split_texts: dict[str, list[str]],
-        split_labels: dict[str, list[int]],
-        device: torch.device,
-        max_length: int | None,
-        source: str,
-        checksums: dict[str, str],
-        settings: dict,
-        sort_chunk_batches: int = 50,
-    ):
+    def __init__(self, *, name: str, classes: list[str], split_texts: dict[str, list[str]],
+                 split_labels: dict[str, list[int]], device: torch.device, max_length: int | None, source: str,
+                 checksums: dict[str, str], settings: dict, sort_chunk_batches: int = 50):
         self.name = name
         self.classes = list(classes)
         self.num_classes = len(classes)
@@ -131,15 +117,8 @@ class NameData:
         start, stop = self._range(split)
         return self._texts[start:stop]
 
-    def batches(
-        self,
-        split: str,
-        batch_size: int,
-        *,
-        shuffle: bool = False,
-        generator: torch.Generator | None = None,
-        augment: bool = False,
-    ) -> Iterator[tuple[tuple[torch.Tensor, torch.Tensor], torch.Tensor]]:
+    def batches(self, split: str, batch_size: int, *, shuffle: bool = False, generator: torch.Generator | None = None,
+                augment: bool = False) -> Iterator[tuple[tuple[torch.Tensor, torch.Tensor], torch.Tensor]]:
         """Yield ``((codes [B, T], lengths [B]), targets [B])``, each batch padded to its own longest name.
 
         ``shuffle=False``: split order, so concatenated outputs line up with
@@ -172,9 +151,8 @@ class NameData:
             first += len(rows)
             yield (self._codes[index, :width], self._lengths[index]), self._labels[index]
 
-    def _bucketed_order(
-        self, start: int, stop: int, batch_size: int, generator: torch.Generator | None
-    ) -> list[torch.Tensor]:
+    def _bucketed_order(self, start: int, stop: int, batch_size: int,
+                        generator: torch.Generator | None) -> list[torch.Tensor]:
         """Shuffle; sort chunks of ``sort_chunk_batches`` batches by length; cut into batches;
         shuffle the batch order.
 
@@ -221,20 +199,11 @@ class NameData:
         return f"NameData({self.name!r}, {self.num_classes} classes, {sizes}, device={self.device})"
 
 
-def load_names(
-    classes: str | Sequence[str] = "paper",
-    *,
-    data_dir: str | Path | None = None,
-    csv_path: str | Path | None = None,
-    val_fraction: float = 0.1,
-    test_fraction: float = 0.1,
-    per_class: int | None = None,
-    seed: int = 0,
-    device: str | torch.device | None = None,
-    max_length: int | None = None,
-    expected_sha256: str | None = None,
-    sort_chunk_batches: int = 50,
-) -> NameData:
+def load_names(classes: str | Sequence[str] = "paper", *, data_dir: str | Path | None = None,
+               csv_path: str | Path | None = None, val_fraction: float = 0.1, test_fraction: float = 0.1,
+               per_class: int | None = None, seed: int = 0, device: str | torch.device | None = None,
+               max_length: int | None = None, expected_sha256: str | None = None,
+               sort_chunk_batches: int = 50) -> NameData:
     """Load, split (seeded, stratified) and encode the name -> nationality data.
 
     classes: ``"paper"`` (british, spanish, american, german, italian), ``"all"``
@@ -257,10 +226,8 @@ def load_names(
         if not 0 < value < 1:
             raise ValueError(f"{label}={value} must lie strictly between 0 and 1")
     if val_fraction + test_fraction >= 1:
-        raise ValueError(
-            f"val_fraction + test_fraction = {val_fraction + test_fraction} must be below 1, "
-            "or nothing is left to train on"
-        )
+        raise ValueError(f"val_fraction + test_fraction = {val_fraction + test_fraction} must be below 1, "
+                         "or nothing is left to train on")
     if per_class is not None and per_class < 1:
         raise ValueError(f"per_class={per_class} must be a positive number of names, or None for all")
     if max_length is not None and max_length < 1:
@@ -274,10 +241,8 @@ def load_names(
     split_labels: dict[str, list[int]] = {split: [] for split in SPLITS}
     for label, nationality in enumerate(chosen):
         names = _clean_names(by_nationality[nationality], nationality)
-        positions = _split_class(
-            len(names), nationality, per_class=per_class,
-            val_fraction=val_fraction, test_fraction=test_fraction, seed=seed,
-        )
+        positions = _split_class(len(names), nationality, per_class=per_class, val_fraction=val_fraction,
+                                 test_fraction=test_fraction, seed=seed)
         for split in SPLITS:
             split_texts[split] += [names[i] for i in positions[split]]
             split_labels[split] += [label] * len(positions[split])

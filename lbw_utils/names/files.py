@@ -63,18 +63,14 @@ def _download_names_file(path: Path, expected_sha256: str) -> None:
         with urllib.request.urlopen(url, timeout=60) as response:
             payload = response.read()
     except (OSError, ValueError) as error:  # URLError and timeouts are OSErrors
-        raise NamesFileMissingError(
-            f"The names data file {NAMES_FILE} is not at {path}, and downloading it from {url} "
-            f"failed ({error}). Get it from {url} (repository {NAMES_REPOSITORY}, commit "
-            f"{NAMES_COMMIT}, path {NAMES_REPO_PATH}) and put it at {path}, or set LBW_DATA_DIR "
-            f"to a folder that holds names/{NAMES_FILE}."
-        ) from error
+        raise NamesFileMissingError(f"The names data file {NAMES_FILE} is not at {path}, and downloading it from {url} "
+                                    f"failed ({error}). Get it from {url} (repository {NAMES_REPOSITORY}, commit "
+                                    f"{NAMES_COMMIT}, path {NAMES_REPO_PATH}) and put it at {path}, or set "
+                                    f"LBW_DATA_DIR to a folder that holds names/{NAMES_FILE}.") from error
     actual = hashlib.sha256(payload).hexdigest()
     if actual != expected_sha256:
-        raise DataIntegrityError(
-            f"Downloaded {url}, but its sha256 is {actual}, expected {expected_sha256}; "
-            f"nothing was written to {path}."
-        )
+        raise DataIntegrityError(f"Downloaded {url}, but its sha256 is {actual}, expected {expected_sha256}; "
+                                 f"nothing was written to {path}.")
     atomic_write_bytes(path, payload)
 
 
@@ -96,10 +92,8 @@ def read_names_pickle(path: str | Path) -> dict[str, list[str]]:
     try:
         loaded = _DataOnlyUnpickler(io.BytesIO(path.read_bytes())).load()
     except Exception as error:  # malformed pickles raise many types; all mean "refuse"
-        raise NamesFileContentError(
-            f"{path} holds something other than dicts, lists and strings, or is not a valid "
-            f"pickle ({error}); it was refused without running anything."
-        ) from None
+        raise NamesFileContentError(f"{path} holds something other than dicts, lists and strings, or is not a valid "
+                                    f"pickle ({error}); it was refused without running anything.") from None
     _check_names_structure(loaded, path)
     return loaded
 
@@ -114,12 +108,10 @@ def _check_names_structure(loaded: object, path: Path) -> None:
     def refuse(obj: object, where: str) -> NamesFileContentError:
         kind = type(obj).__name__
         if type(obj) in (dict, list, str):
-            return NamesFileContentError(
-                f"{path} is not shaped as a dict nationality -> list of names: found a {kind} at {where}."
-            )
-        return NamesFileContentError(
-            f"{path} holds something other than dicts, lists and strings: found a {kind} at {where}."
-        )
+            return NamesFileContentError(f"{path} is not shaped as a dict nationality -> list of names: "
+                                         f"found a {kind} at {where}.")
+        return NamesFileContentError(f"{path} holds something other than dicts, lists and strings: "
+                                     f"found a {kind} at {where}.")
 
     if type(loaded) is not dict:
         raise refuse(loaded, "the top level")
@@ -167,9 +159,8 @@ def _csv_cell(row: list[str], column: int) -> str:
     return row[column].strip() if column < len(row) else ""
 
 
-def read_names_source(
-    data_dir: str | Path | None, csv_path: str | Path | None, expected_sha256: str | None
-) -> tuple[dict[str, list[str]], str, dict[str, str]]:
+def read_names_source(data_dir: str | Path | None, csv_path: str | Path | None,
+                      expected_sha256: str | None) -> tuple[dict[str, list[str]], str, dict[str, str]]:
     """``(nationality -> names, a description of the source, file name -> SHA-256)`` of the CSV file
     if ``csv_path`` is given, else of the published pickle (downloaded into ``data_dir`` if missing)."""
     if csv_path is not None:
