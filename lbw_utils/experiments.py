@@ -116,6 +116,12 @@ def run(method: dict, data, seed: int, results_dir: str | Path, *, train: TrainC
         model: ModelOptions | None = None, redo: bool = False, progress: bool = True) -> dict:
     """Train (or post-hoc adjust) one run and write its record; skip it if already finished."""
     check_method(method)
+    return _run(method, data, seed, results_dir, train=train, model=model, redo=redo, progress=progress)
+
+
+def _run(method: dict, data, seed: int, results_dir, *, train: TrainConfig, model: ModelOptions | None,
+         redo: bool, progress: bool) -> dict:
+    """:func:`run` for a method already checked (``run_study`` checks every method before the first run)."""
     kind = METHODS[method["name"]].kind
     label = method_label(method)
     path = records.record_path(results_dir, data.name, label, seed)
@@ -177,8 +183,8 @@ def run_study(methods: list[dict], seeds: list[int], data_options: DataOptions, 
         for seed in seeds:
             data = load_data(data_options, seed)
             for method in methods:
-                finished.append(run(method, data, seed, results_dir, train=train, model=model, redo=redo,
-                                    progress=progress))
+                finished.append(_run(method, data, seed, results_dir, train=train, model=model, redo=redo,
+                                     progress=progress))
                 if bar is not None:
                     bar.update(1)
     finally:

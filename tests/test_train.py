@@ -257,6 +257,18 @@ def test_rerun_skips_and_redo_retrains(data, tmp_path, monkeypatch):
     assert redone["test"]["tpr"] == first["test"]["tpr"]  # same seed, same run
 
 
+def test_a_study_checks_each_method_once_before_its_first_run(data, tmp_path, monkeypatch):
+    checked = []
+    real_check = experiments.check_method
+    monkeypatch.setattr(experiments, "check_method", lambda method: checked.append(method) or real_check(method))
+    monkeypatch.setattr(experiments, "load_data", lambda options, seed: data)
+    methods = [BASELINE, {"name": "posthoc", "objective": "worst"}]
+    done = experiments.run_study(methods, [0, 1], experiments.DataOptions(dataset="fashion_mnist"), tmp_path,
+                                 train=CONFIG, model=TINY, progress=False)
+    assert [record["method_label"] for record in done] == [method_label(m) for m in methods] * 2
+    assert checked == methods  # once each, not again for every seed's run
+
+
 def test_corrupt_record_is_rerun(data, tmp_path):
     path = records.record_path(tmp_path, data.name, method_label(BASELINE), 0)
     path.parent.mkdir(parents=True)
