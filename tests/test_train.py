@@ -325,7 +325,6 @@ def test_custom_label_names_the_record_and_is_not_a_loss_option(data, tmp_path):
     assert records.is_finished(records.record_path(tmp_path, data.name, "plain", 0))
 
 
-
 # One run whose largest gradient is a 32 MiB block (the size glibc hands back to the kernel by default).
 _RUN_WITH_A_BIG_GRADIENT = """
 import json, sys, torch
