@@ -155,7 +155,7 @@ RECIPES = {
 
 def main() -> None:
     p = common.parser(__doc__)
-    p.add_argument("--gpu-recipe", action="store_true", help="CIFAR-10, large CNN, flip+crop, target 94 %")
+    p.add_argument("--gpu-recipe", action="store_true", help="CIFAR-10, large CNN, flip+crop, target 94 %%")
     p.add_argument("--target", type=float, default=None)
     p.add_argument("--budgets", default=None, help="comma-separated planned epoch budgets, ascending")
     p.add_argument("--pairs", type=int, default=3, help="alternating (ours, reference) pairs")

@@ -363,6 +363,8 @@ def run_fingerprint(method: dict, data, train: TrainConfig, model: ModelOptions)
     if METHODS[method["name"]].kind == "train":  # the others do not train with the loop's settings
         setup["train"] = {k: v for k, v in train.to_dict().items() if k not in _NOT_IN_FINGERPRINT}
         setup["model"] = {"name": model.name, "size": model.size, **model.options}
+        if model.name == "cnn":  # records made before the whitening stem have no "stem" and are not reused
+            setup["model"].setdefault("stem", CNN_SIZES[model.size][2])
     return json.loads(json.dumps(setup))  # the form it takes in a JSON record
 
 

@@ -1,28 +1,36 @@
 """Models: a fast small CNN for 1x28x28 and 3x32x32 images, and the names models (see name_model).
 
 The CNN follows airbench's shape (conv -> pool -> BN -> GELU -> conv -> BN ->
-GELU per block, one linear layer): cheap per image, trains in few epochs with a
-triangular learning rate, and runs in channels_last.
+GELU per block, one linear layer, a frozen patch-whitening first convolution):
+cheap per image, trains in few epochs with a triangular learning rate, and runs
+in channels_last.
 """
 
 from __future__ import annotations
 
+import math
+
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from lbw_utils.name_model import NAME_MODELS
 
-# (block widths, convolutions per block). Every block but the last halves the
-# resolution after its first convolution, so the costly convolutions run at 14x14
-# and below: "small" costs ~2.6 M multiply-adds per 28x28 image (about 5 s per
-# Fashion-MNIST epoch on two CPU cores with bf16); "large" is meant for CIFAR-10
-# on a GPU.
+# (block widths, convolutions per block, first convolution). Every block but the last halves the
+# resolution after its first convolution, so the costly convolutions run at 14x14 and below: "small"
+# costs ~2.6 M multiply-adds per 28x28 image (about 4 s per Fashion-MNIST epoch on two CPU cores with
+# bf16). The first convolution is a frozen whitening ("whiten", see PatchWhitening) where its width
+# allows, which takes the largest max pool and convolution out of the backward pass; "large", meant for
+# CIFAR-10 on a GPU, is wider (64) than the 2 x 27 filters 3x3x3 patches can whiten, so it learns its own.
 CNN_SIZES = {
-    "tiny": ((8, 16, 32, 64), 1),
-    "small": ((16, 32, 64, 128), 1),
-    "medium": ((24, 48, 96, 192), 1),
-    "large": ((64, 128, 256, 512), 2),
+    "tiny": ((8, 16, 32, 64), 1, "whiten"),
+    "small": ((16, 32, 64, 128), 1, "whiten"),
+    "medium": ((24, 48, 96, 192), 1, "whiten"),
+    "large": ((64, 128, 256, 512), 2, "conv"),
 }
+STEMS = ("whiten", "conv")
+# How many training images the whitening statistics come from (airbench takes 5000 too).
+WHITENING_IMAGES = 5000
 MODELS = ("cnn", *NAME_MODELS)
 
 
@@ -34,22 +42,74 @@ def _conv(in_channels: int, out_channels: int) -> nn.Conv2d:
     return nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False)
 
 
+class PatchWhitening(nn.Module):
+    """A frozen 3x3 convolution whose filters whiten the training images' patches.
+
+    After ``fit(images)`` the filters are the leading eigenvectors ``v`` of the (uncentred) covariance of
+    all 3x3 patches, scaled by ``1 / sqrt(eigenvalue + eps)``, each as ``+v`` and ``-v``; so the layer's
+    outputs are decorrelated, unit-variance patch components. It follows ``CifarNet.init_whiten`` of
+    airbench94.py (KellerJordan/airbench; read in forks that keep the function unchanged, as the
+    repository itself could not be fetched here). Deliberate differences: 3x3 filters with padding 1 and
+    no bias (a max pool and BatchNorm follow), and only the ``out_channels / 2`` leading components when
+    that is fewer than the patch has (16 filters from the 9 of a grey 3x3 patch keep 8).
+
+    The filters are a buffer, not a parameter: they are saved with the weights, never trained, and nothing
+    upstream of them needs a gradient. Before ``fit`` they hold a random convolution's initialisation.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, eps: float = 5e-4):
+        super().__init__()
+        components = in_channels * kernel_size * kernel_size
+        if out_channels % 2 or out_channels > 2 * components:
+            raise ValueError(f"a whitening of {in_channels}x{kernel_size}x{kernel_size} patches has an even number "
+                             f"of filters, at most {2 * components}; got out_channels={out_channels}")
+        self.kernel_size, self.eps = kernel_size, eps
+        weight = torch.empty(out_channels, in_channels, kernel_size, kernel_size)
+        nn.init.kaiming_uniform_(weight, a=math.sqrt(5))  # nn.Conv2d's initialisation
+        self.register_buffer("weight", weight)
+
+    @torch.no_grad()
+    def fit(self, images: torch.Tensor, chunk: int = 500) -> None:
+        """Set the filters from ``images`` ([N, C, H, W], normalised as the network will see them)."""
+        components = self.weight[0].numel()
+        covariance = torch.zeros(components, components, dtype=torch.float64, device=images.device)
+        count = 0
+        for part in images.split(chunk):  # a few MB of patches at a time
+            patches = F.unfold(part.float(), self.kernel_size).transpose(1, 2).reshape(-1, components).double()
+            covariance += patches.T @ patches
+            count += len(patches)
+        eigenvalues, eigenvectors = torch.linalg.eigh(covariance / count)  # ascending
+        kept = len(self.weight) // 2
+        leading = eigenvectors[:, -kept:].flip(1) / torch.sqrt(eigenvalues[-kept:].flip(0) + self.eps)
+        filters = leading.T.reshape(kept, *self.weight.shape[1:])
+        self.weight.copy_(torch.cat([filters, -filters]).to(self.weight))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(images, self.weight.to(images.dtype), padding=self.kernel_size // 2)
+
+
 class FastCNN(nn.Module):
     """Blocks of conv -> max pool -> BN -> GELU (-> conv -> BN -> GELU per extra conv), flattened into a linear.
 
     Pooling right after each block's first convolution (airbench's order) lets BatchNorm and GELU, the
     memory-bound part of a CPU step, run on a quarter of the pixels; the last block does not pool, and its
     small map (3x3 for 28x28 inputs) is flattened, which keeps where a feature fired (a global max pool
-    throws that away and needed a third epoch to reach 91 % on Fashion-MNIST).
+    throws that away and needed a third epoch to reach 91 % on Fashion-MNIST). With ``stem="whiten"`` the
+    first convolution is a frozen PatchWhitening, set from the training images by ``init_from_data``
+    (``fit`` calls it): the backward pass then stops at the first BatchNorm, which skips the largest max
+    pool and convolution of the step.
     """
 
     def __init__(self, in_channels: int, num_classes: int, widths=CNN_SIZES["small"][0], convs_per_stage: int = 1,
-                 image_size: tuple[int, int] = (28, 28)):
+                 image_size: tuple[int, int] = (28, 28), stem: str = "whiten"):
         super().__init__()
+        if stem not in STEMS:
+            raise ValueError(f"stem={stem!r} is not known; choose one of {STEMS}")
         layers, previous = [], in_channels
         height, width = image_size
         for index, channels in enumerate(widths):
-            layers.append(_conv(previous, channels))
+            first = PatchWhitening(previous, channels) if index == 0 and stem == "whiten" else _conv(previous, channels)
+            layers.append(first)
             if index < len(widths) - 1:
                 layers.append(nn.MaxPool2d(2))
                 height, width = height // 2, width // 2
@@ -60,6 +120,13 @@ class FastCNN(nn.Module):
         layers.append(nn.Flatten())
         self.features = nn.Sequential(*layers)
         self.head = nn.Linear(previous * height * width, num_classes)
+
+    def init_from_data(self, data) -> None:
+        """Fit the whitening stem (if any) to the first WHITENING_IMAGES training images of ``data``."""
+        stem = self.features[0]
+        if isinstance(stem, PatchWhitening):
+            (images,), _ = next(iter(data.batches("train", WHITENING_IMAGES)))
+            stem.fit(images.to(stem.weight.device))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(images))
@@ -73,7 +140,8 @@ def make_model(name: str, *, num_classes: int, input_shape: tuple[int, ...] | No
             raise ValueError(f"size={size!r} is not a CNN size; choose one of {tuple(CNN_SIZES)}")
         if input_shape is None:
             raise ValueError("model 'cnn' needs input_shape=(channels, height, width)")
-        widths, depth = CNN_SIZES[size]
+        widths, depth, stem = CNN_SIZES[size]
+        options = {"stem": stem, **options}  # a size's stem, unless the caller names one
         return FastCNN(input_shape[0], num_classes, widths, depth, image_size=tuple(input_shape[1:]), **options)
     if name in NAME_MODELS:
         return NAME_MODELS[name](num_classes, **options)

@@ -143,6 +143,9 @@ def fit(
     device = data.device
     # channels_last suits oneDNN (CPU) and cuDNN alike; it only touches 4-D conv weights.
     model.to(device, memory_format=torch.channels_last)
+    # A model may set part of itself from the training images first (the CNN's frozen whitening stem).
+    if hasattr(model, "init_from_data"):
+        model.init_from_data(data)
     loss_fn = loss_fn if loss_fn is not None else nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
     if isinstance(loss_fn, nn.Module):
         loss_fn.to(device)
