@@ -1,9 +1,9 @@
 """Models: a fast small CNN for 1x28x28 and 3x32x32 images, and the names models (see name_model).
 
-The CNN follows airbench's shape (conv -> pool -> BN -> GELU -> conv -> BN ->
-GELU per block, one linear layer, a frozen patch-whitening first convolution):
-cheap per image, trains in few epochs with a triangular learning rate, and runs
-in channels_last.
+The CNN follows airbench's shape (conv -> pool -> BN -> activation per block, one
+linear layer, a frozen patch-whitening first convolution) with ReLU where
+airbench has GELU: cheap per image, trains in few epochs with a triangular
+learning rate, and runs in channels_last.
 """
 
 from __future__ import annotations
@@ -34,8 +34,11 @@ WHITENING_IMAGES = 5000
 MODELS = ("cnn", *NAME_MODELS)
 
 
-def _bn_gelu(channels: int) -> list[nn.Module]:
-    return [nn.BatchNorm2d(channels), nn.GELU()]
+def _bn_relu(channels: int) -> list[nn.Module]:
+    # ReLU, not airbench's GELU: on the CPU, GELU's forward and backward cost about a quarter of a step of
+    # the whitened CNN, and with the whitening stem ReLU is as accurate (Fashion-MNIST, 2 epochs, seeds
+    # 0-2: validation accuracy 0.922 against 0.919; README, speed section).
+    return [nn.BatchNorm2d(channels), nn.ReLU(inplace=True)]  # in place: BatchNorm's backward keeps its input
 
 
 def _conv(in_channels: int, out_channels: int) -> nn.Conv2d:
@@ -89,9 +92,9 @@ class PatchWhitening(nn.Module):
 
 
 class FastCNN(nn.Module):
-    """Blocks of conv -> max pool -> BN -> GELU (-> conv -> BN -> GELU per extra conv), flattened into a linear.
+    """Blocks of conv -> max pool -> BN -> ReLU (-> conv -> BN -> ReLU per extra conv), flattened into a linear.
 
-    Pooling right after each block's first convolution (airbench's order) lets BatchNorm and GELU, the
+    Pooling right after each block's first convolution (airbench's order) lets BatchNorm and ReLU, the
     memory-bound part of a CPU step, run on a quarter of the pixels; the last block does not pool, and its
     small map (3x3 for 28x28 inputs) is flattened, which keeps where a feature fired (a global max pool
     throws that away and needed a third epoch to reach 91 % on Fashion-MNIST). With ``stem="whiten"`` the
@@ -113,9 +116,9 @@ class FastCNN(nn.Module):
             if index < len(widths) - 1:
                 layers.append(nn.MaxPool2d(2))
                 height, width = height // 2, width // 2
-            layers += _bn_gelu(channels)
+            layers += _bn_relu(channels)
             for _ in range(convs_per_stage - 1):
-                layers += [_conv(channels, channels), *_bn_gelu(channels)]
+                layers += [_conv(channels, channels), *_bn_relu(channels)]
             previous = channels
         layers.append(nn.Flatten())
         self.features = nn.Sequential(*layers)
