@@ -279,7 +279,8 @@ def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimiz
     no_decay = [p for p in model.parameters() if p.ndim <= 1]
     groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     if config.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, nesterov=True)
+        # foreach: one kernel per step for all parameters, the same values as the per-parameter loop (checked).
+        return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, nesterov=True, foreach=True)
     # The fused kernel updates all parameters in one pass: about 8x faster than the default on CPU for the
     # names model's 4 M-entry n-gram table, same update rule.
     return torch.optim.AdamW(groups, lr=config.lr, fused=True)

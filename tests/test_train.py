@@ -18,7 +18,7 @@ from lbw_utils.losses import static_weights
 from lbw_utils.metrics import summarize
 from lbw_utils.losses.posthoc import fit_logit_offsets
 from lbw_utils.models import make_model
-from lbw_utils.train import TrainConfig, fit, predict
+from lbw_utils.train import TrainConfig, fit, make_optimizer, predict
 
 CONFIG = TrainConfig(epochs=4, batch_size=16, lr=0.05, eval_batch_size=32)
 TINY = ModelOptions(name="cnn", size="tiny")
@@ -114,6 +114,23 @@ def test_fit_seed_fixes_batch_order_and_augmentation_for_a_given_initialisation(
         torch.rand(100 + noise)  # disturb the global generator after the model is built
         runs.append(fit(model, data, config=CONFIG, seed=3, progress=False).train_loss)
     assert runs[0] == runs[1]
+
+
+def test_the_one_kernel_sgd_gives_the_per_parameter_loops_values(data):
+    model, twin = new_model(data), new_model(data)
+    config = TrainConfig(lr=0.1, weight_decay=5e-4)
+    fast = make_optimizer(model, config)
+    groups = [{"params": [p for p in twin.parameters() if p.ndim > 1], "weight_decay": config.weight_decay},
+              {"params": [p for p in twin.parameters() if p.ndim <= 1], "weight_decay": 0.0}]
+    loop = torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, nesterov=True, foreach=False)
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(5):
+        for left, right in zip(model.parameters(), twin.parameters()):
+            left.grad = torch.randn(left.shape, generator=generator)
+            right.grad = left.grad.clone()
+        fast.step()
+        loop.step()
+    assert all(torch.equal(left, right) for left, right in zip(model.parameters(), twin.parameters()))
 
 
 def test_predict_returns_logits_in_split_order(data):
