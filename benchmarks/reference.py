@@ -78,6 +78,7 @@ class Reference:
         torch.manual_seed(seed)
         self.model = make_model("cnn", num_classes=data.num_classes, input_shape=data.input_shape,
                                 size=model_size).to(device)
+        self.model.init_from_data(data)  # as fit() does: a whitening stem is set from the training images
         pin = device.type == "cuda"
         loader_generator = torch.Generator().manual_seed(seed)
         self.train_loader = DataLoader(Subset(train_set, train_index.tolist()), batch_size=batch_size,

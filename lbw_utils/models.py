@@ -18,7 +18,7 @@ from lbw_utils.name_model import NAME_MODELS
 
 # (block widths, convolutions per block, first convolution). Every block but the last halves the
 # resolution after its first convolution, so the costly convolutions run at 14x14 and below: "small"
-# costs ~2.6 M multiply-adds per 28x28 image (about 4 s per Fashion-MNIST epoch on two CPU cores with
+# costs ~2.6 M multiply-adds per 28x28 image (about 4.5 s per Fashion-MNIST epoch on two CPU cores with
 # bf16). The first convolution is a frozen whitening ("whiten", see PatchWhitening) where its width
 # allows, which takes the largest max pool and convolution out of the backward pass; "large", meant for
 # CIFAR-10 on a GPU, is wider (64) than the 2 x 27 filters 3x3x3 patches can whiten, so it learns its own.
@@ -35,7 +35,7 @@ MODELS = ("cnn", *NAME_MODELS)
 
 
 def _bn_relu(channels: int) -> list[nn.Module]:
-    # ReLU, not airbench's GELU: on the CPU, GELU's forward and backward cost about a quarter of a step of
+    # ReLU, not airbench's GELU: on the CPU, GELU's forward and backward cost about a fifth of a step of
     # the whitened CNN, and with the whitening stem ReLU is as accurate (Fashion-MNIST, 2 epochs, seeds
     # 0-2: validation accuracy 0.922 against 0.919; README, speed section).
     return [nn.BatchNorm2d(channels), nn.ReLU(inplace=True)]  # in place: BatchNorm's backward keeps its input
