@@ -20,12 +20,13 @@ from lbw_utils.name_model import NAME_MODELS
 # resolution after its first convolution, so the costly convolutions run at 14x14 and below: "small"
 # costs ~2.6 M multiply-adds per 28x28 image (about 4.5 s per Fashion-MNIST epoch on two CPU cores with
 # bf16). The first convolution is a frozen whitening ("whiten", see PatchWhitening) where its width
-# allows, which takes the largest max pool and convolution out of the backward pass; "large", meant for
-# CIFAR-10 on a GPU, is wider (64) than the 2 x 27 filters 3x3x3 patches can whiten, so it learns its own.
+# allows, which takes the largest max pool and convolution out of the backward pass. A grey 3x3 patch
+# can give 18 whitening filters (2 x 9), a colour one 54: "medium" (24) and "large" (64, meant for
+# CIFAR-10 on a GPU) are wider, so they learn their own first convolution on either kind of image.
 CNN_SIZES = {
     "tiny": ((8, 16, 32, 64), 1, "whiten"),
     "small": ((16, 32, 64, 128), 1, "whiten"),
-    "medium": ((24, 48, 96, 192), 1, "whiten"),
+    "medium": ((24, 48, 96, 192), 1, "conv"),
     "large": ((64, 128, 256, 512), 2, "conv"),
 }
 STEMS = ("whiten", "conv")

@@ -67,13 +67,13 @@ def test_unknown_stem_names_the_choices():
         make_model("cnn", num_classes=3, input_shape=(1, 8, 8), size="tiny", stem="pca")
 
 
-def test_each_size_has_the_stem_its_width_allows():
-    for size in ("tiny", "small", "medium"):
-        assert isinstance(make_model("cnn", num_classes=10, input_shape=(3, 32, 32), size=size).features[0],
-                          PatchWhitening)
-    # 64 filters are more than the 2 x 27 that 3x3x3 patches can whiten.
-    assert isinstance(make_model("cnn", num_classes=10, input_shape=(3, 32, 32), size="large").features[0],
-                      nn.Conv2d)
+@pytest.mark.parametrize("input_shape", [(1, 28, 28), (3, 32, 32)])
+def test_each_size_builds_on_grey_and_colour_images_with_the_stem_its_width_allows(input_shape):
+    stems = {size: make_model("cnn", num_classes=10, input_shape=input_shape, size=size).features[0]
+             for size in ("tiny", "small", "medium", "large")}
+    assert isinstance(stems["tiny"], PatchWhitening) and isinstance(stems["small"], PatchWhitening)
+    # 24 and 64 filters are more than the 2 x 9 that a grey 3x3 patch can whiten.
+    assert type(stems["medium"]) is nn.Conv2d and type(stems["large"]) is nn.Conv2d
 
 
 def test_fit_sets_the_stem_from_the_training_images_and_never_trains_it(tiny_data):
