@@ -1,4 +1,5 @@
-"""lbw_utils.models: the CNN's frozen patch-whitening stem (PatchWhitening) and how fit sets it."""
+"""lbw_utils.models: the CNN's frozen patch-whitening stem (PatchWhitening) and how fit sets it, its last
+block's SmallMapConv, and its channels-last flatten."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lbw_utils.experiments import BASELINE, ModelOptions, run_fingerprint
-from lbw_utils.models import STEMS, WHITENING_IMAGES, PatchWhitening, make_model
+from lbw_utils.models import STEMS, WHITENING_IMAGES, PatchWhitening, SmallMapConv, make_model
 from lbw_utils.train import TrainConfig, fit
 
 
@@ -104,3 +105,64 @@ def test_the_run_fingerprint_names_the_stem(tiny_data):
     data = tiny_data(image_noise=25.0, seed=0)
     fingerprint = run_fingerprint(dict(BASELINE), data, TrainConfig(), ModelOptions(name="cnn", size="tiny"))
     assert fingerprint["model"]["stem"] == "whiten"
+
+
+def conv_pair(in_channels: int, out_channels: int) -> tuple[SmallMapConv, nn.Conv2d]:
+    torch.manual_seed(0)
+    small = SmallMapConv(in_channels, out_channels)
+    plain = nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False)
+    with torch.no_grad():
+        plain.weight.copy_(small.weight)
+    return small, plain
+
+
+def outputs_and_gradients(conv: nn.Module, images: torch.Tensor, upstream: torch.Tensor, images_need_grad=True):
+    images = images.detach().clone().requires_grad_(images_need_grad)
+    conv.zero_grad(set_to_none=True)
+    output = conv(images)
+    (output.float() * upstream).sum().backward()
+    return output, images.grad, conv.weight.grad
+
+
+@pytest.mark.parametrize("shape", [(5, 4, 3, 3), (3, 2, 4, 5), (2, 3, 1, 1), (6, 8, 7, 7)])
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_small_map_conv_gives_a_plain_convolutions_output_and_gradients(shape, layout):
+    small, plain = conv_pair(shape[1], 6)
+    images = torch.randn(shape).contiguous(memory_format=layout)
+    upstream = torch.randn(shape[0], 6, *shape[2:])
+    for got, want in zip(outputs_and_gradients(small, images, upstream), outputs_and_gradients(plain, images, upstream)):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    # Only the weight's gradient (the convolution right after a frozen input)
+    _, no_grad, weight_grad = outputs_and_gradients(small, images, upstream, images_need_grad=False)
+    assert no_grad is None
+    torch.testing.assert_close(weight_grad, outputs_and_gradients(plain, images, upstream)[2], rtol=1e-5, atol=1e-5)
+
+
+def test_small_map_conv_under_bf16_autocast_matches_a_plain_convolution_to_bf16_precision():
+    small, plain = conv_pair(16, 32)
+    images = torch.randn(32, 16, 3, 3).contiguous(memory_format=torch.channels_last)
+    upstream = torch.randn(32, 32, 3, 3)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = outputs_and_gradients(small, images, upstream)
+        want = outputs_and_gradients(plain, images, upstream)
+    assert got[0].dtype == want[0].dtype == torch.bfloat16
+    assert got[2].dtype == torch.float32  # the parameter's gradient, through autocast's cast
+    for got_value, want_value in zip(got, want):
+        scale = want_value.float().abs().max()
+        torch.testing.assert_close(got_value.float() / scale, want_value.float() / scale, rtol=0, atol=2e-2)
+
+
+def test_the_last_block_uses_small_map_convolutions_and_the_others_do_not():
+    model = make_model("cnn", num_classes=10, input_shape=(3, 32, 32), size="large")  # 2 convolutions per block
+    convs = [layer for layer in model.features if isinstance(layer, nn.Conv2d)]
+    assert [type(conv) is SmallMapConv for conv in convs] == [False] * 6 + [True] * 2
+
+
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_the_cnn_is_its_head_on_the_maps_flattened_in_channel_order(layout):
+    torch.manual_seed(0)
+    model = make_model("cnn", num_classes=4, input_shape=(1, 28, 28), size="tiny").eval()
+    images = torch.randn(3, 1, 28, 28)
+    expected = model.head(model.features(images).flatten(1))  # nn.Flatten's order, which the head's weight keeps
+    model.to(memory_format=layout)
+    torch.testing.assert_close(model(images.contiguous(memory_format=layout)), expected, rtol=1e-5, atol=1e-5)
