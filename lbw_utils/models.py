@@ -51,8 +51,9 @@ class _WeightGradOverBatch(torch.autograd.Function):
 
     ``dW[o, c, i, j] = sum over n, h, w of g[n, o, h, w] * x_padded[n, c, h + i, w + j]``: a convolution of
     ``x`` seen as C images of N channels with ``g`` seen as O filters of N channels and the map's size.
-    On a map of 3x3 or 4x4, oneDNN's own weight gradient is 2-4x slower than that convolution (bf16, 2 CPU
-    cores: 2.3 against 0.7 ms for the small CNN's last convolution, a tenth of its training step).
+    On maps of 3x3 and 4x4, oneDNN's own weight gradient was 1.2-3.7x slower than that convolution (bf16, 2
+    CPU cores: 2.3 against 0.7 ms for the small CNN's last convolution, a tenth of its training step); on a
+    7x7 map it was faster, so FastCNN uses this in its last block only.
     """
 
     @staticmethod
