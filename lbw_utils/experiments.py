@@ -35,7 +35,7 @@ from lbw_utils.files import atomic_write_bytes
 from lbw_utils.losses import (METHODS, apply_logit_offsets, build_loss, check_method_options, fit_logit_offsets,
                               needs_baseline_tpr, resolve_fit)
 from lbw_utils.metrics import summarize
-from lbw_utils.models import CNN_SIZES, MODELS, make_model
+from lbw_utils.models import CNN_SIZES, MODELS, cnn_options, make_model
 from lbw_utils.names import load_names
 from lbw_utils.train import TrainConfig, bf16_pays, fit, predict, seed_everything
 
@@ -362,9 +362,10 @@ def run_fingerprint(method: dict, data, train: TrainConfig, model: ModelOptions)
     setup = {"method": dict(method), "data": data.describe()}
     if METHODS[method["name"]].kind == "train":  # the others do not train with the loop's settings
         setup["train"] = {k: v for k, v in train.to_dict().items() if k not in _NOT_IN_FINGERPRINT}
-        setup["model"] = {"name": model.name, "size": model.size, **model.options}
-        if model.name == "cnn":  # records made before the whitening stem have no "stem" and are not reused
-            setup["model"].setdefault("stem", CNN_SIZES[model.size][2])
+        # A CNN's stem is named even when it is its size's default: records made before the whitening stem
+        # have no "stem" and are not reused.
+        options = cnn_options(model.size, model.options) if model.name == "cnn" else model.options
+        setup["model"] = {"name": model.name, "size": model.size, **options}
     return json.loads(json.dumps(setup))  # the form it takes in a JSON record
 
 

@@ -191,6 +191,11 @@ class FastCNN(nn.Module):
         return F.linear(maps.permute(0, 2, 3, 1).flatten(1), weight, self.head.bias)
 
 
+def cnn_options(size: str, options: dict) -> dict:
+    """The FastCNN options of a CNN size: its stem from CNN_SIZES, unless ``options`` names one."""
+    return {"stem": CNN_SIZES[size][2], **options}
+
+
 def make_model(name: str, *, num_classes: int, input_shape: tuple[int, ...] | None = None, size: str = "small",
                **options) -> nn.Module:
     """Build a model by name: ``cnn`` (``size`` one of CNN_SIZES), ``name_ngram`` or ``name_rnn``."""
@@ -199,9 +204,9 @@ def make_model(name: str, *, num_classes: int, input_shape: tuple[int, ...] | No
             raise ValueError(f"size={size!r} is not a CNN size; choose one of {tuple(CNN_SIZES)}")
         if input_shape is None:
             raise ValueError("model 'cnn' needs input_shape=(channels, height, width)")
-        widths, depth, stem = CNN_SIZES[size]
-        options = {"stem": stem, **options}  # a size's stem, unless the caller names one
-        return FastCNN(input_shape[0], num_classes, widths, depth, image_size=tuple(input_shape[1:]), **options)
+        widths, depth, _ = CNN_SIZES[size]
+        return FastCNN(input_shape[0], num_classes, widths, depth, image_size=tuple(input_shape[1:]),
+                       **cnn_options(size, options))
     if name in NAME_MODELS:
         return NAME_MODELS[name](num_classes, **options)
     raise ValueError(f"model={name!r} is not known; choose one of {MODELS}")
