@@ -17,12 +17,13 @@ from torch import nn
 from lbw_utils.name_model import NAME_MODELS
 
 # (block widths, convolutions per block, first convolution). Every block but the last halves the
-# resolution after its first convolution, so the costly convolutions run at 14x14 and below: "small"
-# costs ~2.6 M multiply-adds per 28x28 image (about 4.5 s per Fashion-MNIST epoch on two CPU cores with
-# bf16). The first convolution is a frozen whitening ("whiten", see PatchWhitening) where its width
-# allows, which takes the largest max pool and convolution out of the backward pass. A grey 3x3 patch
-# can give 18 whitening filters (2 x 9), a colour one 54: "medium" (24) and "large" (64, meant for
-# CIFAR-10 on a GPU) are wider, so they learn their own first convolution on either kind of image.
+# resolution after its first convolution, so the costly convolutions run at 14x14 and below: "small" costs
+# ~2.6 M multiply-adds per 28x28 image (about 4 s per Fashion-MNIST epoch on two CPU cores with bf16:
+# 8.0 s for the 2-epoch schedule, README speed section). The first convolution is a frozen whitening
+# ("whiten", see PatchWhitening) where its width allows, which takes the largest max pool and convolution
+# out of the backward pass. A grey 3x3 patch can give 18 whitening filters (2 x 9), a colour one 54:
+# "medium" (24) and "large" (64, meant for CIFAR-10 on a GPU) are wider, so they learn their own first
+# convolution on either kind of image.
 CNN_SIZES = {
     "tiny": ((8, 16, 32, 64), 1, "whiten"),
     "small": ((16, 32, 64, 128), 1, "whiten"),
