@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import scipy.stats
 
+from lbw_utils.ceiling import CEILING_LABEL
 from lbw_utils.files import atomic_write_text
 from lbw_utils.losses import METHODS
 from lbw_utils.metrics import tpr_variance_reduction
@@ -72,10 +73,12 @@ def run_table(records: list[dict], baseline_label: str = "baseline", checkpoint:
                   if baseline else math.nan),
             "worst_class": test["worst_class"],
             "train_seconds": record.get("train_seconds", math.nan),
+            # the ceiling of re-deciding (lbw_utils.ceiling): a reference beside the run, never a method
+            "ceiling_worst_class_tpr": (record.get("ceiling") or {}).get("worst_class_tpr", math.nan),
         })
     # Named columns even with no records, so method_table can group an empty study.
     columns = ["dataset", "method", "seed", *(key for key in METRICS if key != "D"), "D", "worst_class",
-               "train_seconds"]
+               "train_seconds", "ceiling_worst_class_tpr"]
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -240,6 +243,10 @@ def paired_table(records: list[dict], baseline_label: str = "baseline", checkpoi
     table["pareto"] = False
     for _, group in table.groupby("dataset"):
         table.loc[group.index, "pareto"] = pareto_front(group)
+        compared = group[group["method"] != baseline_label]
+        table.loc[group.index, "methods_compared"] = len(compared)
+        for key in ("accuracy", "worst_class_tpr"):
+            table.loc[compared.index, f"p_{key}_holm"] = holm(compared[f"p_{key}"])
     table["goal_met"] = (table["d_worst_class_tpr"] >= GOAL_WORST_CLASS_GAIN) & (
         table["d_accuracy"] >= -GOAL_MAX_ACCURACY_LOSS)
     return table
@@ -252,7 +259,36 @@ def _paired_changes(paired: pd.DataFrame, base: pd.DataFrame) -> dict:
         row[key] = float(paired[key].mean())
         row[f"d_{key}"], row[f"d_{key}_ci"] = mean_interval(paired[key] - base.loc[paired.index, key])
         row[f"baseline_{key}_std"] = float(base[key].std(ddof=1)) if len(base) > 1 else math.nan
+        row[f"p_{key}"] = paired_p_value(paired[key], base.loc[paired.index, key])
+    # The ceiling on top of this run, as a change of worst-class TPR against the same seed's baseline run.
+    row["ceiling_worst_class_tpr"] = float(paired["ceiling_worst_class_tpr"].mean())
+    row["d_ceiling"], row["d_ceiling_ci"] = mean_interval(
+        paired["ceiling_worst_class_tpr"] - base.loc[paired.index, "worst_class_tpr"])
     return row
+
+
+def paired_p_value(values, baseline_values) -> float:
+    """Two-sided p-value of the paired t-test (``scipy.stats.ttest_rel``) of a method against the same
+    seeds' baseline; NaN with fewer than 2 pairs or no variation in the differences."""
+    values, baseline_values = np.asarray(values, dtype=float), np.asarray(baseline_values, dtype=float)
+    differences = values - baseline_values
+    if len(differences) < 2 or np.allclose(differences, differences[0]):
+        return math.nan
+    return float(scipy.stats.ttest_rel(values, baseline_values).pvalue)
+
+
+def holm(p_values) -> np.ndarray:
+    """Holm's step-down adjustment of a family of p-values (NaN entries stay NaN and are not counted).
+
+    With m p-values sorted ascending, the i-th (from 0) becomes ``max_{j <= i} min(1, (m - j) p_(j))``:
+    it controls the chance of any false claim among the m comparisons at the nominal level."""
+    p_values = np.asarray(p_values, dtype=float)
+    adjusted = np.full(p_values.shape, math.nan)
+    present = np.flatnonzero(~np.isnan(p_values))
+    order = present[np.argsort(p_values[present], kind="stable")]
+    m = len(order)
+    adjusted[order] = np.minimum(1.0, np.maximum.accumulate((m - np.arange(m)) * p_values[order]))
+    return adjusted
 
 
 def pareto_front(table: pd.DataFrame) -> pd.Series:
@@ -268,22 +304,54 @@ def _points(mean: float, half_width: float) -> str:
     return mean_interval_text(100 * mean, 100 * half_width, 1)
 
 
+def _p_text(value: float) -> str:
+    return "–" if math.isnan(value) else (f"{value:.3f}" if value >= 0.001 else "<0.001")
+
+
 def formatted_paired(table: pd.DataFrame) -> pd.DataFrame:
-    """The paired table as text: absolute means, changes ``mean ± half-width`` in points, the baseline's
-    seed noise, the Pareto front and the goal."""
-    return pd.DataFrame({
+    """The paired table as text: absolute means, changes ``mean ± half-width`` in points with their Holm-adjusted
+    p-values, the baseline's seed noise, the ceiling of re-deciding on top of each run, the Pareto front and the
+    goal; then one row for the baseline's ceiling, labelled as what it is (:data:`CEILING_LABEL`)."""
+    shown = pd.DataFrame({
         "method": table["method"], "seeds": table["seeds"],
         "accuracy": [f"{value:.3f}" for value in table["accuracy"]],
         "worst-class TPR": [f"{value:.3f}" for value in table["worst_class_tpr"]],
         "Δ accuracy (pts)": [_points(m, h) for m, h in zip(table["d_accuracy"], table["d_accuracy_ci"])],
         "Δ worst-class TPR (pts)": [_points(m, h) for m, h in
                                     zip(table["d_worst_class_tpr"], table["d_worst_class_tpr_ci"])],
+        "p Holm: acc / worst": [f"{_p_text(a)} / {_p_text(w)}" for a, w in
+                                zip(table.get("p_accuracy_holm", _nan_column(table)),
+                                    table.get("p_worst_class_tpr_holm", _nan_column(table)))],
+        "ceiling on top: Δ worst (pts)": [_points(m, h) for m, h in
+                                          zip(table.get("d_ceiling", _nan_column(table)),
+                                              table.get("d_ceiling_ci", _nan_column(table)))],
         "baseline seed std: acc / worst (pts)": [
             f"{100 * a:.1f} / {100 * w:.1f}" for a, w in
             zip(table["baseline_accuracy_std"], table["baseline_worst_class_tpr_std"])],
         "Pareto front": ["yes" if flag else "" for flag in table["pareto"]],
         "goal met": ["yes" if flag else "" for flag in table["goal_met"]],
     })
+    ceilings = [_ceiling_row(shown.columns, row) for row in table.itertuples(index=False)
+                if row.d_accuracy == 0 and row.method == _baseline_of(table, row.dataset)
+                and not math.isnan(getattr(row, "d_ceiling", math.nan))]
+    return pd.concat([shown, pd.DataFrame(ceilings, columns=shown.columns)], ignore_index=True) if ceilings else shown
+
+
+def _nan_column(table: pd.DataFrame) -> pd.Series:
+    return pd.Series([math.nan] * len(table), index=table.index)
+
+
+def _baseline_of(table: pd.DataFrame, dataset: str) -> str:
+    """The first row of a dataset in a paired table is its baseline (:func:`_baseline_first`)."""
+    return table.loc[table["dataset"] == dataset, "method"].iloc[0]
+
+
+def _ceiling_row(columns, row) -> dict:
+    cells = dict.fromkeys(columns, "")
+    cells.update({"method": CEILING_LABEL, "seeds": row.seeds,
+                  "worst-class TPR": f"{row.ceiling_worst_class_tpr:.3f}",
+                  "Δ worst-class TPR (pts)": _points(row.d_ceiling, row.d_ceiling_ci)})
+    return cells
 
 
 def save_paired_tables(table: pd.DataFrame, stem: str | Path, caption: str = "") -> dict[str, Path]:
@@ -292,8 +360,10 @@ def save_paired_tables(table: pd.DataFrame, stem: str | Path, caption: str = "")
 
 
 def _change(row) -> str:
+    p_value = row.get("p_worst_class_tpr_holm", math.nan)
+    adjusted = "" if math.isnan(p_value) else f" (Holm-adjusted p {_p_text(p_value)} for the worst-class change)"
     return (f"{100 * row['d_worst_class_tpr']:+.1f} ± {100 * row['d_worst_class_tpr_ci']:.1f} points of worst-class "
-            f"TPR at {100 * row['d_accuracy']:+.1f} ± {100 * row['d_accuracy_ci']:.1f} points of accuracy")
+            f"TPR at {100 * row['d_accuracy']:+.1f} ± {100 * row['d_accuracy_ci']:.1f} points of accuracy{adjusted}")
 
 
 def describe_change(table: pd.DataFrame, method: str, dataset: str | None = None) -> str:
@@ -309,21 +379,26 @@ def describe_change(table: pd.DataFrame, method: str, dataset: str | None = None
 
 
 def goal_statement(table: pd.DataFrame, dataset: str, baseline_label: str = "baseline") -> str:
-    """Markdown: is the goal met, by which method, how far the best points are from it, and whether one
-    method dominates all others, from a :func:`paired_table` (mean paired changes)."""
+    """Markdown: is the goal met, by which method, how far the best points are from it (maxima of test means
+    over the methods compared, said with their number), each gain as a share of the baseline's ceiling of
+    re-deciding, and whether one method dominates all others, from a :func:`paired_table`."""
     rows = table[(table["dataset"] == dataset) & (table["method"] != baseline_label)]
     goal = (f"+{100 * GOAL_WORST_CLASS_GAIN:.0f} points of worst-class TPR at no more than "
             f"{100 * GOAL_MAX_ACCURACY_LOSS:.1f} points of accuracy lost (paired, mean over seeds)")
     if rows.empty:
         return f"**{dataset}**: no method besides the baseline; goal ({goal}) not assessed.\n"
     met = rows[rows["goal_met"]]
-    lines = [f"**{dataset}**: goal: {goal}.", f"Met by {', '.join(met['method'])}." if len(met) else "Not met."]
+    lines = [f"**{dataset}**: goal: {goal}; {len(rows)} methods compared with the baseline, on their test means "
+             "(a maximum over them is a selection on test, not a validated choice).",
+             f"Met by {', '.join(met['method'])}." if len(met) else "Not met."]
+    base = table[(table["dataset"] == dataset) & (table["method"] == baseline_label)]
+    ceiling = float(base["d_ceiling"].iloc[0]) if len(base) and "d_ceiling" in base else math.nan
     within = rows[rows["d_accuracy"] >= -GOAL_MAX_ACCURACY_LOSS].sort_values("d_worst_class_tpr")
     if len(within):
         best = within.iloc[-1]
         lines.append(f"Largest worst-class gain within the accuracy budget: {best['method']}, {_change(best)} "
                      f"({100 * max(0.0, GOAL_WORST_CLASS_GAIN - best['d_worst_class_tpr']):.1f} points short "
-                     f"of the gain).")
+                     f"of the gain{_share_of_ceiling(best, ceiling)}).")
     else:
         lines.append("No method stays within the accuracy budget.")
     largest = rows.sort_values("d_worst_class_tpr").iloc[-1]
@@ -332,12 +407,27 @@ def goal_statement(table: pd.DataFrame, dataset: str, baseline_label: str = "bas
                      f"({100 * max(0.0, GOAL_WORST_CLASS_GAIN - largest['d_worst_class_tpr']):.1f} points short "
                      f"of the gain, {100 * max(0.0, -GOAL_MAX_ACCURACY_LOSS - largest['d_accuracy']):.1f} points "
                      f"over the accuracy budget).")
+    if not math.isnan(ceiling):
+        row = base.iloc[0]
+        highest = rows.sort_values("d_ceiling").iloc[-1] if rows["d_ceiling"].notna().any() else None
+        lines.append(f"The ceiling of re-deciding the baseline (offsets fitted on the test split itself, within the "
+                     f"budget; a reference, not a method): {_points(row['d_ceiling'], row['d_ceiling_ci'])} points of "
+                     f"worst-class TPR." + ("" if highest is None else
+                     f" The highest ceiling on top of a method: {highest['method']}, "
+                     f"{_points(highest['d_ceiling'], highest['d_ceiling_ci'])} points."))
     front = table[(table["dataset"] == dataset) & table["pareto"]]
     if len(front) == 1:
         lines.append(f"{front['method'].iloc[0]} dominates every other method on (accuracy, worst-class TPR).")
     else:
-        lines.append(f"No method dominates all others; the Pareto front is {', '.join(front['method'])}.")
+        lines.append(f"No method dominates all others; the Pareto front of the test means is "
+                     f"{', '.join(front['method'])}.")
     return " ".join(lines) + "\n"
+
+
+def _share_of_ceiling(row, ceiling: float) -> str:
+    if math.isnan(ceiling) or ceiling <= 0:
+        return ""
+    return f"; {100 * row['d_worst_class_tpr'] / ceiling:.0f} % of the baseline's ceiling of re-deciding"
 
 
 # Validation metrics a selection may maximise (higher is better for each).
@@ -361,7 +451,18 @@ def best_by_validation(records: list[dict], *, exclude: tuple[str, ...] | str = 
     never chooses. Post-hoc runs' validation scores are cross-fitted, so they compete on equal terms.
     ``exclude`` holds method labels that may not be chosen (one label may be given as a string);
     ``weightings_only`` also leaves out every reference row (:func:`is_reference`).
+    :func:`validation_scores` gives the candidates and their scores (say how many were compared).
     """
+    scores = validation_scores(records, exclude=exclude, metric=metric, checkpoint=checkpoint,
+                               weightings_only=weightings_only)
+    return max(scores, key=lambda label: float(np.mean(scores[label])))
+
+
+def validation_scores(records: list[dict], *, exclude: tuple[str, ...] | str = ("baseline",),
+                      metric: str = "worst_class_tpr", checkpoint: str = "last",
+                      weightings_only: bool = True) -> dict[str, list[float]]:
+    """Method label -> its per-seed validation ``metric``, for every candidate :func:`best_by_validation`
+    chooses among (same arguments)."""
     if metric not in SELECTION_METRICS:
         raise ValueError(f"metric={metric!r} is not allowed: expected one of {SELECTION_METRICS} (higher is better)")
     excluded = (exclude,) if isinstance(exclude, str) else tuple(exclude)
@@ -372,4 +473,4 @@ def best_by_validation(records: list[dict], *, exclude: tuple[str, ...] | str = 
         scores.setdefault(record["method_label"], []).append(split_summary(record, "val", checkpoint)[metric])
     if not scores:
         raise ValueError(f"no records to choose from besides {list(excluded)}")
-    return max(scores, key=lambda label: float(np.mean(scores[label])))
+    return scores

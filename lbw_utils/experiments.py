@@ -28,6 +28,7 @@ from pathlib import Path
 import torch
 
 from lbw_utils import records
+from lbw_utils.ceiling import ceiling
 from lbw_utils.config import DEVICES
 from lbw_utils.config import results_dir as default_results_root
 from lbw_utils.data import DEFAULT_VAL_SIZE, IMAGE_DATASETS, load_image_dataset
@@ -144,6 +145,7 @@ def _run(method: dict, data, seed: int, results_dir, *, train: TrainConfig, mode
         outcome = _training_outcome(method, data, seed, results_dir, train, model, progress)
     record = _make_record(method, label, data, seed, outcome, train, time.perf_counter() - started)
     record["fingerprint"] = fingerprint
+    record["ceiling"] = _test_ceiling(record, outcome, data, results_dir)
     if kind != "posthoc":  # a post-hoc run's logits are recomputed in a moment from the run it adjusts
         _save_artifact(results_dir, data.name, label, seed, outcome)
     records.write_record(path, record)
@@ -418,6 +420,19 @@ def _make_record(method, label, data, seed, outcome, train: TrainConfig, wall_se
         # record's "val"/"test" stay the last epoch's: which one a table reports is a named choice.
         record["best_val"] = {"epoch": best["epoch"], **summaries(best)}
     return record
+
+
+def _test_ceiling(record: dict, outcome: dict, data, results_dir) -> dict | None:
+    """The ceiling of re-deciding for this run (:mod:`lbw_utils.ceiling`: offsets fitted on the test split,
+    within the budget counted from the same seed's baseline); None while that baseline has no record."""
+    if record["method_label"] == method_label(BASELINE):
+        baseline_accuracy = record["test"]["accuracy"]
+    else:
+        path = records.record_path(results_dir, data.name, method_label(BASELINE), record["seed"])
+        if not records.is_finished(path):
+            return None
+        baseline_accuracy = records.read_record(path)["test"]["accuracy"]
+    return ceiling(outcome["test_logits"], data.labels("test"), baseline_accuracy)
 
 
 def _save_artifact(results_dir, dataset, label, seed, outcome) -> None:

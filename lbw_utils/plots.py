@@ -14,6 +14,7 @@ import matplotlib.pyplot as plt
 import matplotlib.ticker
 import numpy as np
 
+from lbw_utils.ceiling import CEILING_LABEL
 from lbw_utils.compare import GOAL_MAX_ACCURACY_LOSS, GOAL_WORST_CLASS_GAIN, mean_interval
 
 STYLE = {
@@ -119,7 +120,7 @@ def pareto_plot(table, *, title: str = "", accuracy_window: float = 0.05, paired
     note instead of drawn, so that one collapsed method does not squash the rest. With ``paired``
     (a :func:`lbw_utils.compare.paired_table`), the Pareto front is ringed and the research goal
     (+15 points of worst-class TPR at <= 0.5 points of accuracy lost, from the baseline's means) is
-    shaded.
+    shaded, and the baseline's ceiling of re-deciding (:mod:`lbw_utils.ceiling`) is a dashed line.
     """
     figure, axes = _new_figure(7.5, 4.4)
     axes.grid(True, alpha=0.3)
@@ -141,10 +142,22 @@ def pareto_plot(table, *, title: str = "", accuracy_window: float = 0.05, paired
     base = table[table["method"] == baseline]
     if paired is not None and len(base):
         _shade_goal(axes, float(base["worst_class_tpr"].iloc[0]), float(base["accuracy"].iloc[0]))
+        _ceiling_line(axes, paired, baseline)
     axes.set_xlabel("worst-class TPR (test)")
     axes.set_ylabel("accuracy (test)")
     axes.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     return _finish(figure, axes, title, save_to)
+
+
+def _ceiling_line(axes, paired, baseline: str) -> None:
+    """The baseline's ceiling of re-deciding (mean over seeds) as a vertical line: no method, a reference."""
+    row = paired[paired["method"] == baseline]
+    if not len(row) or "ceiling_worst_class_tpr" not in row or np.isnan(row["ceiling_worst_class_tpr"].iloc[0]):
+        return
+    x = float(row["ceiling_worst_class_tpr"].iloc[0])
+    axes.axvline(x, color="#8172B2", ls="--", lw=1.2, label=f"{CEILING_LABEL} (baseline)")
+    left, right = axes.get_xlim()
+    axes.set_xlim(min(left, x - 0.01), max(right, x + 0.01))
 
 
 def _shade_goal(axes, baseline_worst: float, baseline_accuracy: float) -> None:

@@ -65,15 +65,19 @@ def apply_logit_offsets(logits: torch.Tensor, offsets: torch.Tensor) -> torch.Te
 
 
 def fit_logit_offsets(val_logits: torch.Tensor, val_targets: torch.Tensor, objective: str = "worst",
-                      max_accuracy_drop: float = 0.01, *, grid_steps: int = 8, refinements: int = 6,
-                      max_passes: int = 10) -> torch.Tensor:
+                      max_accuracy_drop: float = 0.01, *, min_accuracy: float | None = None, grid_steps: int = 8,
+                      refinements: int = 6, max_passes: int = 10) -> torch.Tensor:
     """Per-class logit offsets ``[C]`` (float32, CPU, mean 0*) fitted on validation logits.
 
     ``objective`` is one of ``"worst"``, ``"budget"``, ``"equalize"`` (see the
     module docstring). ``max_accuracy_drop`` (a fraction in [0, 1]) is the
     accuracy budget of ``"budget"`` and ``"equalize"``: the fitted offsets keep
     ``val_accuracy >= unadjusted_val_accuracy - max_accuracy_drop``; ``"worst"``
-    ignores it. ``grid_steps`` candidates each side, ``refinements`` step
+    ignores it. ``min_accuracy`` (a fraction, with ``"budget"`` or ``"equalize"``) replaces that
+    relative floor by an absolute one, e.g. another run's accuracy minus a budget (the ceiling of
+    re-deciding counts its budget from the same seed's baseline); where the unadjusted logits are
+    below it, the search first climbs towards it (candidates are ranked by their shortfall first).
+    ``grid_steps`` candidates each side, ``refinements`` step
     halvings and at most ``max_passes`` passes per step size bound the work.
 
     Classes with no validation sample cannot be measured: they are left out of
@@ -88,12 +92,17 @@ def fit_logit_offsets(val_logits: torch.Tensor, val_targets: torch.Tensor, objec
     if objective not in OFFSET_OBJECTIVES:
         raise ValueError(f"objective={objective!r} is not allowed: expected one of {OFFSET_OBJECTIVES}")
     max_accuracy_drop = _fraction("max_accuracy_drop", max_accuracy_drop)
+    if min_accuracy is not None:
+        min_accuracy = _fraction("min_accuracy", min_accuracy)
+        if objective == "worst":
+            raise ValueError("min_accuracy is a floor for the 'budget' and 'equalize' objectives; "
+                             "objective='worst' has no accuracy floor")
     grid_steps = check_positive_int("grid_steps", grid_steps)
     refinements = check_positive_int("refinements", refinements)
     max_passes = check_positive_int("max_passes", max_passes)
 
     with _one_cpu_thread():
-        problem = _OffsetProblem(logits, targets, objective, max_accuracy_drop)
+        problem = _OffsetProblem(logits, targets, objective, max_accuracy_drop, min_accuracy)
         offsets = _coordinate_ascent(problem, grid_steps, refinements, max_passes)
         return _centred(offsets, problem)
 
@@ -147,7 +156,7 @@ class _OffsetProblem:
     """Validation logits and targets, and how to score candidate offsets for one class."""
 
     def __init__(self, logits: torch.Tensor, targets: torch.Tensor, objective: str,
-                 max_accuracy_drop: float) -> None:
+                 max_accuracy_drop: float, min_accuracy: float | None = None) -> None:
         self.logits = logits
         self.targets = targets
         self.objective = objective
@@ -163,7 +172,9 @@ class _OffsetProblem:
         unadjusted_hits = int((logits.argmax(dim=1) == targets).sum())
         self.min_hits = -math.inf
         if objective in ("budget", "equalize"):
-            self.min_hits = unadjusted_hits - max_accuracy_drop * num_samples - 1e-9
+            floor = unadjusted_hits - max_accuracy_drop * num_samples if min_accuracy is None \
+                else min_accuracy * num_samples
+            self.min_hits = floor - 1e-9
 
     def candidate_hits(self, offsets: torch.Tensor, c: int, candidates: torch.Tensor
                        ) -> torch.Tensor:
@@ -197,11 +208,14 @@ class _OffsetProblem:
                        move_sizes: np.ndarray) -> int:
         """Index of the best feasible candidate; among equals, the one with the smallest move."""
         hits = self.candidate_hits(offsets, c, candidates)
-        infeasible = (hits.sum(dim=1) < self.min_hits).numpy()
+        # How many hits a candidate lacks to reach the accuracy floor (0 when feasible): the current
+        # offsets are feasible under a relative floor, so only an absolute floor (min_accuracy) above
+        # the unadjusted accuracy ever makes the search climb on it.
+        shortfall = np.maximum(0.0, self.min_hits - hits.sum(dim=1).double().numpy())
         keys = self.keys(hits)
-        # np.lexsort sorts by its last key first: infeasibility, then each objective key
+        # np.lexsort sorts by its last key first: shortfall, then each objective key
         # (negated: larger is better), then the move size.
-        order = np.lexsort((move_sizes, *(-keys[:, ::-1]).T, infeasible))
+        order = np.lexsort((move_sizes, *(-keys[:, ::-1]).T, shortfall))
         return int(order[0])
 
 
