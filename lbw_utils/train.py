@@ -85,6 +85,10 @@ class History:
     val_accuracy: list[float] = field(default_factory=list)
     val_tpr: list[list[float]] = field(default_factory=list)
     train_tpr: list[list[float]] = field(default_factory=list)
+    # On the same fixed training subset (track_train_tpr): per class, the mean logit margin
+    # (own logit minus the largest other) and the mean plain cross-entropy, whatever the loss trained.
+    train_margin: list[list[float]] = field(default_factory=list)
+    train_subset_ce: list[list[float]] = field(default_factory=list)
     epoch_seconds: list[float] = field(default_factory=list)
     train_seconds: float = 0.0
     best_val_epoch: int = -1  # the epoch of the highest validation accuracy (the first, on ties)
@@ -203,8 +207,29 @@ def _record_epoch(history, data, loss_fn, model, config, epoch, loss_sum, val_lo
         history.train_tpr.append(
             [float(value) for value in per_class_tpr(train_probe[1], probe_logits.argmax(1), data.num_classes)]
         )
+        margin, cross_entropy = _per_class_margin_and_ce(probe_logits, train_probe[1], data.num_classes)
+        history.train_margin.append(margin)
+        history.train_subset_ce.append(cross_entropy)
     if hasattr(loss_fn, "on_epoch_end"):
         loss_fn.on_epoch_end(epoch, val_logits, val_targets)
+
+
+def _per_class_margin_and_ce(logits: torch.Tensor, targets: torch.Tensor, num_classes: int
+                             ) -> tuple[list[float], list[float]]:
+    """Per class: the mean logit margin ``z_y - max_{k != y} z_k`` and the mean unweighted cross-entropy of its
+    examples (NaN for a class with none): what an importance weight can still act on once TPR reaches 1."""
+    logits, targets = logits.float(), targets.to(logits.device)
+    own = logits.gather(1, targets[:, None]).squeeze(1)
+    rivals = logits.scatter(1, targets[:, None], float("-inf")).max(dim=1).values
+    losses = torch.nn.functional.cross_entropy(logits, targets, reduction="none")
+    counts = torch.bincount(targets, minlength=num_classes).double()
+
+    def class_mean(values: torch.Tensor) -> list[float]:
+        sums = torch.zeros(num_classes, dtype=torch.float64, device=values.device).index_add_(
+            0, targets, values.double())
+        return [float(value) for value in (sums / counts).cpu()]  # 0 / 0 -> NaN for an absent class
+
+    return class_mean(own - rivals), class_mean(losses)
 
 
 def _train_probe(data, config: TrainConfig, seed: int):

@@ -2,13 +2,18 @@
 
 The same methods are trained for a ladder of epoch budgets (the learning-rate schedule is
 re-planned for each budget), on the same seeds, and every method is compared with the
-*same budget's* baseline of the same seed. Two arms at the longest budget ask what keeps
-the weights effective (weight decay off, label smoothing off), and one asks whether
-augmentation helps some classes more than others (baseline with flip + crop).
+*same budget's* baseline of the same seed. Two arms run the whole ladder with the first method
+(the seed recipe): without label smoothing, and plain cross-entropy (no label smoothing, no weight
+decay), so that whether an effect fades with the budget is a curve, not one point. At the longest
+budget one arm switches weight decay off, and one asks whether augmentation helps some classes more
+than others (baseline with flip + crop).
 
-Byrd & Lipton (ICML 2019, "What is the effect of importance weighting in deep learning?")
-predict that importance weights fade as training separates the data, and that L2
-regularisation and early stopping partly restore them; this module measures it.
+Byrd & Lipton (ICML 2019, "What is the effect of importance weighting in deep learning?") report
+that for separable data the effect of importance weights on a deep network diminishes with training,
+and that L2 regularisation and batch normalisation partly restore it. This module measures the
+effect per budget and arm, and a quantity of the mechanism: the focus class's mean training logit
+margin and its unweighted training cross-entropy on a fixed training subset, for the weighted run
+and the same seed's baseline.
 
 Each (arm, budget) is its own results folder, ``<results_dir>/length/<arm>-epochs<E>/``, so a
 budget is part of the run's identity (its record path) as well as of its fingerprint (the
@@ -37,8 +42,11 @@ ARMS = {
     "main": {},
     "no-weight-decay": {"weight_decay": 0.0},
     "no-label-smoothing": {"label_smoothing": 0.0},
+    "plain": {"label_smoothing": 0.0, "weight_decay": 0.0},
     "augment": {"augment": True},
 }
+# Arms trained at every budget of the ladder (the others only at the longest).
+LADDER_ARMS = ("no-label-smoothing", "plain")
 
 
 def check_budgets(budgets) -> list[int]:
@@ -59,7 +67,8 @@ def check_budgets(budgets) -> list[int]:
 
 
 def check_arms(arms) -> list[str]:
-    """Arms to run at the longest budget besides "main"; each one of ARMS."""
+    """Arms to run besides "main" (each one of ARMS; those of LADDER_ARMS at every budget, the others at the
+    longest)."""
     if isinstance(arms, str) or not hasattr(arms, "__iter__"):
         raise ValueError(f"arms={arms!r} must be a list drawn from {sorted(set(ARMS) - {'main'})}")
     unknown = sorted(set(arms) - set(ARMS))
@@ -73,14 +82,16 @@ def arm_folder(results_dir: str | Path, arm: str, epochs: int) -> Path:
 
 
 def plan(budgets: list[int], arms: list[str], methods: list[dict]) -> list[tuple[str, int, list[dict]]]:
-    """(arm, budget, methods) for every folder of the study: the ladder, then the arms at the longest budget.
+    """(arm, budget, methods) for every folder of the study: the ladder, then each arm.
 
     The regularisation arms train the baseline and the first method (the seed recipe: the arms ask what
-    keeps *its* weights effective, and each extra method would cost a full-length run per seed); the
-    augmentation arm trains the baseline only (its question is per-class, not about weights)."""
+    keeps *its* weights effective, and each extra method would cost a run per seed and budget); those of
+    :data:`LADDER_ARMS` at every budget, the others at the longest; the augmentation arm trains the
+    baseline only (its question is per-class, not about weights)."""
     steps = [("main", budget, [BASELINE, *methods]) for budget in budgets]
     for arm in arms:
-        steps.append((arm, budgets[-1], [BASELINE] if arm == "augment" else [BASELINE, *methods[:1]]))
+        for budget in (budgets if arm in LADDER_ARMS else budgets[-1:]):
+            steps.append((arm, budget, [BASELINE] if arm == "augment" else [BASELINE, *methods[:1]]))
     return steps
 
 
@@ -115,10 +126,11 @@ def _tagged(record: dict, arm: str, budget: int) -> dict:
     return {**record, "arm": arm, "budget": budget}
 
 
-def train_subset_tpr(record: dict) -> list[float] | None:
-    """Per-class TPR on the fixed training subset after the last epoch (None when it was not tracked)."""
+def train_subset_tpr(record: dict, curve: str = "train_tpr") -> list[float] | None:
+    """Per-class TPR on the fixed training subset after the last epoch (None when it was not tracked);
+    ``curve`` "train_margin" or "train_subset_ce" gives that subset's mean logit margin or cross-entropy."""
     history = record.get("history") or {}
-    curves = history.get("train_tpr") or []
+    curves = history.get(curve) or []
     return curves[-1] if curves else None
 
 
@@ -132,6 +144,7 @@ def ladder_table(records: list[dict], focus_class: str) -> pd.DataFrame:
         base = baselines.get((record["arm"], record["budget"], record["seed"]))
         focus = record["classes"].index(focus_class)
         train_tpr = train_subset_tpr(record)
+        margin, cross_entropy = train_subset_tpr(record, "train_margin"), train_subset_tpr(record, "train_subset_ce")
         rows.append({
             "arm": record["arm"], "method": record["method_label"], "budget": record["budget"],
             "seed": record["seed"],
@@ -140,16 +153,24 @@ def ladder_table(records: list[dict], focus_class: str) -> pd.DataFrame:
             "focus_tpr": record["test"]["tpr"][focus],
             "focus_train_tpr": train_tpr[focus] if train_tpr else math.nan,
             "min_train_tpr": float(np.nanmin(train_tpr)) if train_tpr else math.nan,
+            "focus_train_margin": margin[focus] if margin else math.nan,
+            "focus_train_ce": cross_entropy[focus] if cross_entropy else math.nan,
             "d_accuracy": record["test"]["accuracy"] - base["test"]["accuracy"] if base else math.nan,
             "d_worst_class_tpr": (record["test"]["worst_class_tpr"] - base["test"]["worst_class_tpr"]
                                   if base else math.nan),
         })
     runs = pd.DataFrame(rows)
+    # The focus class's training margin against the same (arm, budget, seed) baseline's.
+    keys = ["arm", "budget", "seed"]
+    base_margin = runs[runs["method"] == "baseline"].set_index(keys)["focus_train_margin"]
+    runs["d_focus_train_margin"] = runs["focus_train_margin"].to_numpy() - base_margin.reindex(
+        pd.MultiIndex.from_frame(runs[keys])).to_numpy()
     table = []
     for (arm, method, budget), group in runs.groupby(["arm", "method", "budget"], sort=True):
         row = {"arm": arm, "method": method, "budget": budget, "seeds": len(group)}
         for column in ("accuracy", "worst_class_tpr", "focus_tpr", "focus_train_tpr", "min_train_tpr",
-                       "d_accuracy", "d_worst_class_tpr"):
+                       "focus_train_margin", "focus_train_ce", "d_accuracy", "d_worst_class_tpr",
+                       "d_focus_train_margin"):
             row[column], row[f"{column}_ci"] = mean_interval(group[column])
         table.append(row)
     order = {arm: index for index, arm in enumerate(ARMS)}
@@ -162,7 +183,9 @@ def formatted_ladder(table: pd.DataFrame, focus_class: str) -> pd.DataFrame:
     """The ladder table as strings "mean ± half-width", for display and markdown."""
     shown = {
         "accuracy": "accuracy", "worst_class_tpr": "worst-class TPR", "focus_tpr": f"{focus_class} TPR",
-        "focus_train_tpr": f"{focus_class} train-subset TPR", "d_accuracy": "Δ accuracy (paired)",
+        "focus_train_tpr": f"{focus_class} train-subset TPR",
+        "focus_train_margin": f"{focus_class} train-subset logit margin",
+        "focus_train_ce": f"{focus_class} train-subset CE", "d_accuracy": "Δ accuracy (paired)",
         "d_worst_class_tpr": "Δ worst-class TPR (paired)",
     }
     rows = []
@@ -174,7 +197,8 @@ def formatted_ladder(table: pd.DataFrame, focus_class: str) -> pd.DataFrame:
 
 
 def write_ladder_outputs(records: list[dict], folder: str | Path, focus: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The study's table (``tables/<dataset>/length.md`` formatted, ``length.csv`` raw) and its two figures
+    """The study's table (``tables/<dataset>/length.md`` formatted, ``length.csv`` raw), its generated answer
+    (``length_answer.md``: :func:`answer` for every method) and its two figures
     (``length_effect``: worst-class TPR and paired changes against the budget; ``length_train_vs_test``:
     the focus class's training-subset and test TPR); returns (table, formatted table). Notebooks 07 and 06
     both call it, so the paper's figures and the study's own are the same."""
@@ -183,6 +207,9 @@ def write_ladder_outputs(records: list[dict], folder: str | Path, focus: str) ->
     shown = formatted_ladder(table, focus)
     atomic_write_text(table_path(folder, name, "length.md"), shown.to_markdown(index=False) + "\n")
     atomic_write_text(table_path(folder, name, "length.csv"), table.to_csv(index=False))
+    # The study's answer, generated from the same table (the README and docs quote this file, never a typed number).
+    answers = [answer(table, method, focus) for method in table["method"].unique() if method != "baseline"]
+    atomic_write_text(table_path(folder, name, "length_answer.md"), "\n\n".join(answers) + "\n")
     plots.budget_curves(table, {"worst_class_tpr": "worst-class TPR (test)",
                                 "d_worst_class_tpr": "Δ worst-class TPR vs baseline",
                                 "d_accuracy": "Δ accuracy vs baseline"},
@@ -203,34 +230,61 @@ def per_class_tpr_by_arm(records: list[dict], arms: tuple[str, str], method: str
 
 
 def answer(table: pd.DataFrame, method: str, focus_class: str) -> str:
-    """One paragraph, from the numbers, on whether ``method``'s effect fades with the budget and what keeps it."""
-    main = table[(table["arm"] == "main") & (table["method"] == method)].sort_values("budget")
-    if main.empty:
+    """One paragraph, from the numbers, on how ``method``'s paired effect on the worst class changes with the
+    budget in each arm, and what the focus class's training margin does meanwhile. It states what the arms
+    show (changes with their 95 % intervals, whether the intervals at the two ends of the ladder overlap)
+    and claims no mechanism beyond the margins measured."""
+    rows = table[table["method"] == method]
+    if rows.empty:
         return f"no runs of {method} in the ladder"
-    steps = "; ".join(
-        f"{int(r.budget)} epochs: {r.d_worst_class_tpr:+.3f} ± {_half(r.d_worst_class_tpr_ci)} "
-        f"(baseline {focus_class} train-subset TPR {_baseline_train(table, 'main', r.budget):.3f})"
-        for r in main.itertuples())
-    first, last = main.iloc[0], main.iloc[-1]
-    fades = last.d_worst_class_tpr < first.d_worst_class_tpr
-    text = (f"Paired change of the worst-class TPR for {method} against the same budget's baseline: {steps}. "
-            f"From {int(first.budget)} to {int(last.budget)} epochs the effect "
-            f"{'shrinks' if fades else 'does not shrink'} "
-            f"({first.d_worst_class_tpr:+.3f} -> {last.d_worst_class_tpr:+.3f}).")
-    arms = table[(table["arm"] != "main") & (table["method"] == method)]
-    for r in arms.itertuples():
-        text += (f" At {int(r.budget)} epochs with arm '{r.arm}': {r.d_worst_class_tpr:+.3f} ± "
-                 f"{_half(r.d_worst_class_tpr_ci)} (main arm {last.d_worst_class_tpr:+.3f}).")
-    return text
+    sentences = [f"Paired change of the worst-class TPR for {method} against the same budget's and arm's baseline "
+                 f"(mean ± 95 % interval over seeds):"]
+    for arm in [arm for arm in ARMS if arm in set(rows["arm"])]:
+        ladder = rows[rows["arm"] == arm].sort_values("budget")
+        steps = ", ".join(f"{int(r.budget)} epochs {r.d_worst_class_tpr:+.3f} ± {_half(r.d_worst_class_tpr_ci)}"
+                          for r in ladder.itertuples())
+        text = f"arm '{arm}' ({_arm_words(arm)}): {steps}"
+        if len(ladder) > 1:
+            first, last = ladder.iloc[0], ladder.iloc[-1]
+            text += (f"; from {int(first.budget)} to {int(last.budget)} epochs the mean goes "
+                     f"{first.d_worst_class_tpr:+.3f} -> {last.d_worst_class_tpr:+.3f}, "
+                     f"{'intervals overlapping' if _overlap(first, last) else 'intervals apart'}")
+        sentences.append(text + ".")
+    longest = int(rows["budget"].max())
+    margins = []
+    for r in rows[rows["budget"] == longest].itertuples():
+        if math.isnan(r.focus_train_margin):
+            continue
+        base = table[(table["arm"] == r.arm) & (table["budget"] == longest) & (table["method"] == "baseline")]
+        base_tpr = float(base["focus_train_tpr"].iloc[0]) if len(base) else math.nan
+        margins.append(f"'{r.arm}': baseline {focus_class} train-subset TPR {base_tpr:.3f}, its mean training logit "
+                       f"margin {_baseline_value(table, r.arm, longest, 'focus_train_margin'):.2f} against "
+                       f"{r.focus_train_margin:.2f} under {method} (paired {r.d_focus_train_margin:+.2f} ± "
+                       f"{_half(r.d_focus_train_margin_ci)}), unweighted training cross-entropy "
+                       f"{_baseline_value(table, r.arm, longest, 'focus_train_ce'):.3f} against {r.focus_train_ce:.3f}")
+    if margins:
+        sentences.append(f"At {longest} epochs, measured on a fixed training subset: " + "; ".join(margins) + ".")
+    return " ".join(sentences)
+
+
+def _arm_words(arm: str) -> str:
+    changes = ARMS[arm]
+    return ", ".join(f"{key.replace('_', ' ')} {value}" for key, value in changes.items()) or "the study's settings"
+
+
+def _overlap(first, last) -> bool:
+    low = max(first.d_worst_class_tpr - first.d_worst_class_tpr_ci, last.d_worst_class_tpr - last.d_worst_class_tpr_ci)
+    high = min(first.d_worst_class_tpr + first.d_worst_class_tpr_ci, last.d_worst_class_tpr + last.d_worst_class_tpr_ci)
+    return not (low > high)  # NaN half-widths (one seed) count as overlapping: nothing is told apart
+
+
+def _baseline_value(table: pd.DataFrame, arm: str, budget: int, column: str) -> float:
+    row = table[(table["arm"] == arm) & (table["method"] == "baseline") & (table["budget"] == budget)]
+    return float(row[column].iloc[0]) if len(row) else math.nan
 
 
 def _half(value: float) -> str:
     return "n/a" if math.isnan(value) else f"{value:.3f}"
-
-
-def _baseline_train(table: pd.DataFrame, arm: str, budget: int) -> float:
-    row = table[(table["arm"] == arm) & (table["method"] == "baseline") & (table["budget"] == budget)]
-    return float(row["focus_train_tpr"].iloc[0]) if len(row) else math.nan
 
 
 def focus_class(records: list[dict], wanted: str | None = None) -> str:

@@ -366,3 +366,14 @@ def test_keeping_freed_memory_changes_no_value():
     outputs = [subprocess.run([sys.executable, "-c", _RUN_WITH_A_BIG_GRADIENT, mode], cwd=root, check=True,
                               capture_output=True, text=True).stdout for mode in ("kept", "glibc-defaults")]
     assert outputs[0].strip() and outputs[0] == outputs[1]
+
+
+def test_training_margin_and_cross_entropy_per_class():
+    from lbw_utils.train import _per_class_margin_and_ce
+    logits = torch.tensor([[3.0, 1.0, 0.0], [0.0, 2.0, 2.5], [1.0, 1.0, 4.0], [2.0, 0.0, 0.0]])
+    targets = torch.tensor([0, 1, 2, 0])
+    margin, cross_entropy = _per_class_margin_and_ce(logits, targets, 4)
+    assert margin[:3] == pytest.approx([(2.0 + 2.0) / 2, -0.5, 3.0])
+    assert math.isnan(margin[3]) and math.isnan(cross_entropy[3])  # a class with no example
+    expected = torch.nn.functional.cross_entropy(logits, targets, reduction="none")
+    assert cross_entropy[0] == pytest.approx(float(expected[[0, 3]].mean()))

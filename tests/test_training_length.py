@@ -34,22 +34,26 @@ def test_unknown_arm_is_refused():
     assert training_length.check_arms(["main", "augment"]) == ["augment"]
 
 
-def test_plan_runs_arms_at_the_longest_budget_only():
+def test_plan_runs_ladder_arms_at_every_budget_and_the_others_at_the_longest():
     static = {"name": "static", "scheme": "peifer", "gamma": 4}
     ema = {"name": "ema", "alpha": 0.01, "normalize": True}
-    steps = training_length.plan([4, 8], ["no-weight-decay", "augment"], [static, ema])
+    steps = training_length.plan([4, 8], ["no-weight-decay", "no-label-smoothing", "plain", "augment"], [static, ema])
     assert [(arm, budget) for arm, budget, _ in steps] == [
-        ("main", 4), ("main", 8), ("no-weight-decay", 8), ("augment", 8)]
+        ("main", 4), ("main", 8), ("no-weight-decay", 8), ("no-label-smoothing", 4), ("no-label-smoothing", 8),
+        ("plain", 4), ("plain", 8), ("augment", 8)]
     assert steps[0][2] == [BASELINE, static, ema]
     assert steps[2][2] == [BASELINE, static]  # the regularisation arms ask about the seed recipe
-    assert steps[3][2] == [BASELINE]
+    assert steps[5][2] == [BASELINE, static]
+    assert steps[-1][2] == [BASELINE]
+    assert training_length.ARMS["plain"] == {"label_smoothing": 0.0, "weight_decay": 0.0}
 
 
-def _record(arm, budget, seed, method, accuracy, worst, train_tpr=(1.0, 0.9)):
+def _record(arm, budget, seed, method, accuracy, worst, train_tpr=(1.0, 0.9), margin=(3.0, 1.0)):
     return {"arm": arm, "budget": budget, "seed": seed, "method_label": method, "classes": ["a", "b"],
             "dataset": "toy", "val": {"tpr": [0.9, 0.6]},
             "test": {"accuracy": accuracy, "worst_class_tpr": worst, "tpr": [0.95, worst]},
-            "history": {"train_tpr": [[0.5, 0.4], list(train_tpr)]}}
+            "history": {"train_tpr": [[0.5, 0.4], list(train_tpr)], "train_margin": [[0.0, 0.0], list(margin)],
+                        "train_subset_ce": [[1.0, 1.0], [0.1, 0.4]]}}
 
 
 def test_ladder_table_pairs_each_run_with_the_same_budgets_baseline():
@@ -58,7 +62,7 @@ def test_ladder_table_pairs_each_run_with_the_same_budgets_baseline():
         records += [_record("main", 4, seed, "baseline", 0.90 + shift, 0.70 + shift),
                     _record("main", 4, seed, "static", 0.89 + shift, 0.80 + shift),
                     _record("main", 32, seed, "baseline", 0.92 + shift, 0.72 + shift),
-                    _record("main", 32, seed, "static", 0.92 + shift, 0.73 + shift)]
+                    _record("main", 32, seed, "static", 0.92 + shift, 0.73 + shift, margin=(2.5, 1.5 + shift))]
     table = training_length.ladder_table(records, "b")
     row = table[(table["method"] == "static") & (table["budget"] == 4)].iloc[0]
     # The seeds differ by a common shift, which pairing removes: the change is exact, the interval zero.
@@ -68,8 +72,10 @@ def test_ladder_table_pairs_each_run_with_the_same_budgets_baseline():
     assert row["focus_train_tpr"] == pytest.approx(0.9)
     late = table[(table["method"] == "static") & (table["budget"] == 32)].iloc[0]
     assert late["d_worst_class_tpr"] == pytest.approx(0.01)
+    assert late["d_focus_train_margin"] == pytest.approx(0.52)  # 0.5 + the mean shift 0.02
     text = training_length.answer(table, "static", "b")
-    assert "shrinks" in text and "+0.100" in text and "+0.010" in text
+    assert "+0.100 -> +0.010, intervals apart" in text and "4 epochs +0.100 ± 0.000" in text
+    assert "margin 1.00 against 1.52" in text and "paired +0.52" in text
     shown = training_length.formatted_ladder(table, "b")
     assert list(shown["epochs"]) == [4, 32, 4, 32]
 
