@@ -474,3 +474,31 @@ def validation_scores(records: list[dict], *, exclude: tuple[str, ...] | str = (
     if not scores:
         raise ValueError(f"no records to choose from besides {list(excluded)}")
     return scores
+
+
+def trajectory_summary(records: list[dict], label: str) -> str:
+    """One sentence, from the recorded weight trajectories of ``label``'s runs: how the class weights stand
+    after the first update (largest, second largest and median weight, as a share of their total), the
+    exponent of that update where the method records one (CDB's ``tau``), and how many updates left some
+    class at weight exactly 0 (first at which update)."""
+    runs = [r for r in records if r["method_label"] == label and (r.get("weights") or {}).get("trajectory")]
+    if not runs:
+        return f"{label}: no recorded weight trajectory."
+    first = np.array([r["weights"]["trajectory"][0] for r in runs], dtype=float)
+    ordered = np.sort(first, axis=1)
+    totals = first.sum(axis=1)
+    zero_rows = [[index for index, row in enumerate(r["weights"]["trajectory"]) if min(row) == 0.0] for r in runs]
+    updates = sum(len(r["weights"]["trajectory"]) for r in runs)
+    zeros = sum(len(rows) for rows in zero_rows)
+    firsts = sorted({rows[0] + 1 for rows in zero_rows if rows})
+    taus = [r["weights"]["tau"][0] for r in runs if r["weights"].get("tau")]
+    text = (f"{label} ({len(runs)} seeds): after the first update the largest class weight is "
+            f"{ordered[:, -1].mean():.2f} on average ({100 * (ordered[:, -1] / totals).mean():.0f} % of the total "
+            f"weight; per seed {', '.join(f'{value:.2f}' for value in ordered[:, -1])}), the second largest "
+            f"{ordered[:, -2].mean():.3f} and the median {np.median(first, axis=1).mean():.3f}")
+    if taus:
+        text += f", with exponent tau {np.mean(taus):.2f}"
+    text += f"; some class had weight exactly 0 after {zeros} of {updates} updates"
+    if firsts:
+        text += f" (first after update {', '.join(map(str, firsts))}, depending on the seed)"
+    return text + "."

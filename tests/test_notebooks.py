@@ -25,10 +25,10 @@ from lbw_utils.reproduce import reproduce
 
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
 EXPECTED = ["01_baseline", "02_tpr_analysis", "03_static_weighting", "04_dynamic_weighting",
-            "05_name_nationality_rnn", "06_paper_figures", "07_training_length"]
+            "05_name_nationality_rnn", "06_paper_figures", "07_training_length", "08_tuning_seeds"]
 
 
-def test_the_seven_notebooks_exist():
+def test_the_eight_notebooks_exist():
     assert [path.stem for path in NOTEBOOKS] == EXPECTED
 
 
@@ -139,6 +139,17 @@ def test_smoke_profile_writes_records_tables_figures_and_summary(smoke_results):
     assert "06_paper_figures" in summary and re.search(r"\| baseline +\|", summary)
     assert "### fashion_mnist: paired" in summary and "### fashion_mnist: goal" in summary
     assert "### fashion_mnist: length" in summary  # the training-length study's table
+    assert "### fashion_mnist: findings" in summary and "### fashion_mnist: tuning" in summary
+    # the tuning seeds' runs have their own records folder: no table of the evaluated seeds reads them
+    assert not any(json.loads(p.read_text())["seed"] >= 100 for p in records)
+    tuned = list((smoke_results / "tuning" / "records").glob("*/*.json"))
+    assert tuned and {json.loads(p.read_text())["seed"] for p in tuned} == {100, 101}
+    choice = json.loads((smoke_results / "tables" / "fashion_mnist" / "tuning.json").read_text())
+    assert set(choice["chosen"]) == {"dro", "minrecall"} and choice["seeds"] == [100, 101]
+    findings = (smoke_results / "tables" / "fashion_mnist" / "findings.md").read_text()
+    assert "Selected on validation" in findings and "dro: " in findings and "minrecall: " in findings
+    paired = (smoke_results / "tables" / "fashion_mnist" / "paired.md").read_text()
+    assert "ceiling (offsets fitted on test) - not a method" in paired and "p Holm" in paired
 
 
 def test_rerun_reuses_finished_records(smoke_results):

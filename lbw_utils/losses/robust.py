@@ -139,8 +139,15 @@ class MinRecallLoss(nn.Module):
     on class-balanced data ``w = K * lambda`` (mean 1). The multipliers start uniform and are updated
     by exponentiated gradient from the validation recall of the current model,
     ``lambda_c <- lambda_c * exp(eta * (1 - recall_c))``, then renormalised. ``every`` says when:
-    ``"epoch"`` (after every epoch, on the whole validation split) or a number of training steps
-    (on a fixed validation slice, through the training loop's ``on_validation`` hook).
+    a number of training steps (default 32, on a fixed validation slice, through the training loop's
+    ``on_validation`` hook) or ``"epoch"`` (a named variant: after every epoch, on the whole validation split).
+
+    Official code followed: google-research/google-research, ``non_decomp/main.py`` (mode "proposed": the
+    multipliers enter a logit-adjusted loss; ``update_freq`` 32 steps; exponentiated gradient on the
+    validation false-negative rates, then renormalised). Deliberate differences: the official loop draws
+    the next 4,096-example validation batch at each update and feeds a Keras metric that accumulates the
+    false-negative rates since the start; here each update reads the current model's recall on one fixed
+    validation slice (the same examples every time, so updates differ only by what the model learned).
 
     Two ways to train with the costs:
 
@@ -155,7 +162,7 @@ class MinRecallLoss(nn.Module):
     """
 
     def __init__(self, num_classes: int, eta: float = 1.0, form: str = "logit-adjusted",
-                 every: int | str = "epoch", label_smoothing: float = 0.0) -> None:
+                 every: int | str = 32, label_smoothing: float = 0.0) -> None:
         super().__init__()
         self.num_classes = _num_classes(num_classes)
         self.eta = _non_negative("eta", eta)

@@ -1,0 +1,168 @@
+"""Hyper-parameters chosen on tuning seeds that are never evaluated.
+
+A *grid* names, for each method family to tune, the method (every option but the tuned one) and the
+values to try, e.g.::
+
+    {"margin": {"method": {"name": "margin", "source": "static"}, "key": "gamma", "values": [2, 4, 8]},
+     "minrecall": {"method": {"name": "minrecall", "form": "logit-adjusted"}, "key": "eta",
+                   "values": [0.1, 0.3, 1.0]}}
+
+Notebook 08 trains the baseline and every candidate on the tuning seeds, into ``<results_dir>/tuning/``
+(its own records folder, so no table, front or "best" of the evaluated seeds ever reads them), and
+:func:`choose` picks, per family, the value with the highest mean *validation* worst-class TPR among those
+whose mean paired validation accuracy stays within the goal's budget of the same seed's baseline (when
+none does, the one losing least accuracy). The test split is never read. Notebook 06 checks that the
+evaluated rows use the values the tuning seeds chose (:func:`check_evaluated`).
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from lbw_utils.compare import GOAL_MAX_ACCURACY_LOSS
+from lbw_utils.experiments import BASELINE, check_method, method_label
+
+TUNING_FOLDER = "tuning"
+GRID_KEYS = {"method", "key", "values"}
+
+
+def tuning_folder(results_dir: str | Path) -> Path:
+    return Path(results_dir) / TUNING_FOLDER
+
+
+def check_grid(grid) -> dict:
+    """The grid, each candidate method checked; a ValueError names what is wrong and what is allowed."""
+    example = '{"margin": {"method": {"name": "margin"}, "key": "gamma", "values": [2, 4, 8]}}'
+    if not isinstance(grid, dict) or not grid:
+        raise ValueError(f"grid={grid!r} must be a non-empty mapping of family -> spec, e.g. {example}")
+    for family, spec in grid.items():
+        if not isinstance(spec, dict) or set(spec) != GRID_KEYS:
+            raise ValueError(f"grid[{family!r}]={spec!r} must have exactly the keys {sorted(GRID_KEYS)}, "
+                             f"e.g. {example}")
+        if not isinstance(spec["method"], dict) or "name" not in spec["method"]:
+            raise ValueError(f"grid[{family!r}]['method']={spec['method']!r} must be a method dict with a 'name'")
+        if spec["key"] in spec["method"]:
+            raise ValueError(f"grid[{family!r}]: the tuned key {spec['key']!r} is also fixed in its method "
+                             f"{spec['method']!r}; leave it out of the method")
+        values = spec["values"]
+        if not isinstance(values, list) or len(values) < 2 or len(set(map(repr, values))) != len(values):
+            raise ValueError(f"grid[{family!r}]['values']={values!r} must be a list of at least two distinct values")
+        for method in candidates({family: spec}):
+            check_method(method)  # an unknown key or a value out of range stops here, before training
+    return grid
+
+
+def candidates(grid: dict) -> list[dict]:
+    """Every method of the grid, family by family, in the order of the values."""
+    return [{**spec["method"], spec["key"]: value} for spec in grid.values() for value in spec["values"]]
+
+
+def tuning_table(records: list[dict], grid: dict, budget: float = GOAL_MAX_ACCURACY_LOSS) -> pd.DataFrame:
+    """One row per (family, value): tuning seeds, mean validation worst-class TPR and accuracy, the mean
+    paired change of validation accuracy against the same seed's baseline, whether it is within ``budget``,
+    and which value is chosen per family (:func:`choose`'s rule). Reads validation scores only."""
+    baselines = {r["seed"]: r["val"] for r in records if r["method_label"] == method_label(BASELINE)}
+    rows = []
+    for family, spec in grid.items():
+        for value in spec["values"]:
+            label = method_label({**spec["method"], spec["key"]: value})
+            runs = [r for r in records if r["method_label"] == label and r["seed"] in baselines]
+            drops = [r["val"]["accuracy"] - baselines[r["seed"]]["accuracy"] for r in runs]
+            rows.append({
+                "family": family, "key": spec["key"], "value": value, "method": label, "seeds": len(runs),
+                "val_worst_class_tpr": _mean([r["val"]["worst_class_tpr"] for r in runs]),
+                "val_accuracy": _mean([r["val"]["accuracy"] for r in runs]),
+                "d_val_accuracy": _mean(drops),
+            })
+    table = pd.DataFrame(rows)
+    if table.empty:
+        return table
+    # object dtype: a float column would turn gamma 4 into 4.0, another method label
+    table["value"] = pd.Series([row["value"] for row in rows], dtype=object)
+    table["within_budget"] = table["d_val_accuracy"] >= -budget
+    table["chosen"] = False
+    for _, group in table.groupby("family", sort=False):
+        ready = group[group["seeds"] > 0]
+        if ready.empty:
+            continue
+        within = ready[ready["within_budget"]]
+        pick = within["val_worst_class_tpr"].idxmax() if len(within) else ready["d_val_accuracy"].idxmax()
+        table.loc[pick, "chosen"] = True
+    return table
+
+
+def choose(records: list[dict], grid: dict, budget: float = GOAL_MAX_ACCURACY_LOSS) -> dict:
+    """Family -> {"key", "value", "method"}: the value :func:`tuning_table` marks as chosen."""
+    table = tuning_table(records, grid, budget)
+    chosen = {}
+    for row in table[table["chosen"]].itertuples():
+        value = _plain(row.value)
+        chosen[row.family] = {"key": row.key, "value": value, "method": {**grid[row.family]["method"], row.key: value}}
+    return chosen
+
+
+def formatted_tuning(table: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame({
+        "family": table["family"], "setting": [f"{k} {v}" for k, v in zip(table["key"], table["value"])],
+        "tuning seeds": table["seeds"],
+        "val worst-class TPR": [f"{v:.3f}" for v in table["val_worst_class_tpr"]],
+        "val accuracy": [f"{v:.4f}" for v in table["val_accuracy"]],
+        "Δ val accuracy vs baseline (pts)": [f"{100 * v:+.2f}" for v in table["d_val_accuracy"]],
+        "within budget": ["yes" if v else "no" for v in table["within_budget"]],
+        "chosen": ["**chosen**" if v else "" for v in table["chosen"]],
+    })
+
+
+def describe(table: pd.DataFrame, seeds: list[int], budget: float = GOAL_MAX_ACCURACY_LOSS) -> str:
+    """Markdown: what was chosen, on which seeds, by which rule, among how many values."""
+    lines = [f"Chosen on the validation splits of tuning seeds {seeds} (never evaluated): per family, the value "
+             f"with the highest mean validation worst-class TPR among those within {100 * budget:.1f} points of the "
+             "same seed's baseline validation accuracy (none within: the one losing least)."]
+    for family, group in table.groupby("family", sort=False):
+        picked = group[group["chosen"]]
+        if picked.empty:
+            lines.append(f"- {family}: no finished tuning run.")
+            continue
+        row = picked.iloc[0]
+        lines.append(f"- {family}: {row['key']} {row['value']} among {len(group)} values "
+                     f"(validation worst-class TPR {row['val_worst_class_tpr']:.3f}, accuracy "
+                     f"{100 * row['d_val_accuracy']:+.2f} points against the baseline"
+                     f"{'' if row['within_budget'] else ', outside the budget: no value was within it'}).")
+    return "\n".join(lines) + "\n"
+
+
+def check_evaluated(chosen: dict, evaluated: list[dict]) -> list[str]:
+    """Sentences, one per family: do the evaluated records' methods of that family use the chosen value?
+
+    A method belongs to a family when it equals the family's method in every option but the tuned key."""
+    lines = []
+    for family, pick in chosen.items():
+        key, fixed = pick["key"], {k: v for k, v in pick["method"].items() if k != pick["key"]}
+        used = sorted({repr(_plain(r["method"].get(key))) for r in evaluated
+                       if {k: v for k, v in r["method"].items() if k != key} == fixed}, key=str)
+        if not used:
+            lines.append(f"{family}: no evaluated row of this family.")
+        elif used == [repr(pick["value"])]:
+            lines.append(f"{family}: the evaluated rows use {key} {pick['value']}, the value the tuning seeds chose.")
+        else:
+            lines.append(f"{family}: the evaluated rows use {key} {', '.join(used)}, but the tuning seeds of this run "
+                         f"chose {pick['value']}: the profile's value is not this run's choice.")
+    return lines
+
+
+def _mean(values: list[float]) -> float:
+    return float(np.mean(values)) if values else math.nan
+
+
+def _plain(value):
+    """numpy scalars from a DataFrame back to Python numbers (labels and JSON compare them)."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        return int(value)
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        return float(value)
+    return value
