@@ -11,7 +11,7 @@ PROFILE ?= $(shell $(BIN)/python -c "import torch; print('gpu' if torch.cuda.is_
 # CPU core, or one per GPU on a multi-GPU machine; one for the smoke profile), or N (1: one process, in order).
 WORKERS ?= auto
 
-.PHONY: test reproduce publish lab benchmark clean-results
+.PHONY: test reproduce publish lab benchmark gpu-check clean-results
 
 # Installs print one line; pip's and the build backend's own output (warnings included) goes to
 # .venv/install.log, shown only when an install fails.
@@ -51,6 +51,11 @@ $(LAB_STAMP): $(STAMP)
 ## Speed benchmarks (scripts, not tests); tables and JSON go to results/benchmarks/.
 benchmark: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py
+
+## On a CUDA machine: the CIFAR-10 time-to-94 % recipe and each gpu-profile study's time, measured briefly and
+## extrapolated (docs/gpu.md); results/benchmarks/gpu_check.{json,md}. Without CUDA it says so and exits 0.
+gpu-check: $(STAMP)
+	$(BIN)/python benchmarks/gpu_check.py
 
 clean-results:
 	rm -rf results/

@@ -214,7 +214,7 @@ def peak_table(device: torch.device, override: float | None = None, quick: bool 
 
 
 def environment(device: torch.device) -> dict:
-    from lbw_utils.train import bf16_pays
+    from lbw_utils.train import autocast_precision, bf16_pays
 
     env = {
         "python": platform.python_version(),
@@ -222,6 +222,7 @@ def environment(device: torch.device) -> dict:
         "torch_threads": torch.get_num_threads(),
         "device": str(device),
         "bf16_autocast": bf16_pays(device),
+        "autocast": autocast_precision(device, True),  # what fit uses with amp on: bfloat16, float16 or None
         "cpu": cpu_description(),
         "hostname_load_avg": os.getloadavg() if hasattr(os, "getloadavg") else None,
     }

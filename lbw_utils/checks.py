@@ -8,3 +8,10 @@ def check_positive_int(name: str, value) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise ValueError(f"{name}={value!r} must be a positive integer")
     return value
+
+
+def check_bool(name: str, value) -> bool:
+    """``value`` if it is True or False, else a ValueError naming ``name`` (papermill's ``-p x yes`` passes 'yes')."""
+    if not isinstance(value, bool):
+        raise ValueError(f"{name}={value!r} must be True or False")
+    return value

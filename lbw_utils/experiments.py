@@ -38,7 +38,7 @@ from lbw_utils.losses import (METHODS, apply_logit_offsets, build_loss, check_me
 from lbw_utils.metrics import summarize
 from lbw_utils.models import CNN_SIZES, MODELS, cnn_options, make_model
 from lbw_utils.names import load_names
-from lbw_utils.train import TrainConfig, bf16_pays, fit, predict, seed_everything
+from lbw_utils.train import TrainConfig, autocast_precision, fit, predict, seed_everything
 
 DATASETS = IMAGE_DATASETS + ("names",)
 BASELINE = {"name": "baseline"}
@@ -355,7 +355,8 @@ def _baseline_val_tpr(results_dir, dataset: str, seed: int) -> list[float]:
     return records.read_record(path)["val"]["tpr"]
 
 
-# Options that change how a run is watched or how fast it goes, not what it learns.
+# Options that change how a run is watched or how fast it goes, not what it learns (compile is named
+# in the fingerprint only when on: see run_fingerprint).
 _NOT_IN_FINGERPRINT = ("track_train_tpr", "eval_batch_size", "compile")
 
 
@@ -364,6 +365,13 @@ def run_fingerprint(method: dict, data, train: TrainConfig, model: ModelOptions)
     setup = {"method": dict(method), "data": data.describe()}
     if METHODS[method["name"]].kind == "train":  # the others do not train with the loop's settings
         setup["train"] = {k: v for k, v in train.to_dict().items() if k not in _NOT_IN_FINGERPRINT}
+        # Named only when they differ from what every earlier record trained with (no torch.compile; bf16 or
+        # fp32, never fp16), so those records stay reusable, while a record trained compiled, or in fp16 on a
+        # GPU without native bf16, is not reused for a run set up otherwise (nor the other way round).
+        if train.compile:
+            setup["train"]["compile"] = True
+        if autocast_precision(data.device, train.amp) == "float16":
+            setup["train"]["autocast"] = "float16"
         # A CNN's stem is named even when it is its size's default: records made before the whitening stem
         # have no "stem" and are not reused.
         options = cnn_options(model.size, model.options) if model.name == "cnn" else model.options
@@ -406,10 +414,10 @@ def _make_record(method, label, data, seed, outcome, train: TrainConfig, wall_se
         "train_seconds": outcome["train_seconds"],
         "wall_seconds": wall_seconds,
         "device": str(data.device),
-        # Whether training ran under bf16 autocast: `amp` asks for it, but the hardware decides
-        # (CUDA, or a CPU with native bf16), and the numbers differ between the two paths.
-        "autocast": ("bfloat16" if METHODS[method["name"]].kind == "train" and train.amp
-                     and bf16_pays(data.device) else None),
+        # The precision training ran in: `amp` asks for mixed precision, the hardware decides which
+        # (train.autocast_dtype: "bfloat16", "float16" with loss scaling, or None for fp32).
+        "autocast": (autocast_precision(data.device, train.amp)
+                     if METHODS[method["name"]].kind == "train" else None),
         "environment": records.environment(),
         "data_checksums": data.checksums(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

@@ -7,25 +7,31 @@ Design choices, each for speed or fairness:
 - any ``loss(logits, targets)`` callable plugs in; a stateful loss may define
   ``on_epoch_end(epoch, val_logits, val_targets)`` to see validation predictions
   (class-difficulty-balanced weights need them);
-- bf16 autocast where the hardware supports it; the learning rate follows a
-  one-cycle or triangular schedule stepped per batch.
+- mixed precision by capability (:func:`autocast_dtype`, the one place that
+  decides): bf16 autocast where the hardware has native bf16 (CUDA with
+  ``torch.cuda.is_bf16_supported(including_emulation=False)``, CPUs with
+  AVX512-BF16 / AMX), fp16 autocast with a ``GradScaler`` on other CUDA GPUs
+  (V100, T4), else fp32; the learning rate follows a one-cycle or triangular
+  schedule stepped per batch.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import math
 import random
 import sys
 import time
+import warnings
 from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
 import torch
 from torch import nn
 
-from lbw_utils.checks import check_positive_int
+from lbw_utils.checks import check_bool, check_positive_int
 from lbw_utils.metrics import per_class_tpr
 
 OPTIMIZERS = ("sgd", "adamw")
@@ -48,12 +54,14 @@ class TrainConfig:
     augment: bool = True
     eval_batch_size: int = 2048
     track_train_tpr: bool = False  # evaluate a fixed training subset each epoch too
-    amp: bool = True  # bf16 autocast on CUDA, and on CPUs with native bf16
-    compile: bool = False
+    amp: bool = True  # mixed precision where it pays: see autocast_dtype (bf16, else fp16 on CUDA, else fp32)
+    compile: bool = False  # torch.compile the model for the training steps
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "eval_batch_size"):
             check_positive_int(name, getattr(self, name))
+        for name in ("amp", "compile"):
+            check_bool(name, getattr(self, name))
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer={self.optimizer!r} is not one of {OPTIMIZERS}")
         if self.schedule not in SCHEDULES:
@@ -154,6 +162,8 @@ def fit(
     if isinstance(loss_fn, nn.Module):
         loss_fn.to(device)
     step_fn = torch.compile(model) if config.compile else model
+    # fp16 autocast (a CUDA GPU without native bf16) needs loss scaling: small fp16 gradients underflow to 0.
+    scaler = make_grad_scaler(device, config.amp)
     steps_per_epoch = math.ceil(data.size("train") / config.batch_size)
     optimizer = make_optimizer(model, config)
     scheduler = make_scheduler(optimizer, config, steps_per_epoch * config.epochs)
@@ -176,9 +186,12 @@ def fit(
                 logits = step_fn(*inputs)
             loss = loss_fn(logits.float(), targets)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
+            if scaler is None:
+                loss.backward()
+                optimizer.step()
+                scheduler.step()
+            else:
+                _scaled_step(scaler, loss, optimizer, scheduler)
             loss_sum += loss.detach() * len(targets)
             step += 1
             if validation_every and step % validation_every == 0:
@@ -284,17 +297,76 @@ def predict(model: nn.Module, data, split: str, *, batch_size: int = TrainConfig
     return torch.cat(outputs)
 
 
+def autocast_dtype(device: torch.device | str, amp: bool) -> torch.dtype | None:
+    """The dtype a run on ``device`` autocasts to when ``amp`` asks for mixed precision; None: fp32.
+
+    The one place that decides (the training loop, prediction and the run record all ask it):
+    - bf16 where the hardware has it natively: a CUDA GPU with native bf16 (Ampere and later;
+      ``is_bf16_supported`` would also say yes for the emulated bf16 of a V100 or T4, which is slow),
+      or a CPU with AVX512-BF16 / AMX (~1.4x faster convolutions there, slower elsewhere);
+    - fp16 on any other CUDA GPU (V100, T4: fp16 tensor cores), with loss scaling (:func:`make_grad_scaler`);
+    - otherwise none (fp32): CPUs without native bf16, MPS, or ``amp=False``.
+    """
+    if not amp:
+        return None
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.bfloat16 if _cuda_has_native_bf16() else torch.float16
+    if device.type == "cpu" and torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        return torch.bfloat16
+    return None
+
+
+def autocast_precision(device: torch.device | str, amp: bool) -> str | None:
+    """:func:`autocast_dtype` as a name for the run record: "bfloat16", "float16", or None (fp32)."""
+    dtype = autocast_dtype(device, amp)
+    return None if dtype is None else str(dtype).removeprefix("torch.")
+
+
+def _cuda_has_native_bf16() -> bool:
+    # Compute capability 8.0 or later (or ROCm). It asks about the current CUDA device: the one a study
+    # trains on (lbw_utils.fanout gives each worker process one GPU).
+    return torch.cuda.is_bf16_supported(including_emulation=False)
+
+
 def autocast(device: torch.device, enabled: bool):
-    """bf16 autocast where it pays (CUDA, CPUs with native bf16), else a no-op context."""
-    # bf16 needs no loss scaling. On a CPU it only pays with native bf16 support
-    # (AVX512-BF16 / AMX): ~1.4x faster convolutions there, slower elsewhere.
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=enabled and bf16_pays(device))
+    """Autocast to :func:`autocast_dtype`'s choice, or a no-op context when that is fp32."""
+    dtype = autocast_dtype(device, enabled)
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=torch.device(device).type, dtype=dtype)
 
 
 def bf16_pays(device: torch.device) -> bool:
-    if device.type == "cuda":
-        return True
-    return device.type == "cpu" and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    """Whether ``device`` has native bf16 (autocast then runs in bf16 when ``amp`` is on)."""
+    return autocast_dtype(device, True) == torch.bfloat16
+
+
+def make_grad_scaler(device: torch.device, amp: bool) -> torch.amp.GradScaler | None:
+    """A loss scaler when the run autocasts to fp16 (bf16 has fp32's exponent range and needs none), else None."""
+    if autocast_dtype(device, amp) != torch.float16:
+        return None
+    return torch.amp.GradScaler(torch.device(device).type)
+
+
+def _scaled_step(scaler: torch.amp.GradScaler, loss: torch.Tensor, optimizer: torch.optim.Optimizer,
+                 scheduler) -> None:
+    """One training step's backward pass and updates under fp16 loss scaling.
+
+    ``scaler.step`` unscales the gradients (one foreach kernel for all of them) and skips the step when
+    any is inf or NaN; a fused optimizer (AdamW here) receives the scale and the inf flag and does both
+    inside its own kernel. ``update`` then lowers the scale after a skipped step and raises it after a
+    run of good ones. The learning-rate schedule advances either way, as PyTorch's AMP recipe does: a few
+    skipped steps at the start shift nothing but those steps.
+    """
+    scaler.scale(loss).backward()
+    scaler.step(optimizer)
+    scaler.update()
+    with warnings.catch_warnings():
+        # When the first step is skipped for an overflow (the scale starts at 2^16 and falls), the scheduler
+        # warns that it stepped before the optimizer: expected under loss scaling, not a misuse.
+        warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler.step\(\)` before")
+        scheduler.step()
 
 
 def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:

@@ -52,25 +52,39 @@ def md5(path: Path) -> str:
     return hashlib.md5(path.read_bytes()).hexdigest()
 
 
-@pytest.fixture
-def cifar_root(tmp_path, monkeypatch):
-    """A data folder with a tiny CIFAR-10 in its on-disk format; CIFAR10_MD5 pinned to these files."""
-    folder = tmp_path / CIFAR10_FOLDER
-    folder.mkdir()
+def write_cifar10(root: Path, class_names: list[str], per_class_per_batch: int, test_per_class: int,
+                  rows=lambda ids, labels: image_rows(ids)) -> dict[str, str]:
+    """Write a CIFAR-10 in its on-disk format (torchvision's python pickles) under ``root``; return the MD5s.
+
+    Five training batches of ``per_class_per_batch`` images per class, a test batch of ``test_per_class``
+    per class, and ``batches.meta``; ``rows(ids, labels)`` makes the [N, 3072] uint8 pixel rows (default:
+    random pixels whose first two bytes encode the image's id). The MD5s are what ``CIFAR10_MD5`` must hold
+    for the loader to accept these files."""
+    folder = root / CIFAR10_FOLDER
+    folder.mkdir(parents=True)
     next_id = 0
     for batch in range(1, 6):
-        labels = np.repeat(np.arange(len(CLASS_NAMES)), PER_CLASS_PER_BATCH)
+        labels = np.repeat(np.arange(len(class_names)), per_class_per_batch)
         np.random.default_rng(batch).shuffle(labels)
         ids = np.arange(next_id, next_id + len(labels))
         next_id += len(labels)
         write_pickle(folder / f"data_batch_{batch}",
                      {"batch_label": f"training batch {batch} of 5", "labels": labels.tolist(),
-                      "data": image_rows(ids), "filenames": [f"{i}.png" for i in ids]})
-    test_labels = np.repeat(np.arange(len(CLASS_NAMES)), TEST_PER_CLASS)
-    write_pickle(folder / "test_batch",
-                 {"labels": test_labels.tolist(), "data": image_rows(np.arange(1000, 1000 + len(test_labels)))})
-    write_pickle(folder / "batches.meta", {"label_names": CLASS_NAMES, "num_cases_per_batch": 12, "num_vis": 3072})
-    monkeypatch.setattr(data_module, "CIFAR10_MD5", {path.name: md5(path) for path in sorted(folder.iterdir())})
+                      "data": rows(ids, labels), "filenames": [f"{i}.png" for i in ids]})
+    test_labels = np.repeat(np.arange(len(class_names)), test_per_class)
+    test_ids = np.arange(max(1000, next_id), max(1000, next_id) + len(test_labels))
+    write_pickle(folder / "test_batch", {"labels": test_labels.tolist(), "data": rows(test_ids, test_labels)})
+    write_pickle(folder / "batches.meta", {"label_names": list(class_names),
+                                           "num_cases_per_batch": len(class_names) * per_class_per_batch,
+                                           "num_vis": 3072})
+    return {path.name: md5(path) for path in sorted(folder.iterdir())}
+
+
+@pytest.fixture
+def cifar_root(tmp_path, monkeypatch):
+    """A data folder with a tiny CIFAR-10 in its on-disk format; CIFAR10_MD5 pinned to these files."""
+    digests = write_cifar10(tmp_path, CLASS_NAMES, PER_CLASS_PER_BATCH, TEST_PER_CLASS)
+    monkeypatch.setattr(data_module, "CIFAR10_MD5", digests)
     return tmp_path
 
 
