@@ -14,9 +14,9 @@ from torch import nn
 
 from lbw_utils import experiments, records
 from lbw_utils.experiments import BASELINE, ModelOptions, method_label, run
-from lbw_utils.losses import static_weights
+from lbw_utils.methods import static_weights
 from lbw_utils.metrics import summarize
-from lbw_utils.losses.posthoc import fit_logit_offsets
+from lbw_utils.methods.posthoc import fit_logit_offsets
 from lbw_utils.models import make_model
 from lbw_utils.train import TrainConfig, fit, make_optimizer, predict
 

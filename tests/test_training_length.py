@@ -35,7 +35,7 @@ def test_unknown_arm_is_refused():
 
 
 def test_plan_runs_arms_at_the_longest_budget_only():
-    static = {"name": "static", "scheme": "peifer", "gamma": 4}
+    static = {"name": "static", "scheme": "mean-ratio", "gamma": 4}
     ema = {"name": "ema", "alpha": 0.01, "normalize": True}
     steps = training_length.plan([4, 8], ["no-weight-decay", "augment"], [static, ema])
     assert [(arm, budget) for arm, budget, _ in steps] == [
