@@ -34,7 +34,7 @@ import torch
 from lbw_utils import events, records
 from lbw_utils.config import DEVICES
 from lbw_utils.config import results_dir as default_results_root
-from lbw_utils.data import DEFAULT_VAL_SIZE, IMAGE_DATASETS, load_image_dataset
+from lbw_utils.data import DEFAULT_VAL_SIZE, IMAGE_READERS, image_datasets, load_image_dataset
 from lbw_utils.files import atomic_write_bytes
 from lbw_utils.methods import METHODS, RunContext, check_method, method_label
 from lbw_utils.methods.kinds import BASELINE
@@ -43,7 +43,12 @@ from lbw_utils.models import CNN_SIZES, MODELS, make_model
 from lbw_utils.names import load_names
 from lbw_utils.train import TrainConfig
 
-DATASETS = IMAGE_DATASETS + ("names",)
+
+
+def datasets() -> tuple[str, ...]:
+    """Every dataset a study can run: the registered image datasets (lbw_utils.data.register_image_dataset)
+    and the names task."""
+    return image_datasets() + ("names",)
 
 
 @dataclass
@@ -58,8 +63,8 @@ class DataOptions:
     device: str = "auto"
 
     def __post_init__(self) -> None:
-        if self.dataset not in DATASETS:
-            raise ValueError(f"dataset={self.dataset!r} is not known; choose one of {DATASETS}")
+        if self.dataset not in datasets():
+            raise ValueError(f"dataset={self.dataset!r} is not known; choose one of {datasets()}")
         if self.device not in DEVICES and not str(self.device).startswith("cuda:"):
             raise ValueError(f"device={self.device!r} is not known; choose one of {DEVICES} (or 'cuda:N')")
 
@@ -81,7 +86,7 @@ class ModelOptions:
 
 def load_data(options: DataOptions, seed: int):
     """The dataset for ``options``, split with ``seed``."""
-    if options.dataset in IMAGE_DATASETS:
+    if options.dataset in IMAGE_READERS:
         val_size = DEFAULT_VAL_SIZE if options.val_size is None else options.val_size
         return load_image_dataset(options.dataset, data_dir=options.data_dir, val_size=val_size,
                                   per_class=options.per_class, seed=seed, device=options.device)
