@@ -42,9 +42,9 @@ import torch
 
 import common
 
-from lbw_utils.data import CIFAR10_FOLDER, CIFAR10_MD5, DEFAULT_AUGMENT, DEFAULT_VAL_SIZE, ImageData
+from lbw_utils.data import CIFAR10_FOLDER, CIFAR10_MD5, DEFAULT_VAL_SIZE, IMAGE_READERS, ImageData
 from lbw_utils.experiments import BASELINE, Settings, load_data, method_label
-from lbw_utils.losses import METHODS, exponent_key
+from lbw_utils.methods import METHODS, candidate_methods, exponent_key
 from lbw_utils.models import make_model
 from lbw_utils.name_model import name_model_parameters
 from lbw_utils.profiles import load_profile, notebook_parameters
@@ -74,23 +74,8 @@ def step_parameters(step) -> dict:
 
 def _candidates_04(p: dict) -> list[dict]:
     """The methods notebook 04 trains (its cell that builds ``methods``), before the post-hoc combination."""
-    if p["methods"] is not None:
-        candidates = p["methods"]
-    else:
-        candidates = [
-            {"name": "ema", "alpha": 0.01},
-            *({"name": "ema", "alpha": alpha, "normalize": True} for alpha in p["alphas"]),
-            {"name": "focal", "gamma": p["focal_gamma"]},
-            {"name": "cdb", "tau": p["cdb_tau"]},
-            {"name": "cdb", "tau": p["cdb_tau"], "variant": "imagenet"},
-            {"name": "dro", "eta": p["dro_eta"]},
-            {"name": "dro", "eta": p["dro_eta"], "form": "group"},
-            {"name": "minrecall", "eta": p["minrecall_eta"], "form": "weighted", "every": p["minrecall_every"]},
-            {"name": "minrecall", "eta": p["minrecall_eta"], "form": "logit-adjusted", "every": p["minrecall_every"]},
-            {"name": "margin", "source": "static", "gamma": p["margin_gamma"]},
-            {"name": "margin", "source": "dynamic", "gamma": p["margin_gamma"], "alpha": p["margin_alpha"]},
-        ]
-    return [m for m in candidates if m["name"] in p["families"]]
+    candidates = p["methods"] if p["methods"] is not None else candidate_methods(p, p["families"])
+    return [m for m in candidates if p["families"] is None or m["name"] in p["families"]]
 
 
 def _names_methods(p: dict) -> list[dict]:
@@ -99,7 +84,7 @@ def _names_methods(p: dict) -> list[dict]:
     scheme, gamma = p["static_scheme"], p["static_gamma"]
     return [{"name": "static", "scheme": scheme, exponent_key(scheme): gamma},
             {"name": "ema", "alpha": p["ema_alpha"], "normalize": True}, {"name": "cdb", "tau": "dynamic"},
-            {"name": "minrecall", "eta": 1.0, "form": "logit-adjusted"},
+            {"name": "minrecall", "eta": 1.0, "form": "logit-adjusted", "every": "epoch"},
             {"name": "margin", "source": "static", "gamma": gamma}]
 
 
@@ -113,7 +98,7 @@ def planned_runs(steps) -> list[dict]:
     runs = {}
 
     def add(folder, method, epochs, probe="main"):
-        if METHODS[method["name"]].kind == "train":
+        if METHODS[method["name"]].kind.trains_with_loop:
             runs.setdefault((folder, method_label(method)),
                             {"folder": folder, "label": method_label(method), "epochs": epochs, "probe": probe})
 
@@ -122,7 +107,7 @@ def planned_runs(steps) -> list[dict]:
         if step.notebook == "01_baseline":
             add("", BASELINE, p["epochs"])
         elif step.notebook == "03_static_weighting":
-            for method in [BASELINE] + [{"name": "static", "scheme": "peifer", "gamma": g} for g in p["gammas"]] \
+            for method in [BASELINE] + [{"name": "static", "scheme": "mean-ratio", "gamma": g} for g in p["gammas"]] \
                     + [{"name": "static", "scheme": "cdb", "tau": tau} for tau in p["cdb_taus"]]:
                 add("", method, p["epochs"])
         elif step.notebook == "04_dynamic_weighting":
@@ -173,7 +158,7 @@ def synthetic_cifar10(device: torch.device, sizes: dict, seed: int = 0) -> Image
                      images={k: v.to(device) for k, v in images.items()},
                      targets={k: v.to(device) for k, v in targets.items()},
                      mean=floats.mean(dim=(0, 2, 3)).to(device), std=floats.std(dim=(0, 2, 3)).to(device),
-                     augment=dict(DEFAULT_AUGMENT["cifar10"]), source_checksums={"synthetic": "none"})
+                     augment=dict(IMAGE_READERS["cifar10"].augment), source_checksums={"synthetic": "none"})
 
 
 def real_cifar10_present(data_dir: str | Path | None) -> bool:

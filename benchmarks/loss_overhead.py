@@ -27,13 +27,13 @@ import torch
 import common
 
 from lbw_utils.data import load_image_dataset
-from lbw_utils.losses import make_loss
+from lbw_utils.methods import make_loss
 from lbw_utils.models import make_model
 from lbw_utils.train import TrainConfig, fit, predict
 
 METHODS = {
     "CE (baseline)": {"name": "baseline"},
-    "static (peifer, gamma 4)": {"name": "static", "scheme": "peifer", "gamma": 4},
+    "static (mean-ratio, gamma 4)": {"name": "static", "scheme": "mean-ratio", "gamma": 4},
     "EMA faithful (alpha 0.01)": {"name": "ema", "alpha": 0.01},
     "EMA normalised (alpha 0.01)": {"name": "ema", "alpha": 0.01, "normalize": True},
     "focal (gamma 2)": {"name": "focal", "gamma": 2.0},

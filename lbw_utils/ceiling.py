@@ -2,7 +2,7 @@
 the worst class, within the goal's accuracy budget. A reference, never a method.
 
 For a trained run, offsets are fitted on its own test logits and test labels with the post-hoc search
-(:func:`lbw_utils.losses.fit_logit_offsets`, leximin objective: the worst class first, then the
+(:func:`lbw_utils.methods.fit_logit_offsets`, leximin objective: the worst class first, then the
 second-worst, ...), under the floor "test accuracy at least the same seed's *baseline* test accuracy
 minus :data:`CEILING_BUDGET`". The worst-class TPR it reaches is the most any re-decision of that run's
 scores can give at that accuracy; no deployable method may look at test labels, so the ceiling never
@@ -20,7 +20,7 @@ import math
 
 import torch
 
-from lbw_utils.losses import apply_logit_offsets, fit_logit_offsets
+from lbw_utils.methods import apply_logit_offsets, fit_logit_offsets
 from lbw_utils.metrics import per_class_tpr
 
 # The goal's accuracy budget (compare.GOAL_MAX_ACCURACY_LOSS): at most half a point below the baseline.

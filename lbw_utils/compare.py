@@ -21,7 +21,7 @@ import scipy.stats
 
 from lbw_utils.ceiling import CEILING_LABEL
 from lbw_utils.files import atomic_write_text
-from lbw_utils.losses import METHODS
+from lbw_utils.methods import METHODS
 from lbw_utils.metrics import tpr_variance_reduction
 
 METRICS = {
@@ -437,9 +437,9 @@ SELECTION_METRICS = ("worst_class_tpr", "accuracy", "balanced_accuracy", "macro_
 def is_reference(record: dict) -> bool:
     """A reference row rather than a weighting: a plain cross-entropy run under any label (the baseline,
     or another configuration's baseline such as ``author-lstm``) or a directly fitted model (the linear
-    yardstick, registry kind "fit")."""
+    yardstick: its registry kind says it is a reference)."""
     name = (record.get("method") or {}).get("name")
-    return name == "baseline" or (name in METHODS and METHODS[name].kind == "fit")
+    return name == "baseline" or (name in METHODS and METHODS[name].kind.reference)
 
 
 def best_by_validation(records: list[dict], *, exclude: tuple[str, ...] | str = ("baseline",),

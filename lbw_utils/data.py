@@ -13,6 +13,12 @@ Every dataset object (this module's :class:`ImageData` and the names task's
 ``batches(split, batch_size, shuffle=, generator=, augment=)`` yielding
 ``(inputs, targets)`` with ``inputs`` a tuple passed as ``model(*inputs)``,
 ``checksums()`` and ``describe()``.
+
+A new image dataset is one reader and one registration, :func:`register_image_dataset` (see
+``docs/extending.md``): the reader returns the training pool and the test set as uint8 ``[N, C, H, W]``
+tensors with int64 labels, the class names and the checksums of the files it read; splitting,
+subsampling, normalisation, batching and augmentation are shared. Notebooks and
+``experiments.DataOptions`` accept every registered name.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from __future__ import annotations
 import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -31,7 +37,6 @@ from lbw_utils.config import select_device
 from lbw_utils.files import DataIntegrityError, file_digest, verify_file
 
 SPLITS = ("train", "val", "test")  # every dataset's, the names task's too
-IMAGE_DATASETS = ("fashion_mnist", "cifar10")
 DEFAULT_VAL_SIZE = 5000  # training images held out for validation, unless a study says otherwise
 
 FASHION_MNIST_CLASSES = [
@@ -59,9 +64,36 @@ CIFAR10_MD5 = {
 }
 CIFAR10_TRAIN_FILES = [f"data_batch_{i}" for i in range(1, 6)]
 
-# Augmentation that suits each dataset: both are left-right symmetric; a 2-pixel
-# translation is the usual CIFAR-10 recipe and also helps on 28x28 clothes.
-DEFAULT_AUGMENT = {"fashion_mnist": {"flip": True, "crop_pad": 2}, "cifar10": {"flip": True, "crop_pad": 2}}
+
+
+@dataclass(frozen=True)
+class ImageDataset:
+    """A registered image dataset: ``read(root, download)`` returns ``(train_x, train_y, test_x, test_y,
+    classes, checksums)`` (uint8 ``[N, C, H, W]``, int64 labels, class names, ``{file: sha256}``), reading
+    under the data folder ``root`` (downloading there if ``download``, else raising DataNotFoundError);
+    ``augment``: the augmentation that suits it (``flip``, ``crop_pad``)."""
+
+    name: str
+    read: Callable[[Path, bool], tuple]
+    augment: dict = field(default_factory=dict)
+
+
+# Every image dataset, by name: filled by register_image_dataset (the two built-in ones at the end of this module).
+IMAGE_READERS: dict[str, ImageDataset] = {}
+
+
+def register_image_dataset(name: str, read: Callable[[Path, bool], tuple], *, augment: dict | None = None,
+                           replace: bool = False) -> ImageDataset:
+    """Make ``name`` a dataset every study and notebook accepts: one registration (see :class:`ImageDataset`)."""
+    if name in IMAGE_READERS and not replace:
+        raise ValueError(f"dataset {name!r} is already registered; choose another name (or replace=True)")
+    IMAGE_READERS[name] = ImageDataset(name, read, dict(augment or {}))
+    return IMAGE_READERS[name]
+
+
+def image_datasets() -> tuple[str, ...]:
+    """The names of the registered image datasets."""
+    return tuple(IMAGE_READERS)
 
 
 class DataNotFoundError(FileNotFoundError):
@@ -161,18 +193,19 @@ def random_crop(images: torch.Tensor, pad: int, *, generator: torch.Generator | 
 def load_image_dataset(name: str, *, data_dir: str | Path | None = None, val_size: int | float = DEFAULT_VAL_SIZE,
                        per_class: int | None = None, seed: int = 0, device: str | torch.device = "auto",
                        download: bool = True, augment: dict | None = None) -> ImageData:
-    """Load ``fashion_mnist`` or ``cifar10`` onto ``device`` with a stratified validation split.
+    """Load a registered image dataset (``fashion_mnist``, ``cifar10``, ...) onto ``device`` with a stratified
+    validation split.
 
     ``val_size`` is a count (int) or a fraction of the training pool (float in
     (0, 1)). ``per_class`` keeps that many images per class in the training pool
     and in the test set, for tiny runs. The split depends on ``seed`` only; the
     test set is never touched by it.
     """
-    if name not in IMAGE_DATASETS:
-        raise ValueError(f"dataset={name!r} is not known; choose one of {IMAGE_DATASETS}")
+    if name not in IMAGE_READERS:
+        raise ValueError(f"dataset={name!r} is not known; choose one of {image_datasets()}")
     root = resolve_data_dir(data_dir)
-    loader = {"fashion_mnist": _read_fashion_mnist, "cifar10": _read_cifar10}[name]
-    train_x, train_y, test_x, test_y, classes, checksums = loader(root, download)
+    dataset = IMAGE_READERS[name]
+    train_x, train_y, test_x, test_y, classes, checksums = dataset.read(root, download)
     generator = torch.Generator().manual_seed(seed)
     if per_class is not None:
         train_x, train_y = take_per_class(train_x, train_y, per_class, generator, "training set")
@@ -186,7 +219,7 @@ def load_image_dataset(name: str, *, data_dir: str | Path | None = None, val_siz
                      images={split: tensor.to(target_device) for split, tensor in images.items()},
                      targets={split: tensor.to(target_device) for split, tensor in targets.items()},
                      mean=mean.to(target_device), std=std.to(target_device),
-                     augment=dict(DEFAULT_AUGMENT[name] if augment is None else augment), source_checksums=checksums,
+                     augment=dict(dataset.augment if augment is None else augment), source_checksums=checksums,
                      split_seed=seed)
 
 
@@ -346,3 +379,9 @@ def _check_split(split: str) -> str:
     if split not in SPLITS:
         raise ValueError(f"split={split!r} is not one of {SPLITS}")
     return split
+
+
+# Both are left-right symmetric; a 2-pixel translation is the usual CIFAR-10 recipe and also helps on
+# 28x28 clothes.
+register_image_dataset("fashion_mnist", _read_fashion_mnist, augment={"flip": True, "crop_pad": 2})
+register_image_dataset("cifar10", _read_cifar10, augment={"flip": True, "crop_pad": 2})

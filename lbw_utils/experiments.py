@@ -5,12 +5,16 @@ so an interrupted study resumes where it stopped and a study can be fanned out
 over processes, GPUs or cluster jobs and merged from the records.
 
 Methods are small dicts, e.g. ``{"name": "baseline"}``,
-``{"name": "static", "scheme": "peifer", "gamma": 4}``,
+``{"name": "static", "scheme": "mean-ratio", "gamma": 4}``,
 ``{"name": "ema", "alpha": 0.01, "normalize": True}`` or
 ``{"name": "posthoc", "objective": "budget", "max_accuracy_drop": 0.01}``.
 A static method takes its TPRs from the *validation* split of the baseline run
 with the same seed; a post-hoc method adjusts the logits of an already trained
 run (``"of"``, default the baseline) and never retrains.
+
+How a method runs is its registry entry's kind's business (:mod:`lbw_utils.methods.kinds`): this module
+asks the kind for the run's outcome, its fingerprint and its record's autocast field, and never tests
+which kind it is. The labels and the checks of method dicts are the registry's too (re-exported here).
 """
 
 from __future__ import annotations
@@ -27,21 +31,25 @@ from pathlib import Path
 
 import torch
 
-from lbw_utils import records
+from lbw_utils import events, records
 from lbw_utils.ceiling import ceiling
 from lbw_utils.config import DEVICES
 from lbw_utils.config import results_dir as default_results_root
-from lbw_utils.data import DEFAULT_VAL_SIZE, IMAGE_DATASETS, load_image_dataset
+from lbw_utils.data import DEFAULT_VAL_SIZE, IMAGE_READERS, image_datasets, load_image_dataset
 from lbw_utils.files import atomic_write_bytes
-from lbw_utils.losses import (METHODS, apply_logit_offsets, build_loss, check_method_options, fit_logit_offsets,
-                              needs_baseline_tpr, resolve_fit)
+from lbw_utils.methods import METHODS, RunContext, check_method, method_label  # the last two re-exported
+from lbw_utils.methods.kinds import BASELINE  # re-exported: the notebooks' {"name": "baseline"}
 from lbw_utils.metrics import summarize
-from lbw_utils.models import CNN_SIZES, MODELS, cnn_options, make_model
+from lbw_utils.models import CNN_SIZES, MODELS, make_model
 from lbw_utils.names import load_names
-from lbw_utils.train import TrainConfig, autocast_precision, fit, predict, seed_everything
+from lbw_utils.train import TrainConfig
 
-DATASETS = IMAGE_DATASETS + ("names",)
-BASELINE = {"name": "baseline"}
+
+
+def datasets() -> tuple[str, ...]:
+    """Every dataset a study can run: the registered image datasets (lbw_utils.data.register_image_dataset)
+    and the names task."""
+    return image_datasets() + ("names",)
 
 
 @dataclass
@@ -56,8 +64,8 @@ class DataOptions:
     device: str = "auto"
 
     def __post_init__(self) -> None:
-        if self.dataset not in DATASETS:
-            raise ValueError(f"dataset={self.dataset!r} is not known; choose one of {DATASETS}")
+        if self.dataset not in datasets():
+            raise ValueError(f"dataset={self.dataset!r} is not known; choose one of {datasets()}")
         if self.device not in DEVICES and not str(self.device).startswith("cuda:"):
             raise ValueError(f"device={self.device!r} is not known; choose one of {DEVICES} (or 'cuda:N')")
 
@@ -79,38 +87,12 @@ class ModelOptions:
 
 def load_data(options: DataOptions, seed: int):
     """The dataset for ``options``, split with ``seed``."""
-    if options.dataset in IMAGE_DATASETS:
+    if options.dataset in IMAGE_READERS:
         val_size = DEFAULT_VAL_SIZE if options.val_size is None else options.val_size
         return load_image_dataset(options.dataset, data_dir=options.data_dir, val_size=val_size,
                                   per_class=options.per_class, seed=seed, device=options.device)
     return load_names(options.classes, data_dir=options.data_dir, per_class=options.per_class, seed=seed,
                       device=options.device)
-
-
-def method_label(method: dict) -> str:
-    """A readable, file-safe, unique name, e.g. ``static-peifer-gamma4``, ``ema-alpha0.01-norm``,
-    ``baseline+posthoc-budget-drop0.01`` (post-hoc offsets on top of the baseline).
-
-    The method's registry entry says which keys lead with their bare value (``label_leading``) and
-    which are shortened (``label_short``); the other keys given follow alphabetically as
-    ``<key><value>`` (``<key>`` for True). Keys left out of the dict stay out of the label."""
-    if "label" in method:
-        return str(method["label"])
-    spec = METHODS.get(method["name"])
-    leading = spec.label_leading if spec is not None else ()
-    short_keys = spec.label_short if spec is not None else {}
-    parts = [str(method["name"])]
-    parts += [str(method[key]) for key in leading if key in method]
-    for key in sorted(set(method) - {"name", "of", *leading}):
-        value, short = method[key], short_keys.get(key, key)
-        if value is True:
-            parts.append(short)
-        elif value is not False and value is not None:
-            parts.append(f"{short}{value}")
-    label = "-".join(parts).replace("/", "_").replace(" ", "")
-    if method["name"] == "posthoc":
-        label = f"{method_label(method.get('of', BASELINE))}+{label}"
-    return label
 
 
 def run(method: dict, data, seed: int, results_dir: str | Path, *, train: TrainConfig,
@@ -123,38 +105,37 @@ def run(method: dict, data, seed: int, results_dir: str | Path, *, train: TrainC
 def _run(method: dict, data, seed: int, results_dir, *, train: TrainConfig, model: ModelOptions | None,
          redo: bool, progress: bool) -> dict:
     """:func:`run` for a method already checked (``run_study`` checks every method before the first run)."""
-    kind = METHODS[method["name"]].kind
+    spec = METHODS[method["name"]]
     label = method_label(method)
     path = records.record_path(results_dir, data.name, label, seed)
     model = model or ModelOptions()
     fingerprint = run_fingerprint(method, data, train, model)
+    identity = events.run_identity(data.name, label, seed)
     if records.is_finished(path) and not redo:
         finished = records.read_record(path)
         _check_same_setup(finished, fingerprint, path)
         if progress:
             print(f"{REUSED_TAG} {run_outcome_line(finished)} (finished record {path.name})", flush=True)
+            events.emit("reused", run=identity)
         return finished
     if progress:
-        print(f"{START_TAG} {data.name} / {label} / seed {seed}", flush=True)
+        print(f"{START_TAG} {identity}", flush=True)
     started = time.perf_counter()
-    if kind == "posthoc":
-        outcome = _posthoc_outcome(method, data, seed, results_dir)
-    elif kind == "fit":
-        outcome = _fit_outcome(method, data, seed, results_dir)
-    else:
-        outcome = _training_outcome(method, data, seed, results_dir, train, model, progress)
+    context = RunContext(Path(results_dir), train, model, progress, method_label)
+    outcome = spec.kind.outcome(spec, method, data, seed, context)
     record = _make_record(method, label, data, seed, outcome, train, time.perf_counter() - started)
     record["fingerprint"] = fingerprint
     record["ceiling"] = _test_ceiling(record, outcome, data, results_dir)
-    if kind != "posthoc":  # a post-hoc run's logits are recomputed in a moment from the run it adjusts
+    if spec.kind.keeps_artifact:
         _save_artifact(results_dir, data.name, label, seed, outcome)
     records.write_record(path, record)
     if progress:
         print(f"{DONE_TAG} {run_outcome_line(record)}, {record['wall_seconds']:.1f} s", flush=True)
+        events.emit("done", run=identity, seconds=record["wall_seconds"])
     return record
 
 
-# Tags that start the progress lines of a run; lbw_utils.reproduce counts them in the notebooks' output.
+# Tags that start the progress lines of a run, for people; programs read the event lines (lbw_utils.events).
 PLAN_TAG, START_TAG, DONE_TAG, REUSED_TAG = "[plan]", "[run ]", "[done]", "[reused]"
 
 
@@ -180,6 +161,7 @@ def run_study(methods: list[dict], seeds: list[int], data_options: DataOptions, 
     total = len(seeds) * len(methods)
     if progress:
         print(f"{PLAN_TAG} {total} runs: {len(methods)} method(s) x {len(seeds)} seed(s)", flush=True)
+        events.emit("plan", runs=total, methods=len(methods), seeds=len(seeds))
     bar = _study_bar(total, data_options.dataset) if progress else None
     try:
         for seed in seeds:
@@ -209,27 +191,8 @@ def _study_bar(total: int, dataset: str):
 
 
 # Trained with a loss, fitted directly (kind "fit", e.g. the linear yardstick) or adjusted post hoc:
-# all read from the registry (lbw_utils.losses.registry), the one list of methods.
+# all read from the registry (lbw_utils.methods.registry), the one list of methods.
 METHOD_NAMES = tuple(METHODS)
-
-
-def check_method(method) -> None:
-    """Refuse a method dict that could not run: unknown name, key, scheme, objective or option value.
-
-    The keys and values are checked against the registry's declaration of the method (its parameters
-    and their allowed values), once, where the method enters; the run then trusts them. What only the
-    data can refuse (e.g. the seed formula's division by a TPR of 0) is refused when the run builds it.
-    """
-    if not isinstance(method, dict) or not isinstance(method.get("name"), str):
-        raise ValueError(f"method={method!r} is not allowed: expected a dict whose 'name' is one of {METHOD_NAMES}")
-    spec = check_method_options(method)
-    if spec.kind == "posthoc" and "of" in method:
-        base = method["of"]
-        check_method(base)
-        if METHODS[base["name"]].kind == "posthoc":
-            adjustable = tuple(name for name in METHOD_NAMES if METHODS[name].kind != "posthoc")
-            raise ValueError(f"method 'posthoc' adjusts a trained run; 'of' names another posthoc: {base!r}; "
-                             f"allowed: one of {adjustable}")
 
 
 def check_seeds(seeds) -> list[int]:
@@ -248,134 +211,10 @@ def check_seeds(seeds) -> list[int]:
     return seeds
 
 
-def _training_outcome(method, data, seed, results_dir, train: TrainConfig, model_options: ModelOptions, progress):
-    tpr = _baseline_val_tpr(results_dir, data.name, seed) if needs_baseline_tpr(method) else None
-    # checked by check_method when the run started: built once here, not checked again
-    loss = build_loss(method, data.num_classes, tpr=tpr, label_smoothing=train.label_smoothing)
-    input_shape = getattr(data, "input_shape", None)
-    # The initial weights come from the global RNG: seed it here, or a run's result would depend on
-    # what the process ran before it (a resumed or fanned-out study would differ from a whole one).
-    seed_everything(seed)
-    network = make_model(model_options.name, num_classes=data.num_classes, input_shape=input_shape,
-                         size=model_options.size, **model_options.options)
-    history = fit(network, data, loss, train, seed=seed, progress=progress)
-    val_logits = predict(network, data, "val", batch_size=train.eval_batch_size, amp=train.amp)
-    test_logits = predict(network, data, "test", batch_size=train.eval_batch_size, amp=train.amp)
-    extra = loss.record() if hasattr(loss, "record") else {}
-    best = {"epoch": history.best_val_epoch, "val_logits": val_logits.cpu(), "test_logits": test_logits.cpu()}
-    if history.best_val_epoch != train.epochs - 1:  # an earlier epoch validated best: evaluate its weights too
-        last_state = {k: v.detach().clone() for k, v in network.state_dict().items()}
-        network.load_state_dict(history.best_val_state)
-        best["val_logits"] = predict(network, data, "val", batch_size=train.eval_batch_size, amp=train.amp).cpu()
-        best["test_logits"] = predict(network, data, "test", batch_size=train.eval_batch_size, amp=train.amp).cpu()
-        network.load_state_dict(last_state)
-    return {
-        "best_val": best,
-        "val_logits": val_logits.cpu(),
-        "test_logits": test_logits.cpu(),
-        "state_dict": {k: v.cpu() for k, v in network.state_dict().items()},
-        "history": history.to_dict(),
-        "train_seconds": history.train_seconds,
-        "loss_record": extra,
-        "model": {"name": model_options.name, "size": model_options.size, **model_options.options,
-                  "parameters": sum(p.numel() for p in network.parameters())},
-    }
-
-
-def _posthoc_outcome(method, data, seed, results_dir):
-    """Offsets fitted on validation, applied to test; the record's validation scores are cross-fitted.
-
-    Scored on the data they were fitted on, post-hoc offsets would look better on validation than any
-    trained method, and "the best method by validation" would be post-hoc by construction. So the
-    validation split is halved (stratified, seeded): offsets fitted on one half predict the other,
-    and vice versa, and those out-of-half predictions make the record's validation metrics. The
-    offsets applied to the test split are fitted on the whole validation split.
-    """
-    base = method.get("of", BASELINE)
-    base_label = method_label(base)
-    source = records.artifact_path(results_dir, data.name, base_label, seed)
-    if not source.exists():
-        raise FileNotFoundError(f"post-hoc offsets need the logits of run '{base_label}' (seed {seed}) at {source}; "
-                                "run it first")
-    saved = torch.load(source, map_location="cpu", weights_only=True)
-    spec = METHODS["posthoc"]
-    options = spec.with_defaults({k: v for k, v in method.items() if k in spec.parameters})
-    options.pop("of")
-    val_logits, val_targets = saved["val_logits"], data.labels("val").cpu()
-    offsets = fit_logit_offsets(val_logits, val_targets, **options)
-    cross_fitted = val_logits.clone()
-    halves = _stratified_halves(val_targets, seed)
-    for fit_on, predict_on in (halves, halves[::-1]):
-        half_offsets = fit_logit_offsets(val_logits[fit_on], val_targets[fit_on], **options)
-        cross_fitted[predict_on] = apply_logit_offsets(val_logits[predict_on], half_offsets)
-    return {
-        "val_logits": cross_fitted,
-        "test_logits": apply_logit_offsets(saved["test_logits"], offsets),
-        "history": None,
-        "train_seconds": 0.0,
-        "loss_record": {"offsets": offsets.tolist(), "adjusts": base_label,
-                        "val_scores": "cross-fitted on two halves of the validation split"},
-        "model": None,
-    }
-
-
-# What the function of a "fit" method returns (state_dict and best_val optional).
-FIT_OUTCOME_KEYS = ("val_logits", "test_logits", "history", "train_seconds", "loss_record", "model")
-
-
-def _fit_outcome(method, data, seed, results_dir):
-    """A method of kind "fit": its registry entry's function fits it directly (no network, no ``fit``)."""
-    spec = METHODS[method["name"]]
-    tpr = _baseline_val_tpr(results_dir, data.name, seed) if needs_baseline_tpr(method) else None
-    outcome = resolve_fit(spec)(method, data, seed, tpr)
-    missing = [key for key in FIT_OUTCOME_KEYS if key not in outcome]
-    if missing:
-        raise ValueError(f"the fit function {spec.fit} of method {spec.name!r} returned no {missing}; "
-                         f"it must return {FIT_OUTCOME_KEYS} (state_dict and best_val optional)")
-    return outcome
-
-
-def _stratified_halves(targets: torch.Tensor, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Two disjoint index sets covering ``targets``, each holding half of every class (seeded)."""
-    generator = torch.Generator().manual_seed(seed + 7_919)
-    first, second = [], []
-    for label in torch.unique(targets):
-        members = torch.nonzero(targets == label).flatten()
-        members = members[torch.randperm(len(members), generator=generator)]
-        first.append(members[: len(members) // 2])
-        second.append(members[len(members) // 2:])
-    return torch.cat(first), torch.cat(second)
-
-
-def _baseline_val_tpr(results_dir, dataset: str, seed: int) -> list[float]:
-    path = records.record_path(results_dir, dataset, method_label(BASELINE), seed)
-    if not records.is_finished(path):
-        raise FileNotFoundError(f"static weights need the baseline's validation TPRs for seed {seed}, but {path} "
-                                "does not exist; run the baseline first (notebook 01_baseline)")
-    return records.read_record(path)["val"]["tpr"]
-
-
-# Options that change how a run is watched or how fast it goes, not what it learns (compile is named
-# in the fingerprint only when on: see run_fingerprint).
-_NOT_IN_FINGERPRINT = ("track_train_tpr", "eval_batch_size", "compile")
-
-
 def run_fingerprint(method: dict, data, train: TrainConfig, model: ModelOptions) -> dict:
     """What determines a run's result; a finished record is reused only when it matches."""
-    setup = {"method": dict(method), "data": data.describe()}
-    if METHODS[method["name"]].kind == "train":  # the others do not train with the loop's settings
-        setup["train"] = {k: v for k, v in train.to_dict().items() if k not in _NOT_IN_FINGERPRINT}
-        # Named only when they differ from what every earlier record trained with (no torch.compile; bf16 or
-        # fp32, never fp16), so those records stay reusable, while a record trained compiled, or in fp16 on a
-        # GPU without native bf16, is not reused for a run set up otherwise (nor the other way round).
-        if train.compile:
-            setup["train"]["compile"] = True
-        if autocast_precision(data.device, train.amp) == "float16":
-            setup["train"]["autocast"] = "float16"
-        # A CNN's stem is named even when it is its size's default: records made before the whitening stem
-        # have no "stem" and are not reused.
-        options = cnn_options(model.size, model.options) if model.name == "cnn" else model.options
-        setup["model"] = {"name": model.name, "size": model.size, **options}
+    setup = {"method": dict(method), "data": data.describe(),
+             **METHODS[method["name"]].kind.fingerprint(train, model, data.device)}  # the loop's settings, if they count
     return json.loads(json.dumps(setup))  # the form it takes in a JSON record
 
 
@@ -414,10 +253,8 @@ def _make_record(method, label, data, seed, outcome, train: TrainConfig, wall_se
         "train_seconds": outcome["train_seconds"],
         "wall_seconds": wall_seconds,
         "device": str(data.device),
-        # The precision training ran in: `amp` asks for mixed precision, the hardware decides which
-        # (train.autocast_dtype: "bfloat16", "float16" with loss scaling, or None for fp32).
-        "autocast": (autocast_precision(data.device, train.amp)
-                     if METHODS[method["name"]].kind == "train" else None),
+        # The precision training ran in (the kind says: see Kind.autocast).
+        "autocast": METHODS[method["name"]].kind.autocast(train, data.device),
         "environment": records.environment(),
         "data_checksums": data.checksums(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

@@ -1,20 +1,24 @@
-"""The runner's progress lines: the notebooks' streamed output echoed, its runs counted, the time left."""
+"""The runner's progress lines: the notebooks' streamed output echoed, its runs counted, the time left.
+
+The runs are counted from the notebooks' event lines (:mod:`lbw_utils.events`, JSON), never from prose."""
 
 from __future__ import annotations
 
 import time
 from collections import Counter
 
-from lbw_utils.experiments import DONE_TAG, PLAN_TAG, REUSED_TAG
+from lbw_utils import events
 from lbw_utils.profiles import Step
 
 
 class Progress:
     """Echoes the notebooks' streamed output and keeps count of the runs it reports.
 
-    ``experiments.run`` prints ``[done] ...`` when it trains a run and ``[reused] ...`` when it
-    reads a finished record back; ``run_study`` announces ``[plan] N runs``. After each run this
-    handler prints one overall line: run k of N in the whole profile, the step and its runs, runs
+    ``experiments.run`` prints a ``done`` event when it trains a run and a ``reused`` event when it
+    reads a finished record back; ``run_study`` announces a ``plan`` event (N runs). Event lines are
+    not shown; in a process whose own events are read (a fan-out's shard, :func:`lbw_utils.events.enabled`)
+    they are passed on unchanged, for the process that watches it. After each run this handler prints
+    one overall line: run k of N in the whole profile, the step and its runs, runs
     trained and reused, elapsed time, and the time left.
 
     N and the time left come from what is known: a step's runs as its notebook announces them and,
@@ -33,13 +37,14 @@ class Progress:
         self.started = time.perf_counter()
         self.trained = self.reused = 0
         # Runs that parallel workers trained just before this pass ("dataset / method / seed k", see
-        # run_identity): this pass reads them back, and counts them as trained (by the workers), not reused.
+        # events.run_identity): this pass reads them back, and counts them as trained (by the workers), not reused.
         self.workers_trained = Counter(trained_by_workers or ())
         self.trained_by_workers = 0
         self.trained_seconds = 0.0
         self.finished_runs: dict[int, int] = {}
         self.step_index, self.step_started, self.step_planned, self.step_done = 0, self.started, 0, 0
         self.step_trained_seconds, self.step_trained, self.step_reused = 0.0, 0, 0
+        self.forward_events = events.enabled()
 
     def start_step(self, index: int) -> None:
         self.step_index, self.step_started = index, time.perf_counter()
@@ -57,27 +62,30 @@ class Progress:
         return entry
 
     def line(self, line: str) -> None:
-        """One line a notebook printed (to stdout or stderr): echoed, indented, and counted."""
-        if not line.strip():
-            return
-        self.log(f"    {line}")
-        self._count(line)
+        """One line a notebook printed (to stdout or stderr): an event is counted, another line echoed, indented."""
+        event = events.parse(line)
+        if event is not None:
+            if self.forward_events:
+                self.log(line.strip())
+            self._count(event)
+        elif line.strip():
+            self.log(f"    {line}")
 
-    def _count(self, line: str) -> None:
-        if line.startswith(PLAN_TAG):
-            self.step_planned += int(line.split()[1])
+    def _count(self, event: dict) -> None:
+        if event["event"] == "plan":
+            self.step_planned += int(event["runs"])
             return
-        if not line.startswith((DONE_TAG, REUSED_TAG)):
+        if event["event"] not in ("done", "reused"):
             return
         self.step_done += 1
-        if line.startswith(DONE_TAG):
-            seconds = float(line.rsplit(",", 1)[1].split()[0])
+        if event["event"] == "done":
+            seconds = float(event["seconds"])
             self.trained += 1
             self.trained_seconds += seconds
             self.step_trained += 1
             self.step_trained_seconds += seconds
         else:
-            identity = run_identity(line)
+            identity = event["run"]
             if self.workers_trained[identity] > 0:
                 self.workers_trained[identity] -= 1
                 self.trained_by_workers += 1
@@ -153,11 +161,6 @@ class Progress:
             else:
                 untimed += 1
         return this_step, later, untimed
-
-
-def run_identity(line: str) -> str:
-    """``dataset / method / seed k`` of a ``[done]`` or ``[reused]`` line (what precedes its first colon)."""
-    return line.strip().split(" ", 1)[1].split(":", 1)[0].strip()
 
 
 def format_minutes(seconds: float) -> str:

@@ -21,55 +21,27 @@ The terminal shows what each notebook prints as it runs (papermill streams it, l
 line, through :class:`lbw_utils.execution.LineSink`): a line per run as it starts and ends, the training loop's
 line per epoch, and after every run an overall progress line (the step's runs, the whole
 profile's runs, runs trained and reused, elapsed time, estimated time left). Plain lines
-only, readable in a log: no bars, no carriage returns.
+only, readable in a log: no bars, no carriage returns. During a fan-out each shard's lines are
+prefixed by the shard, each finished shard gets a line (shard k/N, its time), then one with the
+shards done, the time elapsed and the time left; only the very last lines say the profile finished.
+
+This module decides whether to fan out (:func:`resolve_workers`) and then runs the sequential pass
+(:func:`lbw_utils.sequential.run_profile`), which the fan-out's shards and merge also run.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 from lbw_utils import fanout
-from lbw_utils.config import REPO_ROOT
-from lbw_utils.execution import IPCKernelManager, execute_step
-from lbw_utils.files import atomic_write_json, atomic_write_text
 from lbw_utils.profiles import Step, load_profile, profile_path
-from lbw_utils.progress import Progress, format_minutes
-from lbw_utils.publish import COMPLETE_MARKER
-from lbw_utils.records import environment, hardware_summary
+from lbw_utils.sequential import FanOut, profile_folder, run_profile, select_steps
 
-# Each step's run count and wall time, rewritten after every step: the next run's estimate of the time left.
-TIMINGS = "timings.json"
 # Profiles whose runs take a second or so: `--workers auto` runs them in one process, because the fan-out's
 # extra notebook executions (each shard runs its study's notebooks, and the sequential pass runs them all
 # again) would cost more than training in parallel saves.
 SEQUENTIAL_PROFILES = ("smoke",)
-
-
-def select_steps(steps: list[Step], *, studies: list[str] | None = None, seeds: list[int] | None = None,
-                 final: bool = True) -> list[Step]:
-    """The steps of some studies (all when None), with ``seeds`` replacing the profile's, with or without
-    the final steps (those outside any study). Used to run one shard of a fanned-out study."""
-    known = {step.study for step in steps if step.study}
-    unknown = sorted(set(studies or ()) - known)
-    if unknown:
-        raise ValueError(f"studies {unknown} are not in this profile; it has {sorted(known)}")
-    chosen = []
-    for step in steps:
-        if step.study and studies is not None and step.study not in studies:
-            continue
-        if not step.study and not final:
-            continue
-        parameters = dict(step.parameters)
-        if seeds is not None and "seeds" in parameters:
-            parameters["seeds"] = list(seeds)
-        chosen.append(Step(step.study, step.notebook, parameters))
-    return chosen
 
 
 def reproduce(profile: str, results_root: str | Path | None = None, log=print, *, studies: list[str] | None = None,
@@ -77,83 +49,28 @@ def reproduce(profile: str, results_root: str | Path | None = None, log=print, *
               workers: int | str = 1) -> Path:
     """Run every step of ``profile``; return the path of the summary.
 
-    ``studies``, ``seeds`` and ``final`` restrict the run (see :func:`select_steps`);
+    ``studies``, ``seeds`` and ``final`` restrict the run (see :func:`lbw_utils.sequential.select_steps`);
     ``folder`` replaces ``<results_root>/<profile>`` as the output folder (a shard's own folder).
     ``workers`` (an int, or 'auto': see :func:`resolve_workers`) above 1 first trains the profile's
     shards in that many processes (:func:`lbw_utils.fanout.fan_out`); 1 runs everything here, in order.
     Only a whole profile run to its end writes the completion marker that ``make publish`` asks for.
     """
-    content, steps = load_profile(profile)
+    _, steps = load_profile(profile)  # a wrong profile stops here, before anything is written
     steps = select_steps(steps, studies=studies, seeds=seeds, final=final)
     name = profile_path(profile).stem
     if folder is not None and workers != 1:
         raise ValueError("workers other than 1 fan out into <results root>/<profile>/shards/; a run into a folder "
                          "of its own (a shard's) runs in one process")
-    folder = Path(folder) if folder is not None else fanout.profile_folder(profile, results_root)
-    folder.mkdir(parents=True, exist_ok=True)
-    marker = folder / COMPLETE_MARKER
-    timings = read_timings(folder)
-    previous = _read_marker(marker)
-    marker.unlink(missing_ok=True)  # until this run finishes, the folder is not a complete result
-    state_at_start = checkout_state()
-    _kernel_uses_this_python()
-    started = time.perf_counter()
     shard_count = len(fanout.plan_shards(profile, studies=studies, seeds=seeds)) if workers != 1 else 1
     devices, threads = resolve_workers(workers, name, steps, shard_count)
-    parallel, fanned = len(devices) > 1, None
-    if parallel and _finished_before(previous, steps):
-        log(f"==> no fan-out: the last whole run into {folder} finished these steps with these parameters "
-            f"({COMPLETE_MARKER}); the runs are read back below")
-    elif parallel:
-        fanned = fanout.fan_out(profile, results_root, devices=devices, threads=threads, studies=studies,
-                                seeds=seeds, log=log)
-    progress = Progress(steps, timings, log, trained_by_workers=fanned["trained"] if fanned else None)
-    progress.started = started
-    # After a CPU fan-out the kernels here get one torch thread too: a run this pass trains (one a shard
-    # did not finish) then gives the same bits as a worker's.
-    IPCKernelManager.kernel_env = fanout.device_env("cpu", 1) if parallel and devices[0] == "cpu" else {}
-    finished_steps = []
-    try:
-        for index, step in enumerate(steps):
-            progress.start_step(index)
-            seconds = execute_step(step, folder, log, number=f"[step {index + 1}/{len(steps)}] ",
-                                   lines=progress.line)
-            timings[step.name] = progress.finish_step(seconds)
-            atomic_write_json(folder / TIMINGS, timings)  # kept across interruptions, for the next estimate
-            finished_steps.append((step, seconds, timings[step.name]["runs"]))
-    finally:
-        IPCKernelManager.kernel_env = {}
-    total = time.perf_counter() - progress.started
-    runs_trained = progress.trained + progress.trained_by_workers
-    each = f"{threads} torch thread{'s' if threads != 1 else ''} each"
-    parallel_note = (f"{len(fanned['shards'])} shards trained by {len(devices)} parallel worker processes, {each}, "
-                     f"in {fanned['seconds'] / 60:.1f} min (their folders: {fanout.SHARDS_FOLDER}/)"
-                     if fanned else None)
-    summary = write_summary(folder, name, content, [(s, t) for s, t, _ in finished_steps], total,
-                            parallel=parallel_note)
-    if final and studies is None and seeds is None:
-        state_at_end = checkout_state()
-        uncommitted = sorted(set(state_at_start["uncommitted"]) | set(state_at_end["uncommitted"]))
-        atomic_write_json(marker, {
-            "profile": name, "git_revision": state_at_end["git_revision"],
-            "dirty": bool(uncommitted) or state_at_start["git_revision"] != state_at_end["git_revision"],
-            "uncommitted": uncommitted[:20],
-            "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "total_seconds": round(total, 1),
-            "runs_trained": runs_trained, "runs_reused": progress.reused,
-            "workers": len(devices) if fanned else 1, "threads_per_worker": threads if fanned else None,
-            "runs_trained_by_workers": progress.trained_by_workers,
-            "fan_out_seconds": round(fanned["seconds"], 1) if fanned else None,
-            "steps": [{"name": s.name, "parameters": s.parameters, "seconds": round(t, 1), "runs": runs}
-                      for s, t, runs in finished_steps],
-        })
-    by_workers = (f" ({progress.trained_by_workers} of them by {len(devices)} parallel workers, {each})"
-                  if fanned else "")
-    log(f"finished the '{name}' profile in {format_minutes(total)}: {runs_trained} runs trained, "
-        f"{progress.reused} reused{by_workers}")
-    log(f"read first: {summary}")
-    if name in ("cpu", "gpu") and final and studies is None and seeds is None:
-        log(f"maintainers: `make publish PROFILE={name}` copies its key tables and figures next to the README")
-    return summary
+    parallel = None
+    if len(devices) > 1:
+        parallel = FanOut(devices, threads, kernel_env=fanout.device_env("cpu", 1) if devices[0] == "cpu" else {},
+                          run=lambda: fanout.fan_out(profile, results_root, devices=devices, threads=threads,
+                                                     studies=studies, seeds=seeds, log=log))
+    return run_profile(profile, results_root, log, studies=studies, seeds=seeds, final=final,
+                       folder=folder if folder is not None else profile_folder(profile, results_root),
+                       fan_out=parallel)
 
 
 def studies_device(steps: list[Step]) -> str:
@@ -182,95 +99,6 @@ def resolve_workers(workers: int | str, profile_name: str, steps: list[Step],
     if workers == 1:
         return [device], None
     return fanout.workers_for(workers, device)
-
-
-def _read_marker(marker: Path) -> dict | None:
-    try:
-        return json.loads(marker.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-
-
-def _finished_before(previous: dict | None, steps: list[Step]) -> bool:
-    """Whether a completion marker says these very steps (names and parameters) all finished."""
-    if not previous or not previous.get("steps"):
-        return False
-    return ([(s.get("name"), s.get("parameters")) for s in previous["steps"]]
-            == [(step.name, json.loads(json.dumps(step.parameters))) for step in steps])
-
-
-def read_timings(folder: Path) -> dict:
-    """Step name -> ``{"parameters", "runs", "seconds"}`` from earlier runs of the profile into ``folder``
-    (``timings.json``, else the steps of an older ``complete.json``); empty for a first run."""
-    for name in (TIMINGS, COMPLETE_MARKER):
-        path = folder / name
-        if path.exists():
-            content = json.loads(path.read_text(encoding="utf-8"))
-            return content if name == TIMINGS else {s["name"]: s for s in content.get("steps", [])}
-    return {}
-
-
-def checkout_state() -> dict:
-    """The checkout's commit and the paths that differ from it (modified, staged, or untracked and
-    not ignored), so that results can be traced to a commit; ``git_revision`` is None outside git."""
-    def git(*arguments: str) -> str:
-        return subprocess.run(["git", "--no-optional-locks", *arguments], cwd=REPO_ROOT, capture_output=True,
-                              text=True, timeout=30, check=True).stdout
-    try:
-        commit = git("rev-parse", "HEAD").strip()
-        changed = [line[3:] for line in git("status", "--porcelain", "--untracked-files=all").splitlines()]
-    except (OSError, subprocess.SubprocessError):
-        return {"git_revision": None, "uncommitted": []}
-    return {"git_revision": commit, "uncommitted": changed}
-
-
-def _kernel_uses_this_python() -> None:
-    # The `python3` kernel must run this interpreter (the one with lbw_utils);
-    # a kernel launched as plain "python" resolves through PATH.
-    bin_dir = str(Path(sys.executable).parent)
-    if not os.environ.get("PATH", "").startswith(bin_dir):
-        os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
-
-
-def write_summary(folder: Path, profile: str, content: dict, timings: list, total_seconds: float, *,
-                  parallel: str | None = None) -> Path:
-    env = environment()
-    lines = [
-        f"# Results of the `{profile}` profile",
-        "",
-        f"{content.get('description', '')}",
-        "",
-        f"- hardware: {hardware_summary(env)}; torch threads {env['torch_threads']}"
-        + (" (this process's; each record says its own)" if parallel else ""),
-        *([f"- runs: {parallel}"] if parallel else []),
-        f"- versions: Python {env['python']}, torch {env['torch']}, torchvision {env['torchvision']}, "
-        f"numpy {env['numpy']}",
-        f"- code revision: {env['git_revision']}",
-        f"- finished: {time.strftime('%Y-%m-%d %H:%M:%S %Z')}; total wall time {total_seconds / 60:.1f} min "
-        "(steps whose runs were already finished are fast: their records are reused)",
-        "",
-        "## Steps",
-        "",
-        "| step | parameters | wall time |",
-        "|---|---|---|",
-    ]
-    for step, seconds in timings:
-        shown = ", ".join(f"{k}={v}" for k, v in sorted(step.parameters.items()))
-        lines.append(f"| [{step.name}](notebooks/{step.name}.ipynb) | {shown} | {seconds:.1f} s |")
-    lines += ["", "## Tables", ""]
-    for table in sorted((folder / "tables").glob("*/*.md"), key=lambda p: (p.parent.name, p.stem != "methods", p)):
-        relative = table.relative_to(folder).with_suffix("")
-        links = [f"[{suffix}]({relative}.{suffix})" for suffix in ("csv", "tex")
-                 if table.with_suffix(f".{suffix}").exists()]
-        lines += [f"### {table.parent.name}: {table.stem}", "", table.read_text(encoding="utf-8"),
-                  *([f"Also as {', '.join(links)}.", ""] if links else [])]
-    lines += ["## Figures", ""]
-    for figure in sorted((folder / "figures").glob("*/*.png")):
-        relative = figure.relative_to(folder)
-        lines.append(f"- [{relative}]({relative})")
-    path = folder / "summary.md"
-    atomic_write_text(path, "\n".join(lines) + "\n")
-    return path
 
 
 def main(argv: list[str] | None = None) -> int:

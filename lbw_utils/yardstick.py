@@ -9,7 +9,7 @@ thread) it converges in 8 Newton steps and 22 s where the default ``lbfgs`` on f
 worst-class TPR is not a baseline worth weighting; every names table shows it for that reason.
 
 With ``"scheme"`` (and its exponent, ``"gamma"``, or ``"tau"`` for ``cdb``), the classes are weighted by
-:func:`lbw_utils.losses.static_weights` of the recurrent baseline's *validation* TPRs (same seed),
+:func:`lbw_utils.methods.static_weights` of the recurrent baseline's *validation* TPRs (same seed),
 the seed recipe on a convex model: there weighting cannot be "absorbed" by fitting the training set,
 so whatever it does here it does for good.
 
@@ -26,7 +26,7 @@ import torch
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
-from lbw_utils.losses import METHODS, scheme_weights
+from lbw_utils.methods import METHODS, scheme_weights
 
 NGRAM_RANGE = (1, 4)
 
@@ -34,7 +34,7 @@ NGRAM_RANGE = (1, 4)
 def ngram_logreg_outcome(method: dict, data, seed: int, tpr=None) -> dict:
     """Fit on ``data``'s training names; the logits of validation and test, in the experiment layer's form.
 
-    ``method`` was checked against its registry entry (``lbw_utils.losses.registry``, where its parameters,
+    ``method`` was checked against its registry entry (``lbw_utils.methods.registry``, where its parameters,
     defaults and allowed values are declared); ``tpr`` is the baseline's validation TPRs when it has a scheme.
     """
     options = METHODS["ngram-logreg"].with_defaults({k: v for k, v in method.items() if k not in ("name", "label")})

@@ -10,7 +10,7 @@ import torch
 
 from lbw_utils import compare
 from lbw_utils.ceiling import CEILING_LABEL, ceiling
-from lbw_utils.losses import apply_logit_offsets, fit_logit_offsets
+from lbw_utils.methods import apply_logit_offsets, fit_logit_offsets
 
 
 def _scores(n: int = 3000, classes: int = 5, seed: int = 0):

@@ -19,7 +19,7 @@ import pytest
 import torch
 import yaml
 
-from lbw_utils import fanout, records
+from lbw_utils import events, fanout, records, sequential
 from lbw_utils import reproduce as runner
 from lbw_utils.execution import LineSink
 from lbw_utils.fanout import Shard, hardware
@@ -250,8 +250,10 @@ def tiny_profile(tmp_path: Path) -> Path:
 
 
 def reused_line(seed: int) -> str:
+    """What experiments.run prints when it reads a run back: the prose line, then its event line."""
     return (f"[reused] fashion_mnist / baseline / seed {seed}: test acc 0.900, worst-class TPR 0.700 (Shirt) "
-            f"(finished record baseline__seed{seed}.json)\n")
+            f"(finished record baseline__seed{seed}.json)\n"
+            + events.line("reused", run=f"fashion_mnist / baseline / seed {seed}") + "\n")
 
 
 def test_the_pass_after_the_workers_counts_their_runs_as_trained(tmp_path, monkeypatch):
@@ -264,19 +266,21 @@ def test_the_pass_after_the_workers_counts_their_runs_as_trained(tmp_path, monke
                 "seconds": 12.0, "merged": {}}
 
     def fake_step(step, folder, log, *, number="", lines=None):
-        kernel_env.append(dict(runner.IPCKernelManager.kernel_env))
+        kernel_env.append(dict(sequential.IPCKernelManager.kernel_env))
         sink = LineSink(lines)
-        sink.write("[plan] 3 runs: 1 method(s) x 3 seed(s)\n" + reused_line(0) + reused_line(1) + reused_line(2))
+        sink.write("[plan] 3 runs: 1 method(s) x 3 seed(s)\n" + events.line("plan", runs=3, methods=1, seeds=3) + "\n"
+                   + reused_line(0) + reused_line(1) + reused_line(2))
         return 1.0
 
     monkeypatch.setattr(fanout, "fan_out", fake_fan_out)
-    monkeypatch.setattr(runner, "execute_step", fake_step)
+    monkeypatch.setattr(sequential, "execute_step", fake_step)
     shown = []
     runner.reproduce(str(tiny_profile(tmp_path)), tmp_path / "results", log=shown.append, workers=2)
     assert calls == [(["cpu", "cpu"], 1)]
     # the pass's kernels train (if anything) with one thread, as the workers did; reset afterwards
-    assert kernel_env == [{"CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}]
-    assert runner.IPCKernelManager.kernel_env == {}
+    assert kernel_env == [{"CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+                           events.ENABLED_ENV: "1"}]
+    assert sequential.IPCKernelManager.kernel_env == {}
     progress = [line for line in shown if line.startswith("[progress]")]
     assert "2 trained (2 by the parallel workers), 0 reused" in progress[1]
     assert "3 trained (2 by the parallel workers), 1 reused" not in progress[2]  # seed 2 was reused, not trained
@@ -296,4 +300,4 @@ def test_the_pass_after_the_workers_counts_their_runs_as_trained(tmp_path, monke
     # one worker: today's sequential path, no fan-out and the kernels' own thread count
     kernel_env.clear()
     runner.reproduce(str(tiny_profile(tmp_path)), tmp_path / "results", log=shown.append, workers=1)
-    assert len(calls) == 1 and kernel_env == [{}]
+    assert len(calls) == 1 and kernel_env == [{events.ENABLED_ENV: "1"}]

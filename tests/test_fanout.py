@@ -12,26 +12,28 @@ from pathlib import Path
 
 import pytest
 
-from lbw_utils import fanout, records
+from lbw_utils import events, fanout, records, sequential
 from lbw_utils.fanout import Shard
+from lbw_utils.fanout import local as fanout_local
 from lbw_utils.profiles import load_profile
-from lbw_utils.reproduce import select_steps
+from lbw_utils.sequential import select_steps
 
 
 def test_smoke_profile_has_one_shard_per_study_and_seed():
     shards = fanout.plan_shards("smoke")
     # seed-major: every study's first seed before any second seed
-    assert [s.name for s in shards] == ["fashion_mnist-seed0", "names5-seed0", "length-seed0",
-                                        "fashion_mnist-seed1", "names5-seed1", "length-seed1"]
-    assert shards[0] == Shard("fashion_mnist", (0,))
+    assert [s.name for s in shards] == ["fashion_mnist_tuning-seed100", "fashion_mnist-seed0", "names5-seed0",
+                                        "length-seed0", "fashion_mnist_tuning-seed101", "fashion_mnist-seed1",
+                                        "names5-seed1", "length-seed1"]
+    assert shards[1] == Shard("fashion_mnist", (0,))
 
 
 def test_shards_group_seeds_and_filter_studies():
     shards = fanout.plan_shards("gpu", seeds_per_shard=2, studies=["cifar10"])
     assert [s.seeds for s in shards] == [(0, 1), (2, 3), (4,)]
     assert shards[1].name == "cifar10-seed2_3"
-    assert [s.name for s in fanout.plan_shards("cpu", seeds=[7])] == ["fashion_mnist-seed7", "names5-seed7",
-                                                                    "names42-seed7"]
+    assert [s.name for s in fanout.plan_shards("cpu", seeds=[7])] == ["fashion_mnist_tuning-seed7", "fashion_mnist-seed7",
+                                                                    "names5-seed7", "names42-seed7"]
 
 
 @pytest.mark.parametrize("bad", [0, -1, True, 1.5])
@@ -221,3 +223,77 @@ def test_merge_copies_the_records_of_nested_results_folders(tmp_path):
     merged = tmp_path / "length" / "main-epochs4"
     assert records.is_finished(records.record_path(merged, "fashion_mnist", "baseline", 0))
     assert records.artifact_path(merged, "fashion_mnist", "baseline", 0).read_bytes() == b"logits"
+
+
+# --- what a fan-out prints: shards say they are shards; only the profile's end says it finished -----
+
+
+def two_shard_profile(tmp_path: Path) -> Path:
+    profile = tmp_path / "tiny.yaml"
+    profile.write_text("description: one study, two seeds\nshared: {seeds: [0, 1], device: cpu}\nstudies:\n"
+                       "  fashion_mnist:\n    parameters: {dataset: fashion_mnist}\n    notebooks: [01_baseline]\n")
+    return profile
+
+
+# A stand-in shard: the prose and event lines of one trained run, then the shard's own last line.
+SHARD_SCRIPT = """
+import sys, time
+from lbw_utils import events
+seed = sys.argv[1]
+time.sleep(0.2 if seed == "0" else 0.6)
+print(f"    [done] fashion_mnist / baseline / seed {seed}: test acc 0.500, worst-class TPR 0.100 (Shirt), 0.2 s")
+print(events.line("done", run=f"fashion_mnist / baseline / seed {seed}", seconds=0.2))
+print(f"shard 'fashion_mnist-seed{seed}' finished in 0m00s: 1 runs trained, 0 reused; its summary: summary.md")
+"""
+
+
+def test_fan_out_lines_name_the_shards_and_give_the_time_left(tmp_path, monkeypatch):
+    def command_for(profile, shard, results_root, **_):
+        return [sys.executable, "-c", SHARD_SCRIPT, str(shard.seeds[0])]
+
+    monkeypatch.setattr(fanout_local, "shard_command", command_for)
+    shown = []
+    report = fanout.fan_out(str(two_shard_profile(tmp_path)), tmp_path / "results", devices=["cpu", "cpu"], threads=1,
+                            log=shown.append)
+    # the shards' event lines were counted, not shown; their prose is shown, prefixed by the shard
+    assert sorted(report["trained"]) == ["fashion_mnist / baseline / seed 0", "fashion_mnist / baseline / seed 1"]
+    assert not any(events.PREFIX in line for line in shown)
+    assert "[fashion_mnist-seed1]     [done] fashion_mnist / baseline / seed 1: test acc 0.500, worst-class TPR " \
+           "0.100 (Shirt), 0.2 s" in shown
+    started = [line for line in shown if " started on " in line]
+    assert started == ["shard 1/2 'fashion_mnist-seed0' started on the CPU",
+                       "shard 2/2 'fashion_mnist-seed1' started on the CPU"]
+    finished = [line for line in shown if line.startswith("shard ") and " finished in " in line]
+    assert [line.split(" finished")[0] for line in finished] == ["shard 1/2 'fashion_mnist-seed0'",
+                                                                 "shard 2/2 'fashion_mnist-seed1'"]
+    assert all(line.endswith(" on the CPU") for line in finished)
+    overall = [line for line in shown if line.startswith("[fan-out]")]
+    assert overall[0].startswith("[fan-out] 1 of 2 shards done | 1 runs trained, 0 reused | elapsed 0m")
+    assert "left for the other shards, then the merge and the notebooks' tables and figures" in overall[0]
+    assert overall[1].startswith("[fan-out] 2 of 2 shards done | 2 runs trained, 0 reused | elapsed 0m")
+    assert overall[1].endswith("next: the merge and the notebooks' tables and figures")
+    # each overall line follows its shard's line; nothing says a profile finished
+    assert shown.index(overall[0]) == shown.index(finished[0]) + 1
+    assert not any(line.startswith(("finished the", "read first")) for line in shown)
+    assert shown[-1].startswith("<== fan-out finished in ")
+
+
+def test_the_overall_line_estimates_from_the_shards_done():
+    line = fanout.fan_out_line(done=1, total=4, elapsed=120.0, trained=3, reused=1)
+    assert line == ("[fan-out] 1 of 4 shards done | 3 runs trained, 1 reused | elapsed 2m00s | about 6m00s left for "
+                    "the other shards, then the merge and the notebooks' tables and figures")
+
+
+def test_a_shard_ends_with_its_own_line_not_the_profiles(tmp_path, monkeypatch):
+    def fake_step(step, folder, log, *, number="", lines=None):
+        lines(events.line("done", run="fashion_mnist / baseline / seed 1", seconds=1.0))
+        return 1.0
+
+    monkeypatch.setattr(sequential, "execute_step", fake_step)
+    shown = []
+    result = fanout.run_shard(str(two_shard_profile(tmp_path)), "fashion_mnist-seed1", tmp_path / "results",
+                              log=shown.append)
+    assert result["shard"] == "fashion_mnist-seed1"
+    summary = tmp_path / "results" / "tiny" / "shards" / "fashion_mnist-seed1" / "summary.md"
+    assert shown[-1] == f"shard 'fashion_mnist-seed1' finished in 0m00s: 1 runs trained, 0 reused; its summary: {summary}"
+    assert not any(line.startswith(("finished the", "read first")) for line in shown)

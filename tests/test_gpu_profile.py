@@ -171,7 +171,7 @@ def test_cifar10_runs_trained_on_the_test_files_for_each_seed_with_the_recorded_
     cifar = records.load_records(folder, "cifar10")
     trained = [r for r in cifar if r["history"] is not None]
     assert {r["seed"] for r in trained} == set(SEEDS)
-    assert {"baseline", "static-peifer-gamma8", "static-cdb-tau2"} <= {r["method_label"] for r in cifar}
+    assert {"baseline", "static-mean-ratio-gamma8", "static-cdb-tau2"} <= {r["method_label"] for r in cifar}
     for record in trained:
         assert record["classes"] == CIFAR_CLASSES and record["device"] == "cpu"
         assert record["parameters"]["train"]["epochs"] == 2
@@ -185,7 +185,7 @@ def test_gpu_checks_run_count_matches_what_the_profile_trained(tiny_gpu_run):
     import sys
 
     from lbw_utils.config import REPO_ROOT
-    from lbw_utils.losses import METHODS
+    from lbw_utils.methods import METHODS
     from lbw_utils.training_length import load_ladder
 
     sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
@@ -193,7 +193,7 @@ def test_gpu_checks_run_count_matches_what_the_profile_trained(tiny_gpu_run):
 
     folder, path, _ = tiny_gpu_run
     trained = [r for r in records.load_records(folder) + load_ladder(folder)
-               if METHODS[r["method"]["name"]].kind == "train"]
+               if METHODS[r["method"]["name"]].kind.trains_with_loop]
     planned = {study: gpu_check.planned_runs(steps) for study, steps in gpu_check.study_steps(str(path)).items()}
     assert sum(len(runs) for runs in planned.values()) * len(SEEDS) == len(trained)
     cifar = [r for r in trained if r["dataset"] == "cifar10"]

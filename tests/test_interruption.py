@@ -49,6 +49,7 @@ DRIVER = textwrap.dedent('''
     from conftest import build_image_data  # the tests' tiny synthetic ImageData
 
     from lbw_utils import experiments
+    from lbw_utils.methods import kinds
     from lbw_utils.train import TrainConfig
 
     parser = argparse.ArgumentParser()
@@ -92,24 +93,24 @@ DRIVER = textwrap.dedent('''
 
 
     trainings = 0
-    real_training, real_posthoc = experiments._training_outcome, experiments._posthoc_outcome
+    real_training, real_posthoc = kinds.TrainedLoss.outcome, kinds.PostHoc.outcome
 
 
-    def training(method, data, seed, *rest):
+    def training(self, spec, method, data, seed, *rest):
         global trainings
         trainings += 1
         log(f"computed {{experiments.method_label(method)}} {{seed}}")
         if trainings == args.pause_in_training:
             data = PausesMidEpoch(data)
-        return real_training(method, data, seed, *rest)
+        return real_training(self, spec, method, data, seed, *rest)
 
 
-    def posthoc(method, data, seed, *rest):
+    def posthoc(self, spec, method, data, seed, *rest):
         log(f"computed {{experiments.method_label(method)}} {{seed}}")
-        return real_posthoc(method, data, seed, *rest)
+        return real_posthoc(self, spec, method, data, seed, *rest)
 
 
-    experiments._training_outcome, experiments._posthoc_outcome = training, posthoc
+    kinds.TrainedLoss.outcome, kinds.PostHoc.outcome = training, posthoc
 
     record_writes = 0
     real_replace = os.replace

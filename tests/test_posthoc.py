@@ -1,4 +1,4 @@
-"""Tests for lbw_utils.losses.posthoc: per-class logit offsets fitted on validation logits."""
+"""Tests for lbw_utils.methods.posthoc: per-class logit offsets fitted on validation logits."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from lbw_utils.metrics import per_class_tpr
-from lbw_utils.losses.posthoc import OFFSET_OBJECTIVES, apply_logit_offsets, fit_logit_offsets
+from lbw_utils.methods.posthoc import OFFSET_OBJECTIVES, apply_logit_offsets, fit_logit_offsets
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -153,12 +153,12 @@ def test_sections_of_the_wrong_shape(tmp_path, content, words):
 
 def test_profile_error_comes_before_any_output(tmp_path, monkeypatch):
     """reproduce() checks the whole profile before it creates the results folder or runs anything."""
-    from lbw_utils import reproduce
+    from lbw_utils import reproduce, sequential
 
     def must_not_run(*args, **kwargs):
         raise AssertionError("a notebook ran although the profile is invalid")
 
-    monkeypatch.setattr(reproduce, "execute_step", must_not_run)
+    monkeypatch.setattr(sequential, "execute_step", must_not_run)
     path = write(tmp_path, changed(overrides={"02_tpr_analysis": {"top_pair": 4}}))
     with pytest.raises(ProfileError, match="top_pair"):
         reproduce.reproduce(str(path), tmp_path / "results")

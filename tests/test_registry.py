@@ -1,4 +1,4 @@
-"""Tests for lbw_utils.losses.registry: the one list of methods, checked once, dispatched on kind."""
+"""Tests for lbw_utils.methods.registry: the one list of methods, checked once, dispatched on kind."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from lbw_utils import experiments, records
+from lbw_utils import records
 from lbw_utils.experiments import BASELINE, METHOD_NAMES, ModelOptions, check_method, method_label, run
-from lbw_utils.losses import (
+from lbw_utils.methods import (
     LOSS_METHODS,
     METHODS,
     CDBLoss,
@@ -27,7 +27,7 @@ from lbw_utils.losses import (
     resolve_fit,
     static_weights,
 )
-from lbw_utils.losses import registry
+from lbw_utils.methods import kinds, registry
 from lbw_utils.train import TrainConfig
 
 CONFIG = TrainConfig(epochs=1, batch_size=20, lr=0.05, eval_batch_size=64, augment=False)
@@ -63,16 +63,37 @@ def test_dynamic_margin_defaults_match_its_class():
 def test_every_list_of_methods_derives_from_the_registry():
     assert METHOD_NAMES == tuple(METHODS)
     assert LOSS_METHODS == methods_of_kind("train")
-    assert all(spec.kind in registry.KINDS for spec in METHODS.values())
-    assert all(spec.build is not None for name, spec in METHODS.items() if spec.kind == "train")
+    assert all(spec.kind in kinds.KINDS.values() for spec in METHODS.values())
+    assert all(spec.build is not None for name, spec in METHODS.items() if spec.kind.trains_a_loss)
+    assert METHODS["posthoc"].kind is kinds.POSTHOC and METHODS["ngram-logreg"].kind is kinds.FIT
+
+
+def test_a_kind_is_named_or_given_and_an_unknown_one_is_refused():
+    assert MethodSpec("x", "train").kind is kinds.TRAIN
+    assert MethodSpec("x", kinds.FIT).kind is kinds.FIT
+    with pytest.raises(ValueError, match="kind='fitted' is not known"):
+        MethodSpec("x", "fitted")
+
+
+def test_notebook_04_candidates_come_from_the_registry():
+    params = {"alphas": [0.01], "focal_gamma": 2.0, "cdb_tau": "dynamic", "dro_eta": 0.01, "minrecall_eta": 1.0,
+              "minrecall_every": "epoch", "margin_gamma": 4, "margin_alpha": 0.01, "posthoc_budget": 0.01}
+    every = registry.candidate_methods(params)
+    assert [m["name"] for m in every][:3] == ["ema", "ema", "focal"] and every[-1]["name"] == "posthoc"
+    assert {m["name"] for m in every} == {n for n, spec in METHODS.items() if spec.candidates is not None}
+    assert registry.candidate_methods(params, ["focal"]) == [{"name": "focal", "gamma": 2.0}]
+    with pytest.raises(ValueError, match="families \\['mixup'\\] are not known"):
+        registry.candidate_methods(params, ["mixup"])
+    for method in every:
+        check_method(method)
 
 
 @pytest.mark.parametrize("method, label", [
-    ({"name": "static", "scheme": "peifer", "gamma": 4}, "static-peifer-gamma4"),
+    ({"name": "static", "scheme": "mean-ratio", "gamma": 4}, "static-mean-ratio-gamma4"),
     ({"name": "ema", "alpha": 0.01, "normalize": True}, "ema-alpha0.01-norm"),
     ({"name": "posthoc", "objective": "budget", "max_accuracy_drop": 0.01}, "baseline+posthoc-budget-drop0.01"),
-    ({"name": "posthoc", "objective": "worst", "of": {"name": "static", "scheme": "peifer", "gamma": 4}},
-     "static-peifer-gamma4+posthoc-worst"),
+    ({"name": "posthoc", "objective": "worst", "of": {"name": "static", "scheme": "mean-ratio", "gamma": 4}},
+     "static-mean-ratio-gamma4+posthoc-worst"),
     ({"name": "cdb", "variant": "imagenet"}, "cdb-variantimagenet"),
     ({"name": "margin", "source": "static"}, "margin-sourcestatic"),
 ])
@@ -104,7 +125,7 @@ def test_check_method_builds_nothing(monkeypatch):
         raise AssertionError("check_method built a loss")
 
     monkeypatch.setattr(registry, "static_weights", must_not_build)
-    check_method({"name": "static", "scheme": "peifer", "gamma": 4})
+    check_method({"name": "static", "scheme": "mean-ratio", "gamma": 4})
     check_method({"name": "margin", "source": "static", "gamma": 2})
 
 
@@ -139,7 +160,7 @@ def test_a_method_of_kind_fit_is_dispatched_to_its_function(tiny_data, tmp_path,
     def must_not_train(*args, **kwargs):
         raise AssertionError("a fit method must not run the training loop")
 
-    monkeypatch.setattr(experiments, "fit", must_not_train)
+    monkeypatch.setattr(kinds, "fit", must_not_train)
     with pytest.raises(ValueError, match="margin=-1"):
         run({"name": "toy-fit", "margin": -1}, data, 0, tmp_path, train=CONFIG, model=TINY, progress=False)
     record = run({"name": "toy-fit", "margin": 2.0}, data, 0, tmp_path, train=CONFIG, model=TINY, progress=False)
@@ -168,7 +189,7 @@ def test_make_loss_refuses_a_method_without_a_loss():
 
 @pytest.mark.parametrize("method, message", [
     ({"name": "static", "scheme": "cdb", "gamma": 1}, "scheme='cdb' takes 'tau' as its exponent, not 'gamma'"),
-    ({"name": "static", "tau": 1}, "scheme='peifer' takes 'gamma' as its exponent, not 'tau'"),
+    ({"name": "static", "tau": 1}, "scheme='mean-ratio' takes 'gamma' as its exponent, not 'tau'"),
     ({"name": "static", "scheme": "inverse", "tau": 1}, "scheme='inverse' takes 'gamma'"),
 ])
 def test_the_class_difficulty_scheme_names_its_exponent_tau(method, message):

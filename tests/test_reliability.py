@@ -54,7 +54,7 @@ from lbw_utils.experiments import (
     run_study,
 )
 from lbw_utils.files import DataIntegrityError
-from lbw_utils.losses import CDBLoss, make_loss
+from lbw_utils.methods import CDBLoss, make_loss
 from lbw_utils.models import CNN_SIZES, MODELS
 from lbw_utils.names import NAMES_FILE, NamesFileContentError, load_names
 from lbw_utils.names import files as names_files
@@ -89,7 +89,7 @@ def same(first, second) -> bool:
     ({"gamma": 2}, ["'name'", str(METHOD_NAMES)]),
     ({"name": "ema", "beta": 0.1}, ["unknown key(s) ['beta']", "('alpha', 'normalize')"]),
     ({"name": "ema", "alpha": 5}, ["alpha=5", "(0, 1]"]),
-    ({"name": "static", "scheme": "sqrt"}, ["scheme='sqrt'", "('peifer', 'inverse', 'cdb', 'fnr')"]),
+    ({"name": "static", "scheme": "sqrt"}, ["scheme='sqrt'", "('mean-ratio', 'inverse', 'cdb', 'fnr')"]),
     ({"name": "static", "gamma": -1}, ["gamma=-1", ">= 0"]),
     ({"name": "focal", "gamma": float("nan")}, ["gamma=nan", "finite"]),
     ({"name": "cdb", "tau": "auto"}, ["tau='auto'", "'dynamic'"]),
@@ -175,7 +175,7 @@ def test_a_zero_validation_tpr_stops_a_static_run_and_writes_nothing(data, tmp_p
     records.write_record(path, baseline)
     before = files_under(tmp_path)
     with pytest.raises(ValueError) as caught:
-        run({"name": "static", "scheme": "peifer", "gamma": 2}, data, 0, tmp_path, train=CONFIG, model=TINY,
+        run({"name": "static", "scheme": "mean-ratio", "gamma": 2}, data, 0, tmp_path, train=CONFIG, model=TINY,
             progress=False)
     assert "class index 1 has TPR 0" in str(caught.value) and "scheme='cdb' or 'fnr'" in str(caught.value)
     assert files_under(tmp_path) == before
@@ -198,19 +198,19 @@ def test_a_zero_validation_tpr_stops_a_static_run_and_writes_nothing(data, tmp_p
 ])
 @pytest.mark.parametrize("loss_class", ["WeightedCrossEntropy", "FocalLoss"])
 def test_bad_weight_vectors_are_refused(loss_class, weights, words):
-    from lbw_utils import losses
+    from lbw_utils import methods
 
     with pytest.raises(ValueError) as caught:
-        getattr(losses, loss_class)(weights=weights)
+        getattr(methods, loss_class)(weights=weights)
     for word in words:
         assert word in str(caught.value), str(caught.value)
 
 
 @pytest.mark.parametrize("loss_class", ["WeightedCrossEntropy", "FocalLoss"])
 def test_weights_of_the_wrong_length_are_refused_at_the_first_batch(loss_class):
-    from lbw_utils import losses
+    from lbw_utils import methods
 
-    loss = getattr(losses, loss_class)(weights=[1.0, 2.0])
+    loss = getattr(methods, loss_class)(weights=[1.0, 2.0])
     with pytest.raises(ValueError, match="logits have 3 classes .* built for 2 classes"):
         loss(torch.zeros(4, 3), torch.tensor([0, 1, 2, 0]))
 

@@ -11,9 +11,11 @@ import subprocess
 import pytest
 from jupyter_client.manager import AsyncKernelManager
 
+from lbw_utils import events, sequential
 from lbw_utils import reproduce as runner
 from lbw_utils.execution import LineSink
 from lbw_utils.experiments import _study_bar
+from lbw_utils.progress import Progress
 from lbw_utils.profiles import Step
 from lbw_utils.publish import check_publishable
 
@@ -22,7 +24,13 @@ STEPS = [Step("fashion_mnist", "01_baseline", {"seeds": [0, 1]}),
          Step("", "06_paper_figures", {})]
 
 
-def streamed(progress: runner.Progress, text: str) -> None:
+@pytest.fixture(autouse=True)
+def no_event_readers(monkeypatch):
+    """These tests are the process that reads the events (not a shard whose events are passed on)."""
+    monkeypatch.delenv(events.ENABLED_ENV, raising=False)
+
+
+def streamed(progress: Progress, text: str) -> None:
     """Text a notebook printed, as papermill hands it to the runner."""
     sink = LineSink(progress.line)
     sink.write(text)
@@ -30,8 +38,19 @@ def streamed(progress: runner.Progress, text: str) -> None:
 
 
 def done_line(seed: int, seconds: float) -> str:
+    """What experiments.run prints when it trains a run: the prose line, then its event line."""
     return (f"[done] fashion_mnist / baseline / seed {seed}: test acc 0.900, worst-class TPR 0.700 (Shirt), "
-            f"{seconds} s\n")
+            f"{seconds} s\n" + events.line("done", run=f"fashion_mnist / baseline / seed {seed}", seconds=seconds) + "\n")
+
+
+def plan_line(runs: int) -> str:
+    return (f"[plan] {runs} runs: 1 method(s) x {runs} seed(s)\n"
+            + events.line("plan", runs=runs, methods=1, seeds=runs) + "\n")
+
+
+def reused_line(seed: int) -> str:
+    return (f"[reused] fashion_mnist / baseline / seed {seed}: test acc 0.900, worst-class TPR 0.700 (Shirt)\n"
+            + events.line("reused", run=f"fashion_mnist / baseline / seed {seed}") + "\n")
 
 
 def progress_lines(lines: list[str]) -> list[str]:
@@ -40,10 +59,10 @@ def progress_lines(lines: list[str]) -> list[str]:
 
 def test_a_first_run_counts_what_it_has_seen_and_says_so():
     shown = []
-    progress = runner.Progress(STEPS, {}, shown.append)
+    progress = Progress(STEPS, {}, shown.append)
     progress.start_step(0)
-    streamed(progress, "[plan] 2 runs: 1 method(s) x 2 seed(s)\n")
-    streamed(progress, "[reused] fashion_mnist / baseline / seed 0: test acc 0.900, worst-class TPR 0.700 (Shirt)\n")
+    streamed(progress, plan_line(2))
+    streamed(progress, reused_line(0))
     streamed(progress, done_line(1, 4.0))
     first, second = progress_lines(shown)
     assert first.startswith("[progress] step 1/3 (fashion_mnist__01_baseline): run 1 of 2")
@@ -52,7 +71,9 @@ def test_a_first_run_counts_what_it_has_seen_and_says_so():
     assert "all steps: run 2 of at least 2" in second and "1 trained, 1 reused" in second
     assert second.endswith("this step about 0m00s left, 2 later step(s) not timed yet")
     # the notebook's own lines are echoed, indented, in order
-    assert shown[0] == "    [plan] 2 runs: 1 method(s) x 2 seed(s)" and shown[3] == "    " + done_line(1, 4.0).strip()
+    assert shown[0] == "    [plan] 2 runs: 1 method(s) x 2 seed(s)"
+    assert shown[3] == "    " + done_line(1, 4.0).splitlines()[0]
+    assert not any(events.PREFIX in line for line in shown)  # event lines are read, not shown
 
 
 def test_earlier_timings_give_the_total_and_the_time_left():
@@ -60,9 +81,9 @@ def test_earlier_timings_give_the_total_and_the_time_left():
                "fashion_mnist__02_tpr_analysis": {"parameters": {}, "runs": 0, "seconds": 30.0},
                "06_paper_figures": {"runs": 0, "seconds": 60.0}}  # written before parameters were recorded
     shown = []
-    progress = runner.Progress(STEPS, timings, shown.append)
+    progress = Progress(STEPS, timings, shown.append)
     progress.start_step(0)
-    streamed(progress, "[plan] 2 runs: 1 method(s) x 2 seed(s)\n")
+    streamed(progress, plan_line(2))
     streamed(progress, done_line(0, 40.0))
     (line,) = progress_lines(shown)
     assert "run 1 of 2 | all steps: run 1 of 2 |" in line
@@ -72,15 +93,15 @@ def test_earlier_timings_give_the_total_and_the_time_left():
 
 def test_timings_of_other_parameters_are_not_used():
     timings = {"fashion_mnist__01_baseline": {"parameters": {"seeds": [0, 1, 2]}, "runs": 3, "seconds": 100.0}}
-    progress = runner.Progress(STEPS, timings, lambda line: None)
+    progress = Progress(STEPS, timings, lambda line: None)
     assert progress.expected_runs(0) is None and progress.known == {}
 
 
 def test_a_step_that_reused_its_runs_keeps_the_wall_time_of_the_run_that_trained_them():
     timings = {"fashion_mnist__01_baseline": {"parameters": {"seeds": [0, 1]}, "runs": 2, "seconds": 100.0}}
-    progress = runner.Progress(STEPS, timings, lambda line: None)
+    progress = Progress(STEPS, timings, lambda line: None)
     progress.start_step(0)
-    streamed(progress, "[reused] fashion_mnist / baseline / seed 0: test acc 0.9\n")
+    streamed(progress, reused_line(0))
     streamed(progress, done_line(1, 3.0))
     assert progress.finish_step(5.0) == {"parameters": {"seeds": [0, 1]}, "runs": 2, "seconds": 100.0}
     progress.start_step(1)
@@ -89,11 +110,11 @@ def test_a_step_that_reused_its_runs_keeps_the_wall_time_of_the_run_that_trained
 
 def test_lines_printed_in_pieces_are_counted_once_whole():
     shown = []
-    progress = runner.Progress(STEPS, {}, shown.append)
+    progress = Progress(STEPS, {}, shown.append)
     sink = LineSink(progress.line)
     # the kernel sends a print's text and its newline in separate chunks, and may cut a line anywhere
-    for chunk in ("[plan] 1 runs: 1 method(s) x 1 seed(s)", "\n", done_line(0, 2.0)[:30], done_line(0, 2.0)[30:],
-                  "\n", "a last line without newline"):
+    for chunk in (plan_line(1)[:20], plan_line(1)[20:], done_line(0, 2.0)[:30], done_line(0, 2.0)[30:-40],
+                  done_line(0, 2.0)[-40:], "a last line without newline"):
         sink.write(chunk)
     assert progress.trained == 1 and len(progress_lines(shown)) == 1
     sink.close()
@@ -101,11 +122,11 @@ def test_lines_printed_in_pieces_are_counted_once_whole():
 
 
 def test_timings_fall_back_to_an_older_completion_marker(tmp_path):
-    assert runner.read_timings(tmp_path) == {}
+    assert sequential.read_timings(tmp_path) == {}
     (tmp_path / "complete.json").write_text(json.dumps({"steps": [{"name": "a", "runs": 3, "seconds": 9.0}]}))
-    assert runner.read_timings(tmp_path) == {"a": {"name": "a", "runs": 3, "seconds": 9.0}}
+    assert sequential.read_timings(tmp_path) == {"a": {"name": "a", "runs": 3, "seconds": 9.0}}
     (tmp_path / "timings.json").write_text(json.dumps({"b": {"runs": 1, "seconds": 2.0}}))
-    assert runner.read_timings(tmp_path) == {"b": {"runs": 1, "seconds": 2.0}}
+    assert sequential.read_timings(tmp_path) == {"b": {"runs": 1, "seconds": 2.0}}
 
 
 def git_checkout(folder):
@@ -129,16 +150,16 @@ def run_profile_without_notebooks(tmp_path, monkeypatch, shown):
         log(f"==> {number}{step.name}")
         if step.notebook == "01_baseline":
             sink = LineSink(lines)
-            sink.write("[plan] 2 runs: 1 method(s) x 2 seed(s)\n" + done_line(0, 1.5) + done_line(1, 2.5))
+            sink.write(plan_line(2) + done_line(0, 1.5) + done_line(1, 2.5))
         return 3.0
 
-    monkeypatch.setattr(runner, "execute_step", fake_step)
+    monkeypatch.setattr(sequential, "execute_step", fake_step)
     return runner.reproduce(str(profile), tmp_path / "checkout" / "results", log=shown.append)
 
 
 def test_a_whole_profile_writes_its_marker_timings_and_ends_with_the_summary_pointer(tmp_path, monkeypatch):
     checkout = git_checkout(tmp_path / "checkout")
-    monkeypatch.setattr(runner, "REPO_ROOT", checkout)
+    monkeypatch.setattr(sequential, "REPO_ROOT", checkout)
     shown = []
     summary = run_profile_without_notebooks(tmp_path, monkeypatch, shown)
     folder = checkout / "results" / "tiny"
@@ -163,7 +184,7 @@ def test_a_whole_profile_writes_its_marker_timings_and_ends_with_the_summary_poi
 def test_an_untracked_file_makes_the_results_unpublishable(tmp_path, monkeypatch):
     checkout = git_checkout(tmp_path / "checkout")
     (checkout / "new_module.py").write_text("y = 2\n")
-    monkeypatch.setattr(runner, "REPO_ROOT", checkout)
+    monkeypatch.setattr(sequential, "REPO_ROOT", checkout)
     run_profile_without_notebooks(tmp_path, monkeypatch, [])
     marker = json.loads((checkout / "results" / "tiny" / "complete.json").read_text())
     assert marker["dirty"] is True and marker["uncommitted"] == ["new_module.py"]
@@ -172,14 +193,14 @@ def test_an_untracked_file_makes_the_results_unpublishable(tmp_path, monkeypatch
 
 
 def test_a_partial_run_writes_no_marker(tmp_path, monkeypatch):
-    monkeypatch.setattr(runner, "REPO_ROOT", git_checkout(tmp_path / "checkout"))
+    monkeypatch.setattr(sequential, "REPO_ROOT", git_checkout(tmp_path / "checkout"))
     folder = tmp_path / "checkout" / "results" / "tiny"
     folder.mkdir(parents=True)
     (folder / "complete.json").write_text("{}")  # an earlier whole run's marker
     profile = tmp_path / "tiny.yaml"
     profile.write_text("description: one step\nshared: {seeds: [0, 1]}\nstudies:\n  fashion_mnist:\n"
                        "    parameters: {dataset: fashion_mnist}\n    notebooks: [01_baseline]\n")
-    monkeypatch.setattr(runner, "execute_step", lambda step, folder, log, number="", lines=None: 1.0)
+    monkeypatch.setattr(sequential, "execute_step", lambda step, folder, log, number="", lines=None: 1.0)
     runner.reproduce(str(profile), tmp_path / "checkout" / "results", log=lambda line: None, seeds=[0])
     assert not (folder / "complete.json").exists()
 
@@ -191,8 +212,8 @@ def test_kernels_get_no_progress_bars(monkeypatch):
         launched.update(options)
 
     monkeypatch.setattr(AsyncKernelManager, "_async_launch_kernel", launch)
-    monkeypatch.setattr(runner.IPCKernelManager, "kernel_log", None)
-    asyncio.run(runner.IPCKernelManager()._async_launch_kernel(["python"], env={"PATH": "/bin"}))
+    monkeypatch.setattr(sequential.IPCKernelManager, "kernel_log", None)
+    asyncio.run(sequential.IPCKernelManager()._async_launch_kernel(["python"], env={"PATH": "/bin"}))
     assert launched["env"] == {"PATH": "/bin", "TQDM_DISABLE": "1"}
 
 

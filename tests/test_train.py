@@ -13,10 +13,11 @@ import torch
 from torch import nn
 
 from lbw_utils import experiments, records
+from lbw_utils.methods import kinds
 from lbw_utils.experiments import BASELINE, ModelOptions, method_label, run
-from lbw_utils.losses import static_weights
+from lbw_utils.methods import static_weights
 from lbw_utils.metrics import summarize
-from lbw_utils.losses.posthoc import fit_logit_offsets
+from lbw_utils.methods.posthoc import fit_logit_offsets
 from lbw_utils.models import make_model
 from lbw_utils.train import TrainConfig, fit, make_optimizer, predict
 
@@ -255,7 +256,7 @@ def test_rerun_skips_and_redo_retrains(data, tmp_path, monkeypatch):
     def must_not_train(*args, **kwargs):
         raise AssertionError("a finished run was trained again")
 
-    monkeypatch.setattr(experiments, "fit", must_not_train)
+    monkeypatch.setattr(kinds, "fit", must_not_train)
     again = run_quietly(BASELINE, data, tmp_path)
     assert json.dumps(again, sort_keys=True) == json.dumps(first, sort_keys=True)
 
@@ -266,7 +267,7 @@ def test_rerun_skips_and_redo_retrains(data, tmp_path, monkeypatch):
         calls.append(1)
         return real_fit(*args, **kwargs)
 
-    monkeypatch.setattr(experiments, "fit", counting_fit)
+    monkeypatch.setattr(kinds, "fit", counting_fit)
     redone = run_quietly(BASELINE, data, tmp_path, redo=True)
     assert calls == [1]
     on_disk = records.read_record(records.record_path(tmp_path, data.name, method_label(BASELINE), 0))
@@ -300,7 +301,7 @@ def test_posthoc_method_adjusts_the_baseline_without_training(data, tmp_path, mo
     def must_not_train(*args, **kwargs):
         raise AssertionError("post-hoc offsets must not train")
 
-    monkeypatch.setattr(experiments, "fit", must_not_train)
+    monkeypatch.setattr(kinds, "fit", must_not_train)
     method = {"name": "posthoc", "objective": "worst"}
     record = run_quietly(method, data, tmp_path)
     assert records.is_finished(records.record_path(tmp_path, data.name, method_label(method), 0))

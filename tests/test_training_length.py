@@ -35,7 +35,7 @@ def test_unknown_arm_is_refused():
 
 
 def test_plan_runs_ladder_arms_at_every_budget_and_the_others_at_the_longest():
-    static = {"name": "static", "scheme": "peifer", "gamma": 4}
+    static = {"name": "static", "scheme": "mean-ratio", "gamma": 4}
     ema = {"name": "ema", "alpha": 0.01, "normalize": True}
     steps = training_length.plan([4, 8], ["no-weight-decay", "no-label-smoothing", "plain", "augment"], [static, ema])
     assert [(arm, budget) for arm, budget, _ in steps] == [

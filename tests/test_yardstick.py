@@ -12,9 +12,9 @@ from sklearn.linear_model import LogisticRegression
 
 from lbw_utils import records
 from lbw_utils.experiments import BASELINE, ModelOptions, check_method, method_label, run
-from lbw_utils.losses import static_weights
+from lbw_utils.methods import static_weights
 from lbw_utils.train import TrainConfig
-from lbw_utils.losses import METHODS
+from lbw_utils.methods import METHODS
 from lbw_utils.yardstick import ngram_logreg_outcome
 from tests.test_names import load_tiny, tiny_names, write_names_dir
 
@@ -71,7 +71,7 @@ def test_yardstick_is_a_run_with_a_record_and_its_weighted_variant_reads_the_bas
     ({"name": "ngram-logreg", "alpha": 1}, r"unknown key\(s\) \['alpha'\]"),
     ({"name": "ngram-logreg", "scheme": "mystery"}, "scheme='mystery' is not allowed"),
     ({"name": "ngram-logreg", "gamma": 2}, "needs a 'scheme'"),
-    ({"name": "ngram-logreg", "scheme": "peifer", "gamma": -1}, "gamma=-1 is not allowed"),
+    ({"name": "ngram-logreg", "scheme": "mean-ratio", "gamma": -1}, "gamma=-1 is not allowed"),
     ({"name": "ngram-logreg", "scheme": "cdb", "gamma": 1}, "scheme='cdb' takes 'tau' as its exponent, not 'gamma'"),
     ({"name": "ngram-logreg", "tau": 1}, "'tau' needs a 'scheme'"),
 ])
@@ -82,6 +82,6 @@ def test_bad_yardstick_parameters_are_refused_before_anything_runs(method, messa
 
 def test_weighted_yardstick_without_a_baseline_says_what_is_missing(names, tmp_path):
     with pytest.raises(FileNotFoundError, match="run the baseline first"):
-        run({"name": "ngram-logreg", "scheme": "peifer", "gamma": 2}, names, 0, tmp_path, train=TRAIN,
+        run({"name": "ngram-logreg", "scheme": "mean-ratio", "gamma": 2}, names, 0, tmp_path, train=TRAIN,
             progress=False)
     assert not any(tmp_path.rglob("*.json"))

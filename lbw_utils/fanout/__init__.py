@@ -27,10 +27,10 @@ workers, on which devices), :mod:`.local` (the local pool and the fan-out), :mod
 """
 
 from lbw_utils.fanout.shards import (MARKER, SHARDS_FOLDER, Shard, find_shard, plan_shards, profile_folder, run_shard,
-                                     shard_command, shard_folder)
+                                     shard_command, shard_folder, shard_title)
 from lbw_utils.fanout.hardware import (MEMORY_PER_CPU_WORKER, cpu_degree, device_env, hardware_workers,
                                        local_devices, usable_cores, workers_for)
-from lbw_utils.fanout.local import fan_out, run_local, share_finished_records
+from lbw_utils.fanout.local import fan_out, fan_out_line, run_local, share_finished_records
 from lbw_utils.fanout.merge import merge, merge_records, unfinished_shards
 from lbw_utils.fanout.slurm import make_executor, slurm_parameters, submit
 from lbw_utils.fanout.cli import main

@@ -11,12 +11,12 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from lbw_utils import records
-from lbw_utils.experiments import DONE_TAG, REUSED_TAG
+from lbw_utils import events, records
 from lbw_utils.fanout.hardware import device_env
 from lbw_utils.fanout.merge import merge_records
-from lbw_utils.fanout.shards import SHARDS_FOLDER, Shard, plan_shards, profile_folder, shard_command, shard_folder
-from lbw_utils.progress import format_minutes, run_identity
+from lbw_utils.fanout.shards import (SHARDS_FOLDER, Shard, plan_shards, profile_folder, shard_command, shard_folder,
+                                     shard_title)
+from lbw_utils.progress import format_minutes
 
 
 def run_local(profile: str, devices: list[str], results_root: str | Path | None = None, *,
@@ -25,9 +25,10 @@ def run_local(profile: str, devices: list[str], results_root: str | Path | None 
     """Run the shards as subprocesses, at most one per device at a time; a free device takes the next shard.
 
     Each shard's output goes to ``<its folder>/log.txt``; with ``lines`` (a callable ``(shard, line)``) it is
-    also handed on as it comes, one whole line at a time. ``after`` is called with each shard's result as it
-    finishes. ``log``, ``lines`` and ``after`` are never called from two workers at once. Returns one dict
-    per shard with its exit code, in the shards' order.
+    also handed on as it comes, one whole line at a time, event lines included (:mod:`lbw_utils.events`: the
+    shards print them). ``after`` is called with each shard's result as it finishes. ``log``, ``lines`` and
+    ``after`` are never called from two workers at once. Returns one dict per shard with its exit code, in
+    the shards' order.
     """
     if not devices:
         raise ValueError("run_local needs at least one device")
@@ -49,9 +50,10 @@ def run_local(profile: str, devices: list[str], results_root: str | Path | None 
         try:
             target = shard_folder(folder, shard)
             target.mkdir(parents=True, exist_ok=True)
-            env = {**os.environ, **device_env(device, threads)}
+            env = {**os.environ, **device_env(device, threads), **({events.ENABLED_ENV: "1"} if lines else {})}
             command = command_for(profile, shard, results_root, seeds_per_shard=seeds_per_shard)
-            locked(log, f"[{device}] start {shard.name}")
+            title = shard_title(shard, shards)
+            locked(log, f"{title} started on {_device_name(device)}")
             started = time.perf_counter()
             with open(target / "log.txt", "w", encoding="utf-8") as output:
                 if lines is None:
@@ -61,11 +63,12 @@ def run_local(profile: str, devices: list[str], results_root: str | Path | None 
                                    lambda line: locked(lines, shard, line))
             seconds = time.perf_counter() - started
             result = {"shard": shard.name, "device": device, "exit_code": code, "seconds": seconds,
-                      "log": str(target / "log.txt")}
+                      "log": str(target / "log.txt"), "done": 0, "of": len(shards)}
             with lock:
                 finished.append(shard.name)
-                log(f"[{device}] {'done' if code == 0 else f'FAILED (exit {code})'} {shard.name} in {seconds:.1f} s "
-                    f"({len(finished)} of {len(shards)} shards finished)")
+                result["done"] = len(finished)
+                outcome = "finished" if code == 0 else f"FAILED (exit {code}; see {target / 'log.txt'})"
+                log(f"{title} {outcome} in {format_minutes(seconds)} on {_device_name(device)}")
                 if after is not None:
                     after(result)
             return result
@@ -74,6 +77,10 @@ def run_local(profile: str, devices: list[str], results_root: str | Path | None 
 
     with ThreadPoolExecutor(max_workers=len(devices)) as pool:
         return list(pool.map(run_one, shards))  # in the shards' order
+
+
+def _device_name(device: str) -> str:
+    return "the CPU" if device == "cpu" else f"GPU {device}"
 
 
 def _stream(command: list[str], env: dict, output, handle_line) -> int:
@@ -94,7 +101,8 @@ def fan_out(profile: str, results_root: str | Path | None = None, *, devices: li
     What ``reproduce --workers N`` does before its sequential pass (which then finds every run finished).
     The profile folder's finished records are first shared with the shards (:func:`share_finished_records`),
     so nothing finished is trained again. Every line a shard prints is echoed as it comes, prefixed by
-    ``[<shard>]``; after each shard an overall line. Raises when a shard fails (its ``log.txt`` says why;
+    ``[<shard>]`` (the shards' event lines are counted, not shown); after each shard a line with the shards
+    done, the time elapsed and the time left (:func:`fan_out_line`). Raises when a shard fails (its ``log.txt`` says why;
     running the same command again resumes). Returns the shards, the runs they trained
     (``"dataset / method / seed k"`` each), the runs they read back, the seconds, and the merge report.
     """
@@ -111,16 +119,16 @@ def fan_out(profile: str, results_root: str | Path | None = None, *, devices: li
     reused = [0]
 
     def line(shard: Shard, text: str) -> None:
-        log(f"[{shard.name}] {text}")
-        stripped = text.strip()
-        if stripped.startswith(DONE_TAG):
-            trained.append(run_identity(stripped))
-        elif stripped.startswith(REUSED_TAG):
+        event = events.parse(text)
+        if event is None:
+            log(f"[{shard.name}] {text}")
+        elif event["event"] == "done":
+            trained.append(event["run"])
+        elif event["event"] == "reused":
             reused[0] += 1
 
     def after(result: dict) -> None:
-        log(f"[fan-out] {len(trained)} runs trained, {reused[0]} reused so far | elapsed "
-            f"{format_minutes(time.perf_counter() - started)}")
+        log(fan_out_line(result["done"], len(shards), time.perf_counter() - started, len(trained), reused[0]))
 
     command_for = shard_command if seeds is None else (
         lambda *arguments, **options: shard_command(*arguments, **options, seeds=seeds))
@@ -137,6 +145,22 @@ def fan_out(profile: str, results_root: str | Path | None = None, *, devices: li
         f"{len(report['copied'])} records into {folder} ({len(report['kept'])} already there{differing})")
     return {"shards": [shard.name for shard in shards], "devices": list(devices), "threads": threads,
             "trained": trained, "reused": reused[0], "seconds": seconds, "merged": report}
+
+
+def fan_out_line(done: int, total: int, elapsed: float, trained: int, reused: int) -> str:
+    """The line after each finished shard: shards done, runs, elapsed, and the time left for the profile.
+
+    The time left is the shards' (the elapsed time per finished shard, the workers' parallelism included,
+    times the shards still to finish), then the sequential pass, which reads the records back and computes
+    the tables and figures."""
+    parts = [f"[fan-out] {done} of {total} shards done", f"{trained} runs trained, {reused} reused",
+             f"elapsed {format_minutes(elapsed)}"]
+    if done < total:
+        parts.append(f"about {format_minutes(elapsed / done * (total - done))} left for the other shards, then "
+                     "the merge and the notebooks' tables and figures")
+    else:
+        parts.append("next: the merge and the notebooks' tables and figures")
+    return " | ".join(parts)
 
 
 def share_finished_records(folder: str | Path, shards: list[Shard]) -> list[str]:

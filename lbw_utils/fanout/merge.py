@@ -8,6 +8,8 @@ from pathlib import Path
 from lbw_utils import records
 from lbw_utils.fanout.shards import MARKER, SHARDS_FOLDER, Shard, plan_shards, profile_folder, shard_folder
 from lbw_utils.files import atomic_write_bytes
+from lbw_utils.methods import METHODS
+from lbw_utils.sequential import run_profile
 
 
 def unfinished_shards(folder: str | Path, shards: list[Shard]) -> list[str]:
@@ -20,7 +22,8 @@ def _chosen_within_shard(record: dict) -> bool:
     profile does. Such records are not merged; the final pass chooses over every seed and fits them
     again (post-hoc offsets take seconds)."""
     method = record.get("method") or {}
-    return method.get("name") == "posthoc" and "of" in method
+    spec = METHODS.get(method.get("name"))
+    return spec is not None and spec.kind.adjusts_a_run and "of" in method
 
 
 def merge_records(folder: str | Path, shards: list[Shard]) -> dict:
@@ -65,8 +68,6 @@ def merge_records(folder: str | Path, shards: list[Shard]) -> dict:
 def merge(profile: str, results_root: str | Path | None = None, *, seeds_per_shard: int = 1,
           allow_missing: bool = False, run_notebooks: bool = True, log=print) -> dict:
     """Merge the shards' records into the profile folder, then run the profile there (records reused)."""
-    from lbw_utils.reproduce import reproduce
-
     folder = profile_folder(profile, results_root)
     shards = plan_shards(profile, seeds_per_shard=seeds_per_shard)
     missing = unfinished_shards(folder, shards)
@@ -80,6 +81,6 @@ def merge(profile: str, results_root: str | Path | None = None, *, seeds_per_sha
     report["unfinished_shards"] = missing
     if run_notebooks:
         started = time.perf_counter()
-        report["summary"] = str(reproduce(profile, results_root, log=log))
+        report["summary"] = str(run_profile(profile, results_root, log=log))
         report["notebook_seconds"] = time.perf_counter() - started
     return report

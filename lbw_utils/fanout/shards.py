@@ -10,11 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lbw_utils.checks import check_positive_int
-from lbw_utils.config import results_dir as default_results_root
 from lbw_utils.files import atomic_write_json
-from lbw_utils.profiles import load_profile, profile_path
+from lbw_utils.profiles import load_profile
+from lbw_utils.sequential import SHARDS_FOLDER, profile_folder, run_profile
 
-SHARDS_FOLDER = "shards"
 MARKER = "shard.json"
 
 
@@ -31,11 +30,6 @@ class Shard:
         if self.seeds is None:
             return safe
         return f"{safe}-seed{'_'.join(str(seed) for seed in self.seeds)}"
-
-
-def profile_folder(profile: str, results_root: str | Path | None = None) -> Path:
-    """Where ``make reproduce`` puts a profile's results: ``<results root>/<profile name>``."""
-    return Path(results_root or default_results_root()) / profile_path(profile).stem
 
 
 def shard_folder(folder: str | Path, shard: Shard) -> Path:
@@ -94,19 +88,24 @@ def run_shard(profile: str, shard_name: str, results_root: str | Path | None = N
     ``seeds`` replaces the profile's seeds when the shards were planned with other seeds.
     This is the function a cluster job calls (submitit pickles it by reference).
     """
-    from lbw_utils.reproduce import reproduce
-
     shard = find_shard(profile, shard_name, seeds_per_shard=seeds_per_shard, seeds=seeds)
     folder = shard_folder(profile_folder(profile, results_root), shard)
     started = time.perf_counter()
-    reproduce(profile, log=log, studies=[shard.study], seeds=None if shard.seeds is None else list(shard.seeds),
-              final=False, folder=folder)
+    run_profile(profile, log=log, studies=[shard.study], seeds=None if shard.seeds is None else list(shard.seeds),
+                final=False, folder=folder, shard=shard_title(shard))
     result = {"shard": shard.name, "study": shard.study, "seeds": shard.seeds, "profile": profile,
               "seconds": time.perf_counter() - started, "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
               "host": os.uname().nodename, "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
               "folder": str(folder)}
     atomic_write_json(folder / MARKER, result)
     return result
+
+
+def shard_title(shard: Shard, shards: list[Shard] | None = None) -> str:
+    """``shard 'fashion_mnist-seed1'``, or with the shards of the fan-out ``shard 2/3 'fashion_mnist-seed1'``:
+    how output lines name a shard (never as "the profile")."""
+    rank = f" {shards.index(shard) + 1}/{len(shards)}" if shards is not None else ""
+    return f"shard{rank} {shard.name!r}"
 
 
 def shard_command(profile: str, shard: Shard, results_root: str | Path | None = None, *,

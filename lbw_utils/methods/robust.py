@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lbw_utils.losses.common import (_as_list, _check_batch, _class_weight_vector, _label_smoothing, _non_negative,
+from lbw_utils.methods.common import (_as_list, _check_batch, _class_weight_vector, _label_smoothing, _non_negative,
                                      _num_classes, _one_of, _per_class_recall, _Trajectory)
 
 DRO_FORMS = ("sample", "group")

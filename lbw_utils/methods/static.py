@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lbw_utils.losses.common import (STATIC_SCHEMES, _as_float64_vector, _as_list, _check_batch, _class_weight_vector,
+from lbw_utils.methods.common import (STATIC_SCHEMES, _as_float64_vector, _as_list, _check_batch, _class_weight_vector,
                                      _difficulty_base, _label_smoothing, _non_negative, _one_of)
 
 
@@ -16,15 +16,17 @@ from lbw_utils.losses.common import (STATIC_SCHEMES, _as_float64_vector, _as_lis
 # Static weights from measured TPRs
 # --------------------------------------------------------------------------
 
-def static_weights(tpr: Any, scheme: str = "peifer", gamma: float = 4.0, normalize: bool = False, *,
+def static_weights(tpr: Any, scheme: str = "mean-ratio", gamma: float = 4.0, normalize: bool = False, *,
                    num_classes: int | None = None) -> torch.Tensor:
     """Per-class loss weights from per-class true-positive rates ``s`` (validation recall).
 
     Schemes (``m = mean(s)``, all computed in float64, returned as float32):
 
-    * ``"peifer"``  (seeds 000/001): ``w_c = (1 - (s_c - m) / s_c) ** gamma``.
-      Since ``1 - (s_c - m)/s_c = m / s_c`` this is ``(m / s_c) ** gamma``:
-      inverse-TPR weights up to a constant factor ``m ** gamma``.
+    * ``"mean-ratio"``: ``w_c = (m / s_c) ** gamma``, the ratio of the mean TPR to the class's TPR.
+      This is the formula of T. Peifer's draft paper "Loss weighting for learnability imbalance in
+      multiclass-classification", written there as ``w_c = (1 - (s_c - m) / s_c) ** gamma``; since
+      ``1 - (s_c - m)/s_c = m / s_c`` the two are the same: inverse-TPR weights up to a constant
+      factor ``m ** gamma``. (Called ``"peifer"`` before; the name now says what it computes.)
     * ``"inverse"``: ``w_c = (1 / s_c) ** gamma``.
     * ``"cdb"``      (class-wise difficulty-balanced): ``w_c = max(1 - s_c, MIN_BASE) ** gamma``;
       ``gamma`` plays the role of CDB's ``tau`` (a method dict calls it so:
@@ -39,14 +41,14 @@ def static_weights(tpr: Any, scheme: str = "peifer", gamma: float = 4.0, normali
     there only the *ratios* between weights matter, and ``normalize`` changes
     the recorded numbers, not the training.
 
-    Seed 000's test vector (with its erratum: the text says exponent 4 but the
+    The draft paper's test vector (with its erratum: the text says exponent 4 but the
     printed weights are those of exponent 2): for
     ``s = [0.9560878243512974, 0.7365384615384616, 0.7807933194154488]``,
     ``gamma=2`` gives ``[0.7436..., 1.2530..., 1.1150...]``.
 
     Raises ``ValueError`` for an unknown scheme, input that is not a non-empty
     1-D sequence of finite numbers in [0, 1], a length other than
-    ``num_classes``, a TPR of exactly 0 for ``peifer``/``inverse`` (division by
+    ``num_classes``, a TPR of exactly 0 for ``mean-ratio``/``inverse`` (division by
     zero), a negative or non-finite ``gamma``, and weights that come out
     non-finite or not positive (e.g. a tiny TPR with a large ``gamma``
     overflows); the message names the offending class index.
@@ -60,12 +62,12 @@ def static_weights(tpr: Any, scheme: str = "peifer", gamma: float = 4.0, normali
     if outside:
         raise ValueError(f"tpr values must lie in [0, 1]; class index {outside[0]} has {s[outside[0]].item()!r}")
 
-    if scheme in ("peifer", "inverse"):
+    if scheme in ("mean-ratio", "inverse"):
         zeros = torch.nonzero(s == 0).flatten().tolist()
         if zeros:
             raise ValueError(f"scheme={scheme!r} divides by the TPR, but class index {zeros[0]} has TPR 0; "
                              f"use scheme='cdb' or 'fnr', or a baseline that recalls every class at least once")
-    if scheme == "peifer":
+    if scheme == "mean-ratio":
         weights = (1.0 - (s - s.mean()) / s) ** gamma
     elif scheme == "inverse":
         weights = (1.0 / s) ** gamma

@@ -1,25 +1,31 @@
 """Every method a study can run, declared once: its kind, its parameters (defaults and allowed values),
-whether it reads the baseline's validation TPRs, how it is labelled and how it is built. The method
-list, the allowed-keys check, ``make_loss`` and the experiment layer's dispatch all read :data:`METHODS`.
+whether it reads the baseline's validation TPRs, how it is labelled, how it is built, and the variants
+notebook 04 trains by default. The method list, the allowed-keys check, ``make_loss``, the labels and the
+experiment layer's dispatch all read :data:`METHODS`.
 
 Kinds
 -----
+How a method runs is its kind's business (:mod:`lbw_utils.methods.kinds`, one object per kind; the
+experiment layer asks it and never tests a kind's name):
+
 ``"train"``    a loss for :func:`lbw_utils.train.fit`; ``build(options, num_classes, tpr, label_smoothing)``
                returns the ``nn.Module`` (``options`` holds every parameter, defaults filled in).
-``"posthoc"``  adjusts a trained run's logits; never trains (``lbw_utils.losses.posthoc``).
+``"posthoc"``  adjusts a trained run's logits; never trains (``lbw_utils.methods.posthoc``).
 ``"fit"``      a model that is not a network trained by ``fit`` (e.g. a linear yardstick), fitted directly.
 
 Adding a method
 ---------------
-A loss: one class in the module of its family, one :class:`MethodSpec` in :data:`METHODS` below.
+A loss: one class in a module of its own (or of its family), one :class:`MethodSpec` in :data:`METHODS`
+below (or :func:`register` from anywhere); ``docs/extending.md`` works one example through.
 
 A method of kind ``"fit"``: one entry whose ``fit`` names its function as ``"package.module:function"``,
 e.g. ``MethodSpec("ngram-logreg", "fit", {"C": Parameter(1.0, positive_number)},
 fit="lbw_utils.yardstick:fit_ngram_logreg")``. The name is resolved only when a run needs it
-(:func:`resolve_fit`), so that module may import ``lbw_utils.losses`` without an import cycle. The
+(:func:`lbw_utils.methods.kinds.resolve_fit`), so that module may import ``lbw_utils.methods`` without an
+import cycle. The
 function is called as ``fn(method, data, seed, tpr) -> outcome`` (``method``: the run's dict as given;
 ``tpr``: the baseline's validation TPRs when ``needs_baseline_tpr``, else None) and returns the dict
-``lbw_utils.experiments._training_outcome`` returns: ``val_logits`` and ``test_logits`` (CPU float
+the ``"train"`` kind's outcome returns: ``val_logits`` and ``test_logits`` (CPU float
 tensors ``[N, C]`` in split order), ``history`` (a dict or None), ``train_seconds``, ``loss_record``
 (JSON-serialisable), ``model`` (a JSON-serialisable description); ``state_dict`` and ``best_val`` are
 optional (without ``state_dict`` the run's artifact holds only its logits).
@@ -30,20 +36,18 @@ Validation happens once, where a method enters (:func:`check_method_options`, ca
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from torch import nn
 
-from lbw_utils.losses.common import STATIC_SCHEMES, _is_number, _num_classes
-from lbw_utils.losses.dynamic import CDB_VARIANTS, CDBLoss, EMAWeightedCrossEntropy
-from lbw_utils.losses.margin import MARGIN_FORMS, MARGIN_SOURCES, DynamicMarginLoss, LogitAdjustedLoss
-from lbw_utils.losses.posthoc import OFFSET_OBJECTIVES
-from lbw_utils.losses.robust import DRO_FORMS, MINRECALL_FORMS, ClassDROLoss, FocalLoss, MinRecallLoss
-from lbw_utils.losses.static import CrossEntropy, WeightedCrossEntropy, static_weights
-
-KINDS = ("train", "posthoc", "fit")
+from lbw_utils.methods.common import STATIC_SCHEMES, _is_number, _num_classes
+from lbw_utils.methods.dynamic import CDB_VARIANTS, CDBLoss, EMAWeightedCrossEntropy
+from lbw_utils.methods.kinds import KINDS, Kind, resolve_kind
+from lbw_utils.methods.margin import MARGIN_FORMS, MARGIN_SOURCES, DynamicMarginLoss, LogitAdjustedLoss
+from lbw_utils.methods.posthoc import OFFSET_OBJECTIVES
+from lbw_utils.methods.robust import DRO_FORMS, MINRECALL_FORMS, ClassDROLoss, FocalLoss, MinRecallLoss
+from lbw_utils.methods.static import CrossEntropy, WeightedCrossEntropy, static_weights
 
 
 # --------------------------------------------------------------------------
@@ -100,12 +104,16 @@ class MethodSpec:
 
     ``needs_baseline_tpr``: True, or a function of the (checked) options with defaults filled in.
     ``constraint``: cross-parameter rules, ``constraint(given_options)`` raises ValueError.
-    ``label_leading``: keys whose bare value follows the name in the label (``static-peifer-gamma4``);
+    ``label_leading``: keys whose bare value follows the name in the label (``static-mean-ratio-gamma4``);
     ``label_short``: shorter spellings of keys in labels (``normalize`` -> ``norm``).
+    ``kind``: a :class:`~lbw_utils.methods.kinds.Kind` or its name (``"train"``, ``"fit"``, ``"posthoc"``),
+    held as the kind object.
+    ``candidates``: the variants notebook 04 trains by default, ``candidates(params) -> [method dicts]`` of
+    the notebook's parameters (``params["alphas"]``, ...); None: the method is not one of notebook 04's.
     """
 
     name: str
-    kind: str
+    kind: Kind
     parameters: dict[str, Parameter] = field(default_factory=dict)
     build: Callable[..., nn.Module] | None = None
     fit: str | None = None
@@ -114,6 +122,10 @@ class MethodSpec:
     label_leading: tuple[str, ...] = ()
     label_short: dict[str, str] = field(default_factory=dict)
     summary: str = ""
+    candidates: Callable[[dict], list[dict]] | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kind", resolve_kind(self.kind))
 
     @property
     def keys(self) -> tuple[str, ...]:
@@ -129,6 +141,28 @@ class MethodSpec:
         if callable(self.needs_baseline_tpr):
             return self.needs_baseline_tpr(self.with_defaults(options))
         return self.needs_baseline_tpr
+
+    def given(self, method: dict) -> dict:
+        """The parameters a method dict gives (no ``name``, no ``label``)."""
+        return {k: v for k, v in method.items() if k in self.parameters}
+
+    def options_of(self, method: dict) -> dict:
+        """Every parameter of a (checked) method dict, defaults filled in."""
+        return self.with_defaults(self.given(method))
+
+    def reads_baseline_tpr_of(self, method: dict) -> bool:
+        """Whether a run of ``method`` reads the baseline's validation TPRs (same seed)."""
+        return self.reads_baseline_tpr(self.given(method))
+
+    def make(self, method: dict, num_classes: int, *, tpr: Any = None, label_smoothing: float = 0.0) -> nn.Module:
+        """The loss of a checked method dict of this entry (see :func:`build_loss`)."""
+        if not self.kind.trains_a_loss:
+            raise ValueError(f"method {self.name!r} is of kind {self.kind.name!r}: it has no training loss; "
+                             f"losses exist for {methods_of_kind(KINDS['train'])}")
+        options = self.options_of(method)
+        if self.reads_baseline_tpr(options) and tpr is None:
+            raise ValueError(f"method {self.name!r} needs tpr=: the baseline run's validation TPRs (same seed)")
+        return self.build(options, num_classes, tpr, label_smoothing)
 
 
 # --------------------------------------------------------------------------
@@ -161,7 +195,7 @@ def _static(options, num_classes, tpr, label_smoothing):
 
 def _margin(options, num_classes, tpr, label_smoothing):
     if options["source"] == "static":
-        costs = static_weights(tpr, "peifer", gamma=options["gamma"], num_classes=num_classes)
+        costs = static_weights(tpr, "mean-ratio", gamma=options["gamma"], num_classes=num_classes)
         return LogitAdjustedLoss(costs, label_smoothing, form=options["form"])
     return DynamicMarginLoss(num_classes, gamma=options["gamma"], alpha=options["alpha"],
                              label_smoothing=label_smoothing, form=options["form"])
@@ -209,35 +243,47 @@ def _every(value: Any) -> bool:
 METHODS: dict[str, MethodSpec] = {spec.name: spec for spec in [
     MethodSpec("baseline", "train", build=lambda o, k, t, ls: CrossEntropy(ls), summary="plain cross-entropy"),
     MethodSpec("static", "train",
-               {"scheme": choice("peifer", STATIC_SCHEMES), "gamma": non_negative(4.0), "tau": non_negative(1.0),
+               {"scheme": choice("mean-ratio", STATIC_SCHEMES), "gamma": non_negative(4.0), "tau": non_negative(1.0),
                 "normalize": flag(False)},
-               build=_static, needs_baseline_tpr=True, constraint=lambda o: _exponent_constraint("static", o, "peifer"),
+               build=_static, needs_baseline_tpr=True, constraint=lambda o: _exponent_constraint("static", o, "mean-ratio"),
                label_leading=("scheme",), label_short={"normalize": "norm"},
                summary="fixed weights from the baseline's validation TPRs (seed formula and variants)"),
     MethodSpec("ema", "train", {"alpha": fraction(0.01, open_low=True), "normalize": flag(False)},
                build=lambda o, k, t, ls: EMAWeightedCrossEntropy(k, label_smoothing=ls, **o),
-               label_short={"normalize": "norm"}, summary="seed 003: weights = EMA of batch false-negative rates"),
+               label_short={"normalize": "norm"}, summary="seed 003: weights = EMA of batch false-negative rates",
+               candidates=lambda p: [{"name": "ema", "alpha": 0.01},  # faithful to the blog post
+                                     *({"name": "ema", "alpha": a, "normalize": True} for a in p["alphas"])]),
     MethodSpec("focal", "train", {"gamma": non_negative(2.0)},
-               build=lambda o, k, t, ls: FocalLoss(label_smoothing=ls, **o), summary="focal loss"),
+               build=lambda o, k, t, ls: FocalLoss(label_smoothing=ls, **o), summary="focal loss",
+               candidates=lambda p: [{"name": "focal", "gamma": p["focal_gamma"]}]),
     MethodSpec("cdb", "train",
                {"tau": Parameter("dynamic", _cdb_tau, "a finite number >= 0 or 'dynamic'"),
                 "variant": choice("cifar", CDB_VARIANTS),
                 "floor": Parameter(None, _cdb_floor, "a number in (0, 1), or None")},
                build=lambda o, k, t, ls: CDBLoss(k, label_smoothing=ls, **o),
-               summary="class-wise difficulty-balanced loss, CIFAR-LT (default) or ImageNet-LT form"),
+               summary="class-wise difficulty-balanced loss, CIFAR-LT (default) or ImageNet-LT form",
+               candidates=lambda p: [{"name": "cdb", "tau": p["cdb_tau"]},  # CIFAR-LT form
+                                     {"name": "cdb", "tau": p["cdb_tau"], "variant": "imagenet"}]),
     MethodSpec("dro", "train", {"eta": non_negative(0.01), "form": choice("sample", DRO_FORMS)},
                build=lambda o, k, t, ls: ClassDROLoss(k, label_smoothing=ls, **o),
-               summary="class-level distributionally robust weights (form 'group': group_DRO's own loss)"),
+               summary="class-level distributionally robust weights (form 'group': group_DRO's own loss)",
+               candidates=lambda p: [{"name": "dro", "eta": p["dro_eta"]},
+                                     {"name": "dro", "eta": p["dro_eta"], "form": "group"}]),
     MethodSpec("minrecall", "train",
                {"eta": non_negative(1.0), "form": choice("logit-adjusted", MINRECALL_FORMS),
                 "every": Parameter(32, _every, "'epoch' or a positive number of training steps")},
                build=lambda o, k, t, ls: MinRecallLoss(k, label_smoothing=ls, **o),
-               summary="worst-class recall by exponentiated gradient on validation recall"),
+               summary="worst-class recall by exponentiated gradient on validation recall",
+               candidates=lambda p: [{"name": "minrecall", "eta": p["minrecall_eta"], "form": form,
+                                      "every": p["minrecall_every"]} for form in ("weighted", "logit-adjusted")]),
     MethodSpec("margin", "train",
                {"source": choice("static", MARGIN_SOURCES), "gamma": non_negative(4.0),
                 "alpha": fraction(0.01, open_low=True), "form": choice("logit-adjusted", MARGIN_FORMS)},
                build=_margin, needs_baseline_tpr=lambda o: o["source"] == "static", constraint=_margin_constraint,
-               summary="difficulty margins: logit adjustment (or LDAM-style) with costs from measured recall"),
+               summary="difficulty margins: logit adjustment (or LDAM-style) with costs from measured recall",
+               candidates=lambda p: [{"name": "margin", "source": "static", "gamma": p["margin_gamma"]},
+                                     {"name": "margin", "source": "dynamic", "gamma": p["margin_gamma"],
+                                      "alpha": p["margin_alpha"]}]),
     MethodSpec("ngram-logreg", "fit",
                {"C": Parameter(3.0, lambda v: _is_number(v) and v > 0, "a finite number > 0"),
                 "scheme": Parameter(None, lambda v: v is None or v in STATIC_SCHEMES, f"None or one of {STATIC_SCHEMES}"),
@@ -251,12 +297,36 @@ METHODS: dict[str, MethodSpec] = {spec.name: spec for spec in [
                 "grid_steps": positive_int(8), "refinements": positive_int(6), "max_passes": positive_int(10),
                 "of": METHOD_DICT},
                label_leading=("objective",), label_short={"max_accuracy_drop": "drop"},
-               summary="per-class logit offsets fitted on validation, applied to a trained run's logits"),
+               summary="per-class logit offsets fitted on validation, applied to a trained run's logits",
+               candidates=lambda p: [{"name": "posthoc", "objective": "worst"},
+                                     {"name": "posthoc", "objective": "budget",
+                                      "max_accuracy_drop": p["posthoc_budget"]}]),
 ]}
 
 
-def methods_of_kind(kind: str) -> tuple[str, ...]:
-    return tuple(name for name, spec in METHODS.items() if spec.kind == kind)
+def register(spec: MethodSpec) -> MethodSpec:
+    """Add a method to :data:`METHODS` (a method defined outside this file, e.g. in a study's own module);
+    its name must be new. Returns the entry."""
+    if spec.name in METHODS:
+        raise ValueError(f"method {spec.name!r} is already registered; choose another name")
+    METHODS[spec.name] = spec
+    return spec
+
+
+def candidate_methods(params: dict, families: list[str] | None = None) -> list[dict]:
+    """Notebook 04's default methods: every entry's ``candidates(params)``, in registry order, for the entries
+    named in ``families`` (None: every entry that has candidates). ``params``: the notebook's parameters."""
+    if families is not None:
+        unknown = sorted(set(families) - set(METHODS))
+        if unknown:
+            raise ValueError(f"families {unknown} are not known: choose from {list(METHODS)}")
+    return [method for spec in METHODS.values() if spec.candidates is not None
+            and (families is None or spec.name in families) for method in spec.candidates(params)]
+
+
+def methods_of_kind(kind: "str | Kind") -> tuple[str, ...]:
+    kind = resolve_kind(kind)
+    return tuple(name for name, spec in METHODS.items() if spec.kind is kind)
 
 
 LOSS_METHODS = methods_of_kind("train")  # the methods fit trains with a loss
@@ -296,24 +366,16 @@ def check_method_options(method: dict) -> MethodSpec:
 
 def needs_baseline_tpr(method: dict) -> bool:
     """Whether the run of ``method`` (checked where it entered) reads the baseline's validation TPRs (same seed)."""
-    spec = METHODS[method["name"]]
-    return spec.reads_baseline_tpr({k: v for k, v in method.items() if k in spec.parameters})
+    return METHODS[method["name"]].reads_baseline_tpr_of(method)
 
 
 def build_loss(method: dict, num_classes: int, *, tpr: Any = None, label_smoothing: float = 0.0) -> nn.Module:
     """The loss of a method dict that :func:`check_method_options` accepted (no second check)."""
-    spec = METHODS[method["name"]]
-    if spec.kind != "train":
-        raise ValueError(f"method {spec.name!r} is of kind {spec.kind!r}: it has no training loss; "
-                         f"losses exist for {LOSS_METHODS}")
-    options = spec.with_defaults({k: v for k, v in method.items() if k in spec.parameters})
-    if spec.reads_baseline_tpr(options) and tpr is None:
-        raise ValueError(f"method {spec.name!r} needs tpr=: the baseline run's validation TPRs (same seed)")
-    return spec.build(options, num_classes, tpr, label_smoothing)
+    return METHODS[method["name"]].make(method, num_classes, tpr=tpr, label_smoothing=label_smoothing)
 
 
 def make_loss(method: dict, num_classes: int, *, tpr: Any = None, label_smoothing: float = 0.0) -> nn.Module:
-    """Build the loss a method dict describes, e.g. ``{"name": "static", "scheme": "peifer", "gamma": 4}``,
+    """Build the loss a method dict describes, e.g. ``{"name": "static", "scheme": "mean-ratio", "gamma": 4}``,
     ``{"name": "cdb"}``, ``{"name": "minrecall", "form": "logit-adjusted"}`` or
     ``{"name": "margin", "source": "static", "gamma": 4}``; keys left out take the registry's defaults.
 
@@ -325,10 +387,41 @@ def make_loss(method: dict, num_classes: int, *, tpr: Any = None, label_smoothin
     return build_loss(method, num_classes, tpr=tpr, label_smoothing=label_smoothing)
 
 
-def resolve_fit(spec: MethodSpec) -> Callable:
-    """The fit function of a ``"fit"`` entry, imported from its ``"module:function"`` name on first use."""
-    if spec.kind != "fit" or not spec.fit or ":" not in spec.fit:
-        raise ValueError(f"method {spec.name!r} has no fit function: expected kind 'fit' with "
-                         f"fit='package.module:function', got kind={spec.kind!r}, fit={spec.fit!r}")
-    module_name, function_name = spec.fit.split(":", 1)
-    return getattr(importlib.import_module(module_name), function_name)
+def check_method(method: Any) -> MethodSpec:
+    """Refuse a method dict that could not run: unknown name, key, scheme, objective or option value, and
+    what its kind refuses of the methods it nests (a post-hoc method's ``of``); return its entry.
+
+    The keys and values are checked against the entry's declaration (its parameters and their allowed
+    values), once, where the method enters; the run then trusts them. What only the data can refuse (e.g.
+    the mean-ratio formula's division by a TPR of 0) is refused when the run builds it.
+    """
+    if not isinstance(method, dict) or not isinstance(method.get("name"), str):
+        raise ValueError(f"method={method!r} is not allowed: expected a dict whose 'name' is one of {tuple(METHODS)}")
+    spec = check_method_options(method)
+    spec.kind.check(method, check_method, lambda nested: METHODS[nested["name"]].kind)
+    return spec
+
+
+def method_label(method: dict) -> str:
+    """A readable, file-safe, unique name, e.g. ``static-mean-ratio-gamma4``, ``ema-alpha0.01-norm``,
+    ``baseline+posthoc-budget-drop0.01`` (post-hoc offsets on top of the baseline).
+
+    The method's registry entry says which keys lead with their bare value (``label_leading``) and
+    which are shortened (``label_short``); the other keys given follow alphabetically as
+    ``<key><value>`` (``<key>`` for True). Keys left out of the dict stay out of the label. The kind
+    may add to it (a post-hoc label starts with the label of the run it adjusts)."""
+    if "label" in method:
+        return str(method["label"])
+    spec = METHODS.get(method["name"])
+    leading = spec.label_leading if spec is not None else ()
+    short_keys = spec.label_short if spec is not None else {}
+    parts = [str(method["name"])]
+    parts += [str(method[key]) for key in leading if key in method]
+    for key in sorted(set(method) - {"name", "of", *leading}):
+        value, short = method[key], short_keys.get(key, key)
+        if value is True:
+            parts.append(short)
+        elif value is not False and value is not None:
+            parts.append(f"{short}{value}")
+    label = "-".join(parts).replace("/", "_").replace(" ", "")
+    return spec.kind.label(label, method, method_label) if spec is not None else label

@@ -1,4 +1,4 @@
-"""Tests for lbw_utils.losses: static weights, the weighted losses and the registry."""
+"""Tests for lbw_utils.methods: static weights, the weighted losses and the registry."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from lbw_utils.losses import (
+from lbw_utils.methods import (
     LOSS_METHODS,
     DynamicMarginLoss,
     LogitAdjustedLoss,
@@ -59,17 +59,17 @@ def random_batch(batch_size: int, num_classes: int, generator: torch.Generator,
 
 @pytest.mark.parametrize("gamma, expected", [(2, SEED_WEIGHTS_GAMMA_2), (4, SEED_WEIGHTS_GAMMA_4)])
 def test_static_weights_reproduce_seed_000_vector(gamma, expected):
-    weights = static_weights(SEED_TPR, "peifer", gamma=gamma)
+    weights = static_weights(SEED_TPR, "mean-ratio", gamma=gamma)
     assert weights.dtype == torch.float32 and weights.shape == (3,)
     np.testing.assert_allclose(weights.numpy(), expected, rtol=0, atol=1e-6)
 
 
-def test_peifer_weights_are_inverse_tpr_weights_up_to_a_constant():
+def test_mean_ratio_weights_are_inverse_tpr_weights_up_to_a_constant():
     s = np.array(SEED_TPR)
-    peifer = static_weights(s, "peifer", gamma=3).double().numpy()
+    mean_ratio = static_weights(s, "mean-ratio", gamma=3).double().numpy()
     inverse = static_weights(s, "inverse", gamma=3).double().numpy()
-    np.testing.assert_allclose(peifer, (s.mean() / s) ** 3, rtol=1e-6)
-    np.testing.assert_allclose(peifer / inverse, np.full(3, s.mean() ** 3), rtol=1e-6)
+    np.testing.assert_allclose(mean_ratio, (s.mean() / s) ** 3, rtol=1e-6)
+    np.testing.assert_allclose(mean_ratio / inverse, np.full(3, s.mean() ** 3), rtol=1e-6)
 
 
 def test_static_weights_accept_list_array_and_tensor_alike():
@@ -91,8 +91,8 @@ def test_cdb_and_fnr_schemes_and_their_floor():
 
 
 def test_gamma_zero_gives_equal_weights_and_normalize_gives_mean_one():
-    assert static_weights(SEED_TPR, "peifer", gamma=0).tolist() == [1.0, 1.0, 1.0]
-    for scheme in ("peifer", "inverse", "cdb", "fnr"):
+    assert static_weights(SEED_TPR, "mean-ratio", gamma=0).tolist() == [1.0, 1.0, 1.0]
+    for scheme in ("mean-ratio", "inverse", "cdb", "fnr"):
         weights = static_weights(SEED_TPR, scheme, gamma=4, normalize=True)
         assert weights.double().mean().item() == pytest.approx(1.0, abs=1e-6)
     # normalize only rescales: ratios are kept
@@ -114,14 +114,14 @@ def test_gamma_zero_gives_equal_weights_and_normalize_gives_mean_one():
         ({"tpr": [0.5, float("inf")]}, "class index 1"),
         ({"tpr": [0.5, 1.2]}, "class index 1"),
         ({"tpr": [-0.1, 0.5]}, "class index 0"),
-        ({"tpr": [0.5, 0.0], "scheme": "peifer"}, "class index 1 has TPR 0"),
+        ({"tpr": [0.5, 0.0], "scheme": "mean-ratio"}, "class index 1 has TPR 0"),
         ({"tpr": [0.0, 0.5], "scheme": "inverse"}, "class index 0 has TPR 0"),
         ({"tpr": SEED_TPR, "gamma": -1}, "gamma=-1"),
         ({"tpr": SEED_TPR, "gamma": float("nan")}, "gamma=nan"),
         ({"tpr": SEED_TPR, "gamma": float("inf")}, "gamma=inf"),
         ({"tpr": SEED_TPR, "gamma": "4"}, "gamma='4'"),
         ({"tpr": [1e-300, 0.9], "scheme": "inverse", "gamma": 4}, "class index 0"),
-        ({"tpr": [1e-200, 0.9], "scheme": "peifer", "gamma": 4}, "class index"),
+        ({"tpr": [1e-200, 0.9], "scheme": "mean-ratio", "gamma": 4}, "class index"),
     ],
 )
 def test_static_weights_reject_bad_input_with_a_clear_message(kwargs, message):
@@ -550,7 +550,7 @@ def test_make_loss_builds_every_method():
 
 
 def test_make_loss_passes_the_method_options_on():
-    method = {"name": "static", "scheme": "peifer", "gamma": 2, "normalize": False}
+    method = {"name": "static", "scheme": "mean-ratio", "gamma": 2, "normalize": False}
     static = make_loss(method, 3, tpr=SEED_TPR)
     np.testing.assert_allclose(static.weights.numpy(), SEED_WEIGHTS_GAMMA_2, atol=1e-6)
     ema = make_loss({"name": "ema", "alpha": 0.2, "normalize": True}, 3)

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lbw_utils.losses.common import (CDB_DYNAMIC_TAU_EPSILON, _as_list, _check_batch, _class_counts_and_hits,
+from lbw_utils.methods.common import (CDB_DYNAMIC_TAU_EPSILON, _as_list, _check_batch, _class_counts_and_hits,
                                      _finite_number, _is_number, _label_smoothing, _num_classes, _one_of,
                                      _per_class_recall, _smoothing_factor, _Trajectory)
 

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-STATIC_SCHEMES = ("peifer", "inverse", "cdb", "fnr")
+STATIC_SCHEMES = ("mean-ratio", "inverse", "cdb", "fnr")
 
 # Floor for the difficulty base ``1 - TPR`` of the static cdb/fnr schemes (and of CDBLoss when asked
 # for, ``floor=MIN_BASE``): a class recalled perfectly would otherwise get weight 0 and drop out.

@@ -43,7 +43,7 @@ import numpy as np
 import torch
 
 from lbw_utils.checks import check_positive_int
-from lbw_utils.losses.common import _is_number
+from lbw_utils.methods.common import _is_number
 
 OFFSET_OBJECTIVES = ("worst", "budget", "equalize")
 

@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lbw_utils.losses.common import (MIN_BASE, _as_list, _check_batch, _class_counts_and_hits, _class_weight_vector,
+from lbw_utils.methods.common import (MIN_BASE, _as_list, _check_batch, _class_counts_and_hits, _class_weight_vector,
                                      _label_smoothing, _non_negative, _num_classes, _one_of, _smoothing_factor,
                                      _Trajectory)
 
@@ -50,7 +50,7 @@ def _shifted_logits(logits: torch.Tensor, targets: torch.Tensor, log_costs: torc
 
 class LogitAdjustedLoss(nn.Module):
     """``CE(f(x) - log w, y)`` with fixed per-class costs ``w`` (finite, > 0; e.g. from
-    :func:`lbw_utils.losses.static_weights` with the seed formula); ``form="ldam"`` lowers only the
+    :func:`lbw_utils.methods.static_weights` with the seed formula); ``form="ldam"`` lowers only the
     true logit, by ``log w_y - min log w`` (module docstring)."""
 
     def __init__(self, costs: Any, label_smoothing: float = 0.0, form: str = "logit-adjusted") -> None:
