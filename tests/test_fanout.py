@@ -198,7 +198,8 @@ def test_submitit_executor_is_configured_not_submitted(tmp_path, monkeypatch):
 
 def test_cli_plan_prints_the_shards(capsys):
     assert fanout.main(["plan", "--profile", "smoke", "--seeds-per-shard", "2"]) == 0
-    assert capsys.readouterr().out.split() == ["fashion_mnist-seed0_1", "names5-seed0_1", "length-seed0_1"]
+    assert capsys.readouterr().out.split() == ["fashion_mnist_tuning-seed100_101", "fashion_mnist-seed0_1",
+                                               "names5-seed0_1", "length-seed0_1"]
 
 
 def test_cli_slurm_dry_run_submits_nothing(capsys, tmp_path):

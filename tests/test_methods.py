@@ -582,7 +582,7 @@ def test_make_loss_rejects_bad_methods(method, kwargs, message):
 # --------------------------------------------------------------------------
 
 def test_minrecall_multipliers_follow_exponentiated_gradient_on_validation_recall():
-    loss = MinRecallLoss(3, eta=2.0, form="weighted")
+    loss = MinRecallLoss(3, eta=2.0, form="weighted", every="epoch")
     assert loss.class_weights().tolist() == pytest.approx([1.0, 1.0, 1.0])
     loss.on_epoch_end(0, *validation_logits_with_accuracies([4, 9, 7]))  # recall 0.4, 0.9, 0.7
     raw = np.array([1 / 3] * 3) * np.exp(2.0 * (1 - np.array([0.4, 0.9, 0.7])))
@@ -626,7 +626,7 @@ def test_minrecall_refuses_bad_parameters(options, message):
 
 
 def test_minrecall_refuses_nan_recall():
-    loss = MinRecallLoss(2)
+    loss = MinRecallLoss(2, every="epoch")
     with pytest.raises(ValueError, match="val_targets must lie in"):
         loss.on_epoch_end(0, torch.zeros(2, 2), torch.tensor([0, 5]))
 
@@ -696,7 +696,7 @@ def test_margins_of_the_wrong_length_are_refused():
 
 
 def test_minrecall_refuses_nan_or_misshapen_recall_and_nan_validation_logits():
-    loss = MinRecallLoss(3)
+    loss = MinRecallLoss(3, every="epoch")
     with pytest.raises(ValueError, match=r"recall must be finite and in \[0, 1\]"):
         loss.step_on_recall(0, torch.tensor([0.5, float("nan"), 0.7]))
     with pytest.raises(ValueError, match=r"one value per class \(3\)"):
@@ -704,3 +704,10 @@ def test_minrecall_refuses_nan_or_misshapen_recall_and_nan_validation_logits():
     with pytest.raises(ValueError, match="val_logits contain NaN"):
         loss.on_epoch_end(0, torch.full((3, 3), float("nan")), torch.tensor([0, 1, 2]))
     assert loss.multipliers.tolist() == pytest.approx([1 / 3] * 3)  # nothing moved
+
+
+def test_minrecall_updates_every_32_steps_by_default():
+    """The official non_decomp/main.py interval (update_freq 32) is the default; per epoch is the named variant."""
+    loss = MinRecallLoss(3)
+    assert loss.every == 32 and loss.validation_every == 32
+    assert MinRecallLoss(3, every="epoch").validation_every is None
