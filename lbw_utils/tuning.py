@@ -26,6 +26,7 @@ import pandas as pd
 
 from lbw_utils.compare import GOAL_MAX_ACCURACY_LOSS
 from lbw_utils.experiments import BASELINE, check_method, method_label
+from lbw_utils.methods import METHODS
 
 TUNING_FOLDER = "tuning"
 GRID_KEYS = {"method", "key", "values"}
@@ -139,12 +140,15 @@ def describe(table: pd.DataFrame, seeds: list[int], budget: float = GOAL_MAX_ACC
 def check_evaluated(chosen: dict, evaluated: list[dict]) -> list[str]:
     """Sentences, one per family: do the evaluated records' methods of that family use the chosen value?
 
-    A method belongs to a family when it equals the family's method in every option but the tuned key."""
+    A method belongs to a family when it equals the family's method in every option but the tuned key, defaults
+    filled in (``{"name": "minrecall", "eta": 0.1}`` and ``{..., "every": 32}`` are the same method)."""
     lines = []
     for family, pick in chosen.items():
-        key, fixed = pick["key"], {k: v for k, v in pick["method"].items() if k != pick["key"]}
-        used = sorted({repr(_plain(r["method"].get(key))) for r in evaluated
-                       if {k: v for k, v in r["method"].items() if k != key} == fixed}, key=str)
+        key = pick["key"]
+        fixed = {k: v for k, v in _filled(pick["method"]).items() if k != key}
+        used = sorted({repr(_plain(_filled(r["method"]).get(key))) for r in evaluated
+                       if r["method"].get("name") == pick["method"]["name"]
+                       and {k: v for k, v in _filled(r["method"]).items() if k != key} == fixed}, key=str)
         if not used:
             lines.append(f"{family}: no evaluated row of this family.")
         elif used == [repr(pick["value"])]:
@@ -153,6 +157,14 @@ def check_evaluated(chosen: dict, evaluated: list[dict]) -> list[str]:
             lines.append(f"{family}: the evaluated rows use {key} {', '.join(used)}, but the tuning seeds of this run "
                          f"chose {pick['value']}: the profile's value is not this run's choice.")
     return lines
+
+
+def _filled(method: dict) -> dict:
+    """A method dict with its registry defaults filled in (an unknown name is kept as it is)."""
+    spec = METHODS.get(method.get("name"))
+    if spec is None:
+        return dict(method)
+    return {"name": method["name"], **spec.with_defaults({k: v for k, v in method.items() if k != "name"})}
 
 
 def _mean(values: list[float]) -> float:

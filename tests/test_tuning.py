@@ -62,3 +62,6 @@ def test_check_evaluated_says_whether_the_profile_uses_the_choice():
     other = [{"method": {"name": "margin", "source": "static", "gamma": 8}}]
     assert "is not this run's choice" in tuning.check_evaluated(chosen, other)[0]
     assert "no evaluated row" in tuning.check_evaluated(chosen, [{"method": {"name": "baseline"}}])[0]
+    # defaults filled in on both sides: "source" static is margin's default, so it may be left out
+    implicit = [{"method": {"name": "margin", "gamma": 4}}]
+    assert "the value the tuning seeds chose" in tuning.check_evaluated(chosen, implicit)[0]
