@@ -218,7 +218,7 @@ def check_method(method) -> None:
 
     The keys and values are checked against the registry's declaration of the method (its parameters
     and their allowed values), once, where the method enters; the run then trusts them. What only the
-    data can refuse (e.g. the seed formula's division by a TPR of 0) is refused when the run builds it.
+    data can refuse (e.g. the Q&A question's formula's division by a TPR of 0) is refused when the run builds it.
     """
     if not isinstance(method, dict) or not isinstance(method.get("name"), str):
         raise ValueError(f"method={method!r} is not allowed: expected a dict whose 'name' is one of {METHOD_NAMES}")

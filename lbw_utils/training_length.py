@@ -84,7 +84,7 @@ def arm_folder(results_dir: str | Path, arm: str, epochs: int) -> Path:
 def plan(budgets: list[int], arms: list[str], methods: list[dict]) -> list[tuple[str, int, list[dict]]]:
     """(arm, budget, methods) for every folder of the study: the ladder, then each arm.
 
-    The regularisation arms train the baseline and the first method (the seed recipe: the arms ask what
+    The regularisation arms train the baseline and the first method (the question's recipe: the arms ask what
     keeps *its* weights effective, and each extra method would cost a run per seed and budget); those of
     :data:`LADDER_ARMS` at every budget, the others at the longest; the augmentation arm trains the
     baseline only (its question is per-class, not about weights)."""

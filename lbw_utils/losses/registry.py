@@ -137,7 +137,7 @@ class MethodSpec:
 
 def exponent_key(scheme: str | None) -> str:
     """The key that holds a static scheme's exponent in a method dict: ``tau`` for the class-difficulty
-    scheme (CDB's name for it), ``gamma`` for the seed formula and the others."""
+    scheme (CDB's name for it), ``gamma`` for the Q&A question's formula and the others."""
     return "tau" if scheme == "cdb" else "gamma"
 
 
@@ -193,8 +193,8 @@ def _every(value: Any) -> bool:
 
 # --------------------------------------------------------------------------
 # The registry. Defaults, and why:
-# - static gamma 4: the seed's text (its printed weights are gamma 2, also in the cpu profile);
-# - ema alpha 0.01: seed 003's value (about 100 batches of memory, a third of a Fashion-MNIST epoch);
+# - static gamma 4: the Q&A question's text (its printed weights are gamma 2, also in the cpu profile);
+# - ema alpha 0.01: the blog post's value (about 100 batches of memory, a third of a Fashion-MNIST epoch);
 # - focal gamma 2: Lin et al.'s best value;
 # - cdb tau "dynamic", variant "cifar", no floor: the official CIFAR-LT code, the setting closest to ours;
 # - dro eta 0.01: group_DRO's default step size; form "sample" keeps the published records unchanged;
@@ -202,7 +202,7 @@ def _every(value: Any) -> bool:
 #   (google-research/google-research, non_decomp/main.py, flag update_freq = 32); its eg_lr default is 0.1
 #   with CIFAR-LT's schedules, ours is chosen on tuning seeds that are never evaluated (notebook 08); the
 #   per-epoch form ("every": "epoch") stays a named variant;
-# - margin gamma 4, alpha 0.01: the seed formula's gamma 4 (best static trade-off on Fashion-MNIST) gives
+# - margin gamma 4, alpha 0.01: the question's formula's gamma 4 (best static trade-off on Fashion-MNIST) gives
 #   margins log w of about +0.9 (shirt) to -0.25 (bag), about one logit; alpha as in ema.
 # --------------------------------------------------------------------------
 

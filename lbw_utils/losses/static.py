@@ -1,4 +1,4 @@
-"""Fixed class weights: the seed recipe's weights from measured TPRs, plain and weighted cross-entropy."""
+"""Fixed class weights: the Q&A question's weights from measured TPRs, plain and weighted cross-entropy."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def static_weights(tpr: Any, scheme: str = "peifer", gamma: float = 4.0, normali
 
     Schemes (``m = mean(s)``, all computed in float64, returned as float32):
 
-    * ``"peifer"``  (seeds 000/001): ``w_c = (1 - (s_c - m) / s_c) ** gamma``.
+    * ``"peifer"``  (the Q&A question, the draft paper (Peifer)): ``w_c = (1 - (s_c - m) / s_c) ** gamma``.
       Since ``1 - (s_c - m)/s_c = m / s_c`` this is ``(m / s_c) ** gamma``:
       inverse-TPR weights up to a constant factor ``m ** gamma``.
     * ``"inverse"``: ``w_c = (1 / s_c) ** gamma``.
