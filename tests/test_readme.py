@@ -140,6 +140,6 @@ def test_the_ruff_hook_passes_on_the_tree():
         pytest.skip("ruff is not installed (it comes with the lab extra: make lab)")
     hook = pre_commit_hooks()["ruff"]
     arguments = hook["args"]
-    result = subprocess.run([ruff, "check", *arguments, "lbw_utils", "tests", "benchmarks", "notebooks"],
+    result = subprocess.run([ruff, "check", "--no-cache", *arguments, "lbw_utils", "tests", "benchmarks", "notebooks"],
                             capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 0, result.stdout + result.stderr
