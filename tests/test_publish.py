@@ -52,7 +52,8 @@ def test_a_profile_new_to_the_results_page_is_appended_with_its_markers(tmp_path
             readme=tmp_path / "README.md")
     text = page.read_text()
     assert "cpu numbers" in text and "## The `gpu` profile" in text
-    assert text.index("<!-- gpu-results:start -->") < text.index("| baseline |") < text.index("<!-- gpu-results:end -->")
+    start, end = text.index("<!-- gpu-results:start -->"), text.index("<!-- gpu-results:end -->")
+    assert start < text.index("| baseline |") < end
     assert not (tmp_path / "README.md").exists()
 
 
