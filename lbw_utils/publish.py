@@ -30,9 +30,9 @@ from lbw_utils.config import REPO_ROOT
 from lbw_utils.config import results_dir as default_results_root
 from lbw_utils.files import atomic_write_text
 
-# Tables shown in the README block, in this order, where a dataset has them (all of its tables are copied
-# to docs/results/<profile>/): every method; the paired changes; the goal statement; the generated findings;
-# the length study and its generated answer.
+# Tables shown in the profile's block of docs/results.md (the name is older), in this order, where a dataset
+# has them (all of its tables are copied to docs/results/<profile>/): every method; the paired changes; the
+# goal statement; the generated findings; the length study and its generated answer.
 README_TABLES = ("methods", "paired", "goal", "findings", "length", "length_answer")
 KEY_FIGURES = ("fig1_tpr_bars", "fig2_tpr_bars", "pareto", "baseline_vs_best", "length_effect",
                "length_train_vs_test")
