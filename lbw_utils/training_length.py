@@ -3,7 +3,7 @@
 The same methods are trained for a ladder of epoch budgets (the learning-rate schedule is
 re-planned for each budget), on the same seeds, and every method is compared with the
 *same budget's* baseline of the same seed. Two arms run the whole ladder with the first method
-(the seed recipe): without label smoothing, and plain cross-entropy (no label smoothing, no weight
+(the Q&A question's recipe): without label smoothing, and plain cross-entropy (no label smoothing, no weight
 decay), so that whether an effect fades with the budget is a curve, not one point. At the longest
 budget one arm switches weight decay off, and one asks whether augmentation helps some classes more
 than others (baseline with flip + crop).
