@@ -39,12 +39,16 @@ reproduce: $(STAMP)
 publish: $(STAMP)
 	@$(BIN)/python -m lbw_utils.publish --profile $(PROFILE)
 
-## JupyterLab with the project's kernel (and ipywidgets, for the studies' progress bars).
+## JupyterLab with the project's kernel (and ipywidgets, for the studies' progress bars). Installs the git
+## pre-commit hook of .pre-commit-config.yaml first (outputs stripped from notebooks, ruff), which needs no
+## network; where it cannot be installed, says why and opens JupyterLab all the same.
 lab: $(LAB_STAMP)
+	@out=$$($(BIN)/pre-commit install 2>&1) && echo "$$out (strips notebook outputs at commit)" \
+	  || echo "pre-commit hook not installed, so notebooks saved with outputs are not stripped at commit: $$out"
 	$(BIN)/jupyter lab notebooks/
 
 $(LAB_STAMP): $(STAMP)
-	@echo "installing JupyterLab and ipywidgets into $(VENV) (first use only)"
+	@echo "installing JupyterLab, ipywidgets, pre-commit, nbstripout and ruff into $(VENV) (first use only)"
 	@$(PIP) install -e ".[lab]" >> $(VENV)/install.log 2>&1 || (cat $(VENV)/install.log; exit 1)
 	@touch $(LAB_STAMP)
 

@@ -1,12 +1,17 @@
-"""Copy a profile's key figures and tables next to the README, so a reader sees them first.
+"""Copy a profile's key figures and tables into docs/, and the headline into the README.
 
     make publish PROFILE=cpu          # = python -m lbw_utils.publish --profile cpu
 
-``results/`` is git-ignored; ``docs/results/<profile>/`` is not. The README shows
-the cpu profile's files from there, and the table between its
-``<!-- <profile>-results:start -->`` and ``<!-- <profile>-results:end -->``
-markers is rewritten here, so the README never shows a number that ``make reproduce``
-did not produce. ``make reproduce`` itself never writes outside ``results/``: publishing is
+``results/`` is git-ignored; ``docs/results/<profile>/`` is not. ``docs/results.md`` shows
+the profile's tables and figures from there: the block between its
+``<!-- <profile>-results:start -->`` and ``<!-- <profile>-results:end -->`` markers is rewritten
+here (and appended, with its markers, when the page has none for the profile). The README's
+``<!-- headline:start -->`` ... ``<!-- headline:end -->`` block is rewritten from the same tables:
+the goal statement of :data:`HEADLINE_DATASET` and its paired table cut to the baseline and at most
+:data:`HEADLINE_ROWS` methods of the Pareto front, largest worst-class gain first, for a profile that has
+them. So
+neither page shows a number that ``make reproduce`` did not produce.
+``make reproduce`` itself never writes outside ``results/``: publishing is
 a maintainer's explicit step, and it refuses results that a whole-profile run did not
 finish (no completion marker) or that came from a checkout with uncommitted changes.
 """
@@ -15,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
 import sys
@@ -24,12 +30,18 @@ from lbw_utils.config import REPO_ROOT
 from lbw_utils.config import results_dir as default_results_root
 from lbw_utils.files import atomic_write_text
 
-# Tables shown in the README block, in this order, where a dataset has them (all of its tables are copied
-# to docs/results/<profile>/): every method; the paired changes; the goal statement; the generated findings;
-# the length study and its generated answer.
+# Tables shown in the profile's block of docs/results.md (the name is older), in this order, where a dataset
+# has them (all of its tables are copied to docs/results/<profile>/): every method; the paired changes; the
+# goal statement; the generated findings; the length study and its generated answer.
 README_TABLES = ("methods", "paired", "goal", "findings", "length", "length_answer")
 KEY_FIGURES = ("fig1_tpr_bars", "fig2_tpr_bars", "pareto", "baseline_vs_best", "length_effect",
                "length_train_vs_test")
+# The README's headline: this dataset's goal statement and the baseline + at most this many rows of its paired
+# table, those on the Pareto front where the table says (largest mean paired change of the worst-class TPR
+# first), from a profile that has both tables.
+HEADLINE_DATASET = "fashion_mnist"
+HEADLINE_ROWS = 5
+HEADLINE_COLUMNS = ("method", "accuracy", "worst-class TPR", "Δ accuracy (pts)", "Δ worst-class TPR (pts)")
 # The marker lbw_utils.reproduce writes when a whole profile ran to its end.
 COMPLETE_MARKER = "complete.json"
 
@@ -63,10 +75,12 @@ def check_publishable(folder: Path, profile: str) -> dict:
 
 
 def publish(folder: Path, profile: str, hardware: str, docs_root: Path | None = None,
-            readme: Path | None = None) -> Path:
-    """Copy key figures (PNG) and tables (markdown) of ``folder``; refresh the README block."""
+            readme: Path | None = None, results_page: Path | None = None) -> Path:
+    """Copy key figures (PNG) and tables (markdown) of ``folder``; refresh the profile's block of the
+    results page (default: ``docs/results.md`` beside the README) and the README's headline block."""
     target = (docs_root or REPO_ROOT / "docs" / "results") / profile
     readme = readme or REPO_ROOT / "README.md"
+    results_page = results_page or readme.parent / "docs" / "results.md"
     if target.exists():
         shutil.rmtree(target)
     target.mkdir(parents=True)
@@ -86,8 +100,12 @@ def publish(folder: Path, profile: str, hardware: str, docs_root: Path | None = 
                 figures.append(f"{dataset}_{name}.png")
         sections.append((dataset, "\n".join(path.read_text(encoding="utf-8").strip() + "\n" for path in shown), figures))
     atomic_write_text(target / "README.md", _readme_block(profile, hardware, sections, "."))
-    link_base = Path(os.path.relpath(target, readme.parent)).as_posix()
-    _replace_readme_block(readme, profile, _readme_block(profile, hardware, sections, link_base))
+    link_base = Path(os.path.relpath(target, results_page.parent)).as_posix()
+    _replace_results_block(results_page, profile, _readme_block(profile, hardware, sections, link_base))
+    headline = _headline_block(folder / "tables" / HEADLINE_DATASET, profile, hardware,
+                               Path(os.path.relpath(results_page, readme.parent)).as_posix())
+    if headline is not None:
+        _replace_block(readme, "<!-- headline:start -->", "<!-- headline:end -->", headline)
     return target
 
 
@@ -103,16 +121,67 @@ def _readme_block(profile: str, hardware: str, sections, link_base: str) -> str:
     return "\n".join(lines)
 
 
-def _replace_readme_block(readme: Path, profile: str, block: str) -> None:
+def _markdown_rows(path: Path) -> list[dict[str, str]]:
+    """The rows of the one markdown table (as written by DataFrame.to_markdown) in ``path``."""
+    lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip().startswith("|")]
+    if len(lines) < 2:
+        return []
+    header = [cell.strip() for cell in lines[0].strip("|").split("|")]
+    return [dict(zip(header, (cell.strip() for cell in line.strip("|").split("|")))) for line in lines[2:]]
+
+
+def _mean(cell: str) -> float:
+    """The mean of a ``mean ± half-width`` cell (NaN when there is none)."""
+    try:
+        return float(cell.split("±")[0])
+    except ValueError:
+        return float("nan")
+
+
+def _headline_block(tables: Path, profile: str, hardware: str, results_link: str) -> str | None:
+    """The README's headline from ``tables`` (one dataset's tables), or None where it lacks the goal or
+    paired table (e.g. the length profile): the goal statement, then the baseline and at most HEADLINE_ROWS
+    methods on the Pareto front (all methods where the table has no such column), largest mean paired gain
+    of the worst-class TPR first."""
+    goal, paired = tables / "goal.md", tables / "paired.md"
+    if not (goal.exists() and paired.exists()):
+        return None
+    rows = [row for row in _markdown_rows(paired) if all(column in row for column in HEADLINE_COLUMNS)]
+    baseline = [row for row in rows if row["method"] == "baseline"]
+    gains = {row["method"]: _mean(row["Δ worst-class TPR (pts)"]) for row in rows}
+    front = [row for row in rows if row["method"] != "baseline" and row.get("Pareto front", "yes") == "yes"]
+    others = sorted(front, key=lambda row: (math.isnan(gains[row["method"]]), -gains[row["method"]]))  # NaN last
+    shown = baseline + others[:HEADLINE_ROWS]
+    lines = [f"The `{profile}` profile on {hardware}: test set, mean ± 95 % interval over seeds, Δ paired with "
+             "the same seed's baseline; the baseline and the methods on the Pareto front. Every method and "
+             f"dataset: [{results_link}]({results_link}).", "",
+             goal.read_text(encoding="utf-8").strip(), "",
+             "| " + " | ".join(HEADLINE_COLUMNS) + " |",
+             "|:--|" + "--:|" * (len(HEADLINE_COLUMNS) - 1)]
+    lines += ["| " + " | ".join(row[column] for column in HEADLINE_COLUMNS) + " |" for row in shown]
+    return "\n".join(lines) + "\n"
+
+
+def _replace_results_block(page: Path, profile: str, block: str) -> None:
+    """Rewrite the profile's block of the results page; append it (with its markers) where it has none."""
     start, end = f"<!-- {profile}-results:start -->", f"<!-- {profile}-results:end -->"
-    if not readme.exists():
-        return
-    text = readme.read_text(encoding="utf-8")
+    text = page.read_text(encoding="utf-8") if page.exists() else "# Results\n"
     if start not in text or end not in text:
-        return  # this profile is not shown in the README
+        page.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(page, f"{text.rstrip()}\n\n## The `{profile}` profile\n\n{start}\n{end}\n")
+    _replace_block(page, start, end, block)
+
+
+def _replace_block(path: Path, start: str, end: str, block: str) -> None:
+    """Replace what lies between the markers ``start`` and ``end`` of ``path``; leave a file without them alone."""
+    if not path.exists():
+        return
+    text = path.read_text(encoding="utf-8")
+    if start not in text or end not in text:
+        return  # this block is not shown in this file
     head, rest = text.split(start, 1)
     _, tail = rest.split(end, 1)
-    atomic_write_text(readme, f"{head}{start}\n{block}\n{end}{tail}")
+    atomic_write_text(path, f"{head}{start}\n{block}\n{end}{tail}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -129,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     hardware = _hardware_of(folder) or "the machine named in summary.md"
     target = publish(folder, args.profile, hardware)
     print(f"published {folder} (revision {info['git_revision'][:12]}, {info['total_seconds'] / 60:.1f} min) "
-          f"to {target} and the README's {args.profile}-results block")
+          f"to {target}, the {args.profile}-results block of docs/results.md and the README's headline")
     return 0
 
 

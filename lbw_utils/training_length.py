@@ -3,7 +3,7 @@
 The same methods are trained for a ladder of epoch budgets (the learning-rate schedule is
 re-planned for each budget), on the same seeds, and every method is compared with the
 *same budget's* baseline of the same seed. Two arms run the whole ladder with the first method
-(the seed recipe): without label smoothing, and plain cross-entropy (no label smoothing, no weight
+(the Q&A question's recipe): without label smoothing, and plain cross-entropy (no label smoothing, no weight
 decay), so that whether an effect fades with the budget is a curve, not one point. At the longest
 budget one arm switches weight decay off, and one asks whether augmentation helps some classes more
 than others (baseline with flip + crop).
@@ -84,7 +84,7 @@ def arm_folder(results_dir: str | Path, arm: str, epochs: int) -> Path:
 def plan(budgets: list[int], arms: list[str], methods: list[dict]) -> list[tuple[str, int, list[dict]]]:
     """(arm, budget, methods) for every folder of the study: the ladder, then each arm.
 
-    The regularisation arms train the baseline and the first method (the seed recipe: the arms ask what
+    The regularisation arms train the baseline and the first method (the question's recipe: the arms ask what
     keeps *its* weights effective, and each extra method would cost a run per seed and budget); those of
     :data:`LADDER_ARMS` at every budget, the others at the longest; the augmentation arm trains the
     baseline only (its question is per-class, not about weights)."""

@@ -10,7 +10,7 @@ worst-class TPR is not a baseline worth weighting; every names table shows it fo
 
 With ``"scheme"`` (and its exponent, ``"gamma"``, or ``"tau"`` for ``cdb``), the classes are weighted by
 :func:`lbw_utils.methods.static_weights` of the recurrent baseline's *validation* TPRs (same seed),
-the seed recipe on a convex model: there weighting cannot be "absorbed" by fitting the training set,
+the Q&A question's recipe on a convex model: there weighting cannot be "absorbed" by fitting the training set,
 so whatever it does here it does for good.
 
 The record's logits are the classifier's decision scores (``decision_function``), whose argmax is

@@ -8,7 +8,7 @@ nothing the gpu profile asks for runs here at full size by accident.
 
 CIFAR-10 is a few hundred images that the test writes in the torchvision python-pickle layout
 (``test_data.write_cifar10``), each class a colour and a band, so that a two-epoch tiny network
-recognises every class (the seed formula refuses a class with TPR 0). The one deviation from gpu.yaml is
+recognises every class (the Q&A question's formula refuses a class with TPR 0). The one deviation from gpu.yaml is
 the 42-class names study's method list (``ALL_NAMES``): no tiny network recalls each of 42 classes. The notebooks run in their own
 kernels, which verify CIFAR-10 against its published MD5s: a ``sitecustomize`` module on the kernels'
 PYTHONPATH pins those MD5s to the test's files, as the ``cifar_root`` fixture does in this process.
@@ -36,7 +36,7 @@ from test_data import write_cifar10
 CIFAR_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 SEEDS = [0, 1]
 # How each sized parameter of gpu.yaml shrinks; the parameters in KEPT are taken as they are. The values were
-# chosen so that every tiny baseline recalls every class at least once on validation (the seed formula and
+# chosen so that every tiny baseline recalls every class at least once on validation (the Q&A question's formula and
 # the static margins refuse a class with TPR 0): more epochs than one, and a learning rate for batch 32.
 SHRUNK = {
     "epochs": lambda value: 2,

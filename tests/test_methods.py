@@ -182,7 +182,7 @@ def test_losses_check_batch_shapes():
 
 
 # --------------------------------------------------------------------------
-# EMAWeightedCrossEntropy (seed 003)
+# EMAWeightedCrossEntropy (the blog post)
 # --------------------------------------------------------------------------
 
 class Seed003Reference:

@@ -1,4 +1,5 @@
-"""publish copies a profile's key files beside the README and rewrites only its marked block."""
+"""publish copies a profile's key files into docs/, rewrites only its marked block of docs/results.md and the
+README's headline block."""
 
 import json
 
@@ -14,17 +15,22 @@ def test_publish_copies_tables_and_figures_and_rewrites_the_marked_block(tmp_pat
     (results / "figures" / "names5").mkdir(parents=True)
     (results / "figures" / "names5" / "pareto.png").write_bytes(b"png")
     readme = tmp_path / "README.md"
-    readme.write_text("intro\n<!-- cpu-results:start -->\nold numbers\n<!-- cpu-results:end -->\noutro\n")
+    readme.write_text("intro\n<!-- headline:start -->\nold headline\n<!-- headline:end -->\noutro\n")
+    page = tmp_path / "docs" / "results.md"
+    page.parent.mkdir()
+    page.write_text("intro\n<!-- cpu-results:start -->\nold numbers\n<!-- cpu-results:end -->\noutro\n")
 
-    target = publish(results, "cpu", "2 CPU cores", docs_root=tmp_path / "docs", readme=readme)
+    target = publish(results, "cpu", "2 CPU cores", docs_root=tmp_path / "docs" / "results", readme=readme)
 
     assert (target / "names5_methods.md").read_text().endswith("| baseline |\n")
     assert (target / "names5_pareto.png").read_bytes() == b"png"
-    text = readme.read_text()
+    text = page.read_text()
     assert "old numbers" not in text and text.startswith("intro\n") and text.endswith("outro\n")
     assert "| baseline |" in text and "2 CPU cores" in text
-    assert "(docs/cpu/names5_pareto.png)" in text
+    assert "(results/cpu/names5_pareto.png)" in text  # relative to docs/results.md
     assert "(./names5_pareto.png)" in (target / "README.md").read_text()
+    # no fashion_mnist goal and paired tables: the README's headline is left as it was
+    assert readme.read_text() == "intro\n<!-- headline:start -->\nold headline\n<!-- headline:end -->\noutro\n"
 
 
 def test_a_readme_without_markers_is_left_alone(tmp_path):
@@ -34,6 +40,61 @@ def test_a_readme_without_markers_is_left_alone(tmp_path):
     readme.write_text("no markers here\n")
     publish(tmp_path / "r", "gpu", "one GPU", docs_root=tmp_path / "docs", readme=readme)
     assert readme.read_text() == "no markers here\n"
+
+
+def test_a_profile_new_to_the_results_page_is_appended_with_its_markers(tmp_path):
+    (tmp_path / "r" / "tables" / "x").mkdir(parents=True)
+    (tmp_path / "r" / "tables" / "x" / "methods.md").write_text("| m |\n|---|\n| baseline |\n")
+    page = tmp_path / "docs" / "results.md"
+    page.parent.mkdir()
+    page.write_text("# Results\n\n<!-- cpu-results:start -->\ncpu numbers\n<!-- cpu-results:end -->\n")
+    publish(tmp_path / "r", "gpu", "one GPU", docs_root=tmp_path / "docs" / "results",
+            readme=tmp_path / "README.md")
+    text = page.read_text()
+    assert "cpu numbers" in text and "## The `gpu` profile" in text
+    start, end = text.index("<!-- gpu-results:start -->"), text.index("<!-- gpu-results:end -->")
+    assert start < text.index("| baseline |") < end
+    assert not (tmp_path / "README.md").exists()
+
+
+PAIRED = """| method | seeds | accuracy | worst-class TPR | Δ accuracy (pts) | Δ worst-class TPR (pts) | Pareto front |
+|:--|--:|--:|--:|:--|:--|:--|
+| baseline | 3 | 0.925 | 0.752 | 0.0 ± 0.0 | 0.0 ± 0.0 | yes |
+| small | 3 | 0.924 | 0.787 | -0.1 ± 0.3 | 3.6 ± 2.1 | yes |
+| collapse | 3 | 0.662 | 0.015 | -26.2 ± 13.2 | -73.6 ± 2.5 | |
+| best | 3 | 0.916 | 0.843 | -0.9 ± 0.5 | 9.2 ± 1.9 | yes |
+| third | 3 | 0.920 | 0.825 | -0.4 ± 0.3 | 7.4 ± 2.5 | yes |
+| dominated | 3 | 0.914 | 0.837 | -1.0 ± 0.6 | 8.5 ± 1.4 | |
+| second | 3 | 0.918 | 0.839 | -0.7 ± 0.6 | 8.6 ± 1.4 | yes |
+| unknown | 3 | 0.914 | 0.837 | -1.0 ± 0.6 | nan | yes |
+| sixth | 3 | 0.925 | 0.760 | -0.0 ± 0.1 | 0.8 ± 0.9 | yes |
+"""
+
+
+def test_the_readme_headline_is_the_goal_and_the_baseline_and_pareto_front_by_worst_class_gain(tmp_path):
+    results = tmp_path / "results" / "cpu"
+    tables = results / "tables" / "fashion_mnist"
+    tables.mkdir(parents=True)
+    (tables / "paired.md").write_text(PAIRED)
+    (tables / "goal.md").write_text("**fashion_mnist**: goal: +15 points. Not met.\n")
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- headline:start -->\nold\n<!-- headline:end -->\noutro\n")
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "results.md").write_text("<!-- cpu-results:start -->\n<!-- cpu-results:end -->\n")
+
+    publish(results, "cpu", "2 CPU cores", docs_root=tmp_path / "docs" / "results", readme=readme)
+
+    text = readme.read_text()
+    block = text.split("<!-- headline:start -->")[1].split("<!-- headline:end -->")[0]
+    assert "old" not in text and text.startswith("intro\n") and text.endswith("outro\n")
+    assert "**fashion_mnist**: goal: +15 points. Not met." in block and "`cpu` profile on 2 CPU cores:" in block
+    assert "[docs/results.md](docs/results.md)" in block
+    table = [line for line in block.splitlines() if line.startswith("| ") and "method" not in line]
+    assert [line.split("|")[1].strip() for line in table] == ["baseline", "best", "second", "third", "small", "sixth"]
+    assert table[1] == "| best | 0.916 | 0.843 | -0.9 ± 0.5 | 9.2 ± 1.9 |"
+    # off the front ("dominated", "collapse") or past HEADLINE_ROWS ("unknown": a NaN gain goes last): not shown;
+    # the full tables went to the results page, not the README
+    assert "| collapse |" in (tmp_path / "docs" / "results.md").read_text() and "collapse" not in text
 
 
 def _finished_results(root, **marker):
@@ -68,11 +129,13 @@ def test_publish_cli_publishes_a_complete_clean_run(tmp_path, monkeypatch, capsy
     _finished_results(tmp_path)
     repo = tmp_path / "repo"
     repo.mkdir()
-    (repo / "README.md").write_text("<!-- cpu-results:start -->\nold\n<!-- cpu-results:end -->\n")
+    (repo / "README.md").write_text("<!-- headline:start -->\n<!-- headline:end -->\n")
+    (repo / "docs").mkdir()
+    (repo / "docs" / "results.md").write_text("<!-- cpu-results:start -->\nold\n<!-- cpu-results:end -->\n")
     monkeypatch.setattr("lbw_utils.publish.REPO_ROOT", repo)
     assert main(["--profile", "cpu", "--results-dir", str(tmp_path / "results")]) == 0
     assert "published" in capsys.readouterr().out
-    text = (repo / "README.md").read_text()
+    text = (repo / "docs" / "results.md").read_text()
     assert "| baseline |" in text and "2 CPU cores (AMD EPYC), no GPU" in text and "old" not in text
     assert (repo / "docs" / "results" / "cpu" / "names5_methods.md").exists()
 
@@ -84,8 +147,12 @@ def test_publish_shows_paired_goal_and_length_tables_where_a_dataset_has_them(tm
     (results / "figures" / "fashion_mnist").mkdir(parents=True)
     (results / "figures" / "fashion_mnist" / "length_effect.png").write_bytes(b"png")
     readme = tmp_path / "README.md"
-    readme.write_text("<!-- length-results:start -->\n<!-- length-results:end -->\n")
-    target = publish(results, "length", "2 CPU cores", docs_root=tmp_path / "docs", readme=readme)
-    text = readme.read_text()
+    readme.write_text("<!-- headline:start -->\nkept\n<!-- headline:end -->\n")
+    page = tmp_path / "docs" / "results.md"
+    page.parent.mkdir()
+    page.write_text("<!-- length-results:start -->\n<!-- length-results:end -->\n")
+    target = publish(results, "length", "2 CPU cores", docs_root=tmp_path / "docs" / "results", readme=readme)
+    text = page.read_text()
+    assert "kept" in readme.read_text()  # no goal or paired table: the headline stays
     assert "| main | baseline |" in text and "fashion_mnist_length_effect.png" in text
     assert (target / "fashion_mnist_length.md").exists()

@@ -42,7 +42,7 @@ def test_plan_runs_ladder_arms_at_every_budget_and_the_others_at_the_longest():
         ("main", 4), ("main", 8), ("no-weight-decay", 8), ("no-label-smoothing", 4), ("no-label-smoothing", 8),
         ("plain", 4), ("plain", 8), ("augment", 8)]
     assert steps[0][2] == [BASELINE, static, ema]
-    assert steps[2][2] == [BASELINE, static]  # the regularisation arms ask about the seed recipe
+    assert steps[2][2] == [BASELINE, static]  # the regularisation arms ask about the Q&A question's recipe
     assert steps[5][2] == [BASELINE, static]
     assert steps[-1][2] == [BASELINE]
     assert training_length.ARMS["plain"] == {"label_smoothing": 0.0, "weight_decay": 0.0}

@@ -20,7 +20,7 @@ Optional hooks, called by the training loop when present:
 Families
 --------
 ``static``    ``static_weights`` (the draft paper's mean-ratio formula and variants), ``CrossEntropy``, ``WeightedCrossEntropy``
-``dynamic``   ``EMAWeightedCrossEntropy`` (seed 003), ``CDBLoss`` (Sinha et al. 2020, both official forms)
+``dynamic``   ``EMAWeightedCrossEntropy`` (the blog post), ``CDBLoss`` (Sinha et al. 2020, both official forms)
 ``robust``    ``FocalLoss`` (Lin et al. 2017), ``ClassDROLoss`` (Sagawa et al. 2020),
               ``MinRecallLoss`` (Narasimhan & Menon 2021)
 ``margin``    ``LogitAdjustedLoss``, ``DynamicMarginLoss`` (difficulty margins, after Menon et al. 2021;

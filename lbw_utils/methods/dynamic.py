@@ -1,4 +1,4 @@
-"""Weights that follow the model during training: seed 003's EMA of batch false-negative rates, and
+"""Weights that follow the model during training: the blog post's EMA of batch false-negative rates, and
 the class-wise difficulty-balanced (CDB) loss in both forms of its official code."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from lbw_utils.methods.common import (CDB_DYNAMIC_TAU_EPSILON, _as_list, _check_
 # --------------------------------------------------------------------------
 
 class EMAWeightedCrossEntropy(nn.Module):
-    """Cross-entropy weighted by a running estimate of each class's false-negative rate (seed 003).
+    """Cross-entropy weighted by a running estimate of each class's false-negative rate (the blog post).
 
     ``importance`` starts at ones. On every call in training mode, *before* the
     loss is computed (as in the seed), each class c present in the batch gets::

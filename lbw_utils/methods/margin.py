@@ -1,6 +1,6 @@
 """Difficulty margins: logit adjustment with per-class costs from measured difficulty.
 
-Costs ``w_c = (mean r / r_c) ** gamma`` from per-class recall ``r`` (the seed formula's weights,
+Costs ``w_c = (mean r / r_c) ** gamma`` from per-class recall ``r`` (the Q&A question's formula's weights,
 since ``1 - (r_c - mean r) / r_c = mean r / r_c``) enter the loss additively, as in logit adjustment
 (Menon et al., ICLR 2021): ``CE(f(x) - log w, y)`` in training, plain ``f(x)`` at test time, so a hard
 class's scores are pushed up by ``log w_c``. Unlike weights, such shifts keep acting once a network fits
@@ -20,7 +20,7 @@ Two forms of the same margins ``log w``:
 
 ``LogitAdjustedLoss`` takes fixed costs (``margin`` with ``source="static"``: from the baseline's
 validation TPRs); ``DynamicMarginLoss`` follows an exponential moving average of each class's recall
-in the training batches (``source="dynamic"``, seed 003's smoothing of batch false-negative rates,
+in the training batches (``source="dynamic"``, the blog post's smoothing of batch false-negative rates,
 applied to margins).
 """
 
@@ -50,7 +50,7 @@ def _shifted_logits(logits: torch.Tensor, targets: torch.Tensor, log_costs: torc
 
 class LogitAdjustedLoss(nn.Module):
     """``CE(f(x) - log w, y)`` with fixed per-class costs ``w`` (finite, > 0; e.g. from
-    :func:`lbw_utils.methods.static_weights` with the seed formula); ``form="ldam"`` lowers only the
+    :func:`lbw_utils.methods.static_weights` with the Q&A question's formula); ``form="ldam"`` lowers only the
     true logit, by ``log w_y - min log w`` (module docstring)."""
 
     def __init__(self, costs: Any, label_smoothing: float = 0.0, form: str = "logit-adjusted") -> None:

@@ -171,7 +171,7 @@ class MethodSpec:
 
 def exponent_key(scheme: str | None) -> str:
     """The key that holds a static scheme's exponent in a method dict: ``tau`` for the class-difficulty
-    scheme (CDB's name for it), ``gamma`` for the seed formula and the others."""
+    scheme (CDB's name for it), ``gamma`` for the Q&A question's formula and the others."""
     return "tau" if scheme == "cdb" else "gamma"
 
 
@@ -227,8 +227,8 @@ def _every(value: Any) -> bool:
 
 # --------------------------------------------------------------------------
 # The registry. Defaults, and why:
-# - static gamma 4: the seed's text (its printed weights are gamma 2, also in the cpu profile);
-# - ema alpha 0.01: seed 003's value (about 100 batches of memory, a third of a Fashion-MNIST epoch);
+# - static gamma 4: the Q&A question's text (its printed weights are gamma 2, also in the cpu profile);
+# - ema alpha 0.01: the blog post's value (about 100 batches of memory, a third of a Fashion-MNIST epoch);
 # - focal gamma 2: Lin et al.'s best value;
 # - cdb tau "dynamic", variant "cifar", no floor: the official CIFAR-LT code, the setting closest to ours;
 # - dro eta 0.01: group_DRO's default step size; form "sample" keeps the published records unchanged;
@@ -236,7 +236,7 @@ def _every(value: Any) -> bool:
 #   (google-research/google-research, non_decomp/main.py, flag update_freq = 32); its eg_lr default is 0.1
 #   with CIFAR-LT's schedules, ours is chosen on tuning seeds that are never evaluated (notebook 08); the
 #   per-epoch form ("every": "epoch") stays a named variant;
-# - margin gamma 4, alpha 0.01: the seed formula's gamma 4 (best static trade-off on Fashion-MNIST) gives
+# - margin gamma 4, alpha 0.01: the question's formula's gamma 4 (best static trade-off on Fashion-MNIST) gives
 #   margins log w of about +0.9 (shirt) to -0.25 (bag), about one logit; alpha as in ema.
 # --------------------------------------------------------------------------
 
@@ -247,10 +247,10 @@ METHODS: dict[str, MethodSpec] = {spec.name: spec for spec in [
                 "normalize": flag(False)},
                build=_static, needs_baseline_tpr=True, constraint=lambda o: _exponent_constraint("static", o, "mean-ratio"),
                label_leading=("scheme",), label_short={"normalize": "norm"},
-               summary="fixed weights from the baseline's validation TPRs (seed formula and variants)"),
+               summary="fixed weights from the baseline's validation TPRs (Q&A question's formula and variants)"),
     MethodSpec("ema", "train", {"alpha": fraction(0.01, open_low=True), "normalize": flag(False)},
                build=lambda o, k, t, ls: EMAWeightedCrossEntropy(k, label_smoothing=ls, **o),
-               label_short={"normalize": "norm"}, summary="seed 003: weights = EMA of batch false-negative rates",
+               label_short={"normalize": "norm"}, summary="the blog post: weights = EMA of batch false-negative rates",
                candidates=lambda p: [{"name": "ema", "alpha": 0.01},  # faithful to the blog post
                                      *({"name": "ema", "alpha": a, "normalize": True} for a in p["alphas"])]),
     MethodSpec("focal", "train", {"gamma": non_negative(2.0)},
@@ -291,7 +291,7 @@ METHODS: dict[str, MethodSpec] = {spec.name: spec for spec in [
                fit="lbw_utils.yardstick:ngram_logreg_outcome", needs_baseline_tpr=lambda o: o["scheme"] is not None,
                constraint=_ngram_logreg_constraint, label_leading=("scheme",),
                summary="linear yardstick for names: character n-gram TF-IDF + logistic regression (C chosen on "
-                       "validation, 5 classes, seed 0), optionally with the seed recipe's class weights"),
+                       "validation, 5 classes, seed 0), optionally with the Q&A question's recipe's class weights"),
     MethodSpec("posthoc", "posthoc",
                {"objective": choice("worst", OFFSET_OBJECTIVES), "max_accuracy_drop": fraction(0.01),
                 "grid_steps": positive_int(8), "refinements": positive_int(6), "max_passes": positive_int(10),

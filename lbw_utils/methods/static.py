@@ -1,4 +1,4 @@
-"""Fixed class weights: the seed recipe's weights from measured TPRs, plain and weighted cross-entropy."""
+"""Fixed class weights: the Q&A question's recipe's weights from measured TPRs, plain and weighted cross-entropy."""
 
 from __future__ import annotations
 
