@@ -35,7 +35,7 @@ from lbw_utils.files import atomic_write_text
 # has them (all of its tables are copied to docs/results/<profile>/): every method; the paired changes; the
 # goal statement; the generated findings; the length study and its generated answer.
 README_TABLES = ("methods", "paired", "goal", "findings", "length", "length_answer")
-KEY_FIGURES = ("fig1_tpr_bars", "fig2_tpr_bars", "pareto", "baseline_vs_best", "length_effect",
+KEY_FIGURES = ("fig1_tpr_bars", "fig2_tpr_bars", "pareto", "baseline_vs_best", "length_effect", "length_arms",
                "length_train_vs_test")
 # The README's headline: this dataset's goal statement and the baseline + at most this many rows of its paired
 # table, those on the Pareto front where the table says (largest mean paired change of the worst-class TPR
@@ -117,7 +117,7 @@ def _readme_block(profile: str, hardware: str, sections, link_base: str) -> str:
     for dataset, table, figures in sections:
         lines += [f"**{dataset}**", "", table.strip(), ""]
         lines += [f"![{dataset}: {name}]({link_base}/{name})" for name in figures
-                  if "pareto" in name or "fig" in name or "length_effect" in name]
+                  if "pareto" in name or "fig" in name or name.startswith(("length_effect", "length_arms"))]
         lines.append("")
     return "\n".join(lines)
 

@@ -198,7 +198,8 @@ def formatted_ladder(table: pd.DataFrame, focus_class: str) -> pd.DataFrame:
 
 def write_ladder_outputs(records: list[dict], folder: str | Path, focus: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The study's table (``tables/<dataset>/length.md`` formatted, ``length.csv`` raw), its generated answer
-    (``length_answer.md``: :func:`answer` for every method) and its two figures
+    (``length_answer.md``: :func:`answer` for every method) and its figures (``length_arms``: the first
+    method's effect and margin in each arm of the whole ladder, where the study ran such arms; and these two)
     (``length_effect``: worst-class TPR and paired changes against the budget; ``length_train_vs_test``:
     the focus class's training-subset and test TPR); returns (table, formatted table). Notebooks 07 and 06
     both call it, so the paper's figures and the study's own are the same."""
@@ -215,6 +216,16 @@ def write_ladder_outputs(records: list[dict], folder: str | Path, focus: str) ->
                                 "d_accuracy": "Δ accuracy vs baseline"},
                         title=f"{name}: effect of each method against the epoch budget (mean ± 95 % CI, paired)",
                         save_to=figure_path(folder, name, "length_effect"))
+    # The arms over the whole ladder, one line per arm: the first method's effect and the focus class's margin.
+    weighted = [m for m in table[table["arm"] != "main"]["method"].unique() if m != "baseline"]
+    ladder_arms = table[table["arm"].isin(["main", *LADDER_ARMS]) & table["method"].isin(weighted[:1])]
+    if len(weighted) and ladder_arms["arm"].nunique() > 1:
+        by_arm = ladder_arms.assign(method=ladder_arms["arm"], arm="main")  # budget_curves draws one line per "method"
+        plots.budget_curves(by_arm, {"d_worst_class_tpr": f"Δ worst-class TPR vs baseline ({weighted[0]})",
+                                     "d_focus_train_margin": f"Δ {focus} training logit margin vs baseline",
+                                     "focus_train_ce": f"{focus}: unweighted training CE"},
+                            title=f"{name}: {weighted[0]} in each arm against the epoch budget (mean ± 95 % CI, paired)",
+                            save_to=figure_path(folder, name, "length_arms"))
     plots.budget_curves(table, {"focus_train_tpr": f"{focus}: training-subset TPR", "focus_tpr": f"{focus}: test TPR"},
                         title=f"{name}: does the network fit {focus} on its training images?",
                         save_to=figure_path(folder, name, "length_train_vs_test"))

@@ -117,3 +117,17 @@ def test_a_bad_option_stops_the_ladder_before_anything_trains(tmp_path):
 def test_settings_accept_every_arm():
     for arm, options in training_length.ARMS.items():
         Settings.from_params({"dataset": "fashion_mnist", **options})
+
+
+def test_outputs_draw_the_ladder_arms_and_write_the_generated_answer(tmp_path):
+    records = []
+    for seed, shift in enumerate((0.0, 0.02, 0.04)):
+        for arm in ("main", "no-label-smoothing"):
+            for budget in (4, 8):
+                records += [_record(arm, budget, seed, "baseline", 0.90 + shift, 0.70 + shift),
+                            _record(arm, budget, seed, "static", 0.90 + shift, 0.75 + shift, margin=(3.0, 1.2))]
+    training_length.write_ladder_outputs(records, tmp_path, "b")
+    assert (tmp_path / "figures" / "toy" / "length_arms.png").stat().st_size > 0
+    answer = (tmp_path / "tables" / "toy" / "length_answer.md").read_text()
+    assert answer.startswith("Paired change of the worst-class TPR for static")
+    assert "arm 'no-label-smoothing' (label smoothing 0.0): 4 epochs +0.050 ± 0.000, 8 epochs +0.050" in answer
