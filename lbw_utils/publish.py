@@ -117,7 +117,7 @@ def _readme_block(profile: str, hardware: str, sections, link_base: str) -> str:
     for dataset, table, figures in sections:
         lines += [f"**{dataset}**", "", table.strip(), ""]
         lines += [f"![{dataset}: {name}]({link_base}/{name})" for name in figures
-                  if "pareto" in name or "fig" in name or name.startswith(("length_effect", "length_arms"))]
+                  if "pareto" in name or "fig" in name or "length_effect" in name or "length_arms" in name]
         lines.append("")
     return "\n".join(lines)
 
