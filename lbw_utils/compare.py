@@ -241,6 +241,8 @@ def paired_table(records: list[dict], baseline_label: str = "baseline", checkpoi
     if table.empty:
         return table
     table["pareto"] = False
+    table["methods_compared"] = 0
+    table["p_accuracy_holm"] = table["p_worst_class_tpr_holm"] = math.nan  # the baseline rows keep NaN
     for _, group in table.groupby("dataset"):
         table.loc[group.index, "pareto"] = pareto_front(group)
         compared = group[group["method"] != baseline_label]
@@ -320,11 +322,11 @@ def formatted_paired(table: pd.DataFrame) -> pd.DataFrame:
         "Δ worst-class TPR (pts)": [_points(m, h) for m, h in
                                     zip(table["d_worst_class_tpr"], table["d_worst_class_tpr_ci"])],
         "p Holm: acc / worst": [f"{_p_text(a)} / {_p_text(w)}" for a, w in
-                                zip(table.get("p_accuracy_holm", _nan_column(table)),
-                                    table.get("p_worst_class_tpr_holm", _nan_column(table)))],
+                                zip(table["p_accuracy_holm"],
+                                    table["p_worst_class_tpr_holm"])],
         "ceiling on top: Δ worst (pts)": [_points(m, h) for m, h in
-                                          zip(table.get("d_ceiling", _nan_column(table)),
-                                              table.get("d_ceiling_ci", _nan_column(table)))],
+                                          zip(table["d_ceiling"],
+                                              table["d_ceiling_ci"])],
         "baseline seed std: acc / worst (pts)": [
             f"{100 * a:.1f} / {100 * w:.1f}" for a, w in
             zip(table["baseline_accuracy_std"], table["baseline_worst_class_tpr_std"])],
@@ -333,12 +335,8 @@ def formatted_paired(table: pd.DataFrame) -> pd.DataFrame:
     })
     ceilings = [_ceiling_row(shown.columns, row) for row in table.itertuples(index=False)
                 if row.d_accuracy == 0 and row.method == _baseline_of(table, row.dataset)
-                and not math.isnan(getattr(row, "d_ceiling", math.nan))]
+                and not math.isnan(row.d_ceiling)]
     return pd.concat([shown, pd.DataFrame(ceilings, columns=shown.columns)], ignore_index=True) if ceilings else shown
-
-
-def _nan_column(table: pd.DataFrame) -> pd.Series:
-    return pd.Series([math.nan] * len(table), index=table.index)
 
 
 def _baseline_of(table: pd.DataFrame, dataset: str) -> str:
