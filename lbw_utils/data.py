@@ -1,7 +1,7 @@
 """Image datasets as uint8 tensors on the training device, airbench-style.
 
 Fashion-MNIST and CIFAR-10 are fetched through torchvision's dataset classes
-(download, archive checksum, extraction), then every file is verified against
+(download, archive checksum, extraction) when missing, then every file is verified against
 its published checksum and the whole dataset is converted once into uint8
 tensors that live on the training device. Batching and augmentation (padded
 random crop, horizontal flip) are batched tensor operations on that device:
@@ -282,19 +282,33 @@ def _channel_statistics(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tenso
 
 
 def _read_fashion_mnist(root: Path, download: bool):
-    import torchvision  # here, not at the top: importing it takes over a second, and only reading the files needs it
-
     raw = root / "FashionMNIST" / "raw"
     missing = [name for name in FASHION_MNIST_SHA256 if not (raw / name).exists()]
     if missing:
+        import torchvision  # only to download: importing it costs about 3 s of every notebook that loads the data
+
         _download(lambda: torchvision.datasets.FashionMNIST(root, train=True, download=True), raw,
                   missing, download, "Fashion-MNIST")
     checksums = {f"FashionMNIST/raw/{name}": verify_file(raw / name, digest)
                  for name, digest in FASHION_MNIST_SHA256.items()}
-    train = torchvision.datasets.FashionMNIST(root, train=True, download=False)
-    test = torchvision.datasets.FashionMNIST(root, train=False, download=False)
-    return (train.data.unsqueeze(1), train.targets.long(), test.data.unsqueeze(1), test.targets.long(),
+    train_images, test_images = (read_idx(raw / f"{part}-images-idx3-ubyte") for part in ("train", "t10k"))
+    train_labels, test_labels = (read_idx(raw / f"{part}-labels-idx1-ubyte") for part in ("train", "t10k"))
+    return (train_images.unsqueeze(1), train_labels.long(), test_images.unsqueeze(1), test_labels.long(),
             list(FASHION_MNIST_CLASSES), checksums)
+
+
+def read_idx(path: Path) -> torch.Tensor:
+    """An IDX file of unsigned bytes (the MNIST format: two zero bytes, type code 0x08, the number of
+    dimensions, each dimension as a big-endian int32, then the values) as a uint8 tensor of that shape."""
+    content = Path(path).read_bytes()
+    if len(content) < 4 or content[:3] != b"\x00\x00\x08":
+        raise DataIntegrityError(f"{path} is not an IDX file of unsigned bytes (it starts with {content[:4]!r})")
+    dims = content[3]
+    shape = tuple(int(size) for size in np.frombuffer(content, dtype=">i4", count=dims, offset=4))
+    values = np.frombuffer(content, dtype=np.uint8, offset=4 + 4 * dims)
+    if values.size != int(np.prod(shape)):
+        raise DataIntegrityError(f"{path}: its header gives shape {shape}, but it holds {values.size} values")
+    return torch.from_numpy(values.reshape(shape).copy())
 
 
 # --- CIFAR-10 --------------------------------------------------------------

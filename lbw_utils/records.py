@@ -84,13 +84,14 @@ def load_records(results_dir: str | Path, dataset: str | None = None) -> list[di
 
 def environment() -> dict:
     """Versions, hardware and code revision: what a reader needs to rerun a record."""
+    from importlib.metadata import version
+
     import numpy
-    import torchvision
 
     return {
         "python": platform.python_version(),
         "torch": torch.__version__,
-        "torchvision": torchvision.__version__,
+        "torchvision": version("torchvision"),  # importing it would cost ~3 s
         "numpy": numpy.__version__,
         "platform": platform.platform(),
         "processor": cpu_model(),

@@ -409,3 +409,19 @@ def test_augment_batch_flips_then_crops():
     mirror = torch.rand(10, generator=replay) < 0.5
     flipped = torch.where(mirror.view(-1, 1, 1, 1), images.flip(-1), images)
     assert torch.equal(out, random_crop(flipped, 1, generator=replay))
+
+
+def test_idx_reader_reads_shape_and_values_and_refuses_other_files(tmp_path):
+    values = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
+    good = tmp_path / "good-idx3-ubyte"
+    good.write_bytes(b"\x00\x00\x08\x03" + np.array([2, 3, 4], dtype=">i4").tobytes() + values.tobytes())
+    read = data_module.read_idx(good)
+    assert read.dtype == torch.uint8 and torch.equal(read, torch.from_numpy(values))
+    wrong_type = tmp_path / "floats-idx1"
+    wrong_type.write_bytes(b"\x00\x00\x0d\x01" + np.array([1], dtype=">i4").tobytes() + b"\x00" * 4)
+    with pytest.raises(DataIntegrityError, match="not an IDX file of unsigned bytes"):
+        data_module.read_idx(wrong_type)
+    truncated = tmp_path / "short-idx3-ubyte"
+    truncated.write_bytes(good.read_bytes()[:-5])
+    with pytest.raises(DataIntegrityError, match=r"shape \(2, 3, 4\), but it holds 19 values"):
+        data_module.read_idx(truncated)
