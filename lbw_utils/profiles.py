@@ -11,6 +11,7 @@ other YAML file of the same shape works) looks like::
         notebooks: [01_baseline, 02_tpr_analysis]
         overrides: {02_tpr_analysis: {top_pairs: 8}}
     final: [06_paper_figures]
+    seeds_per_shard: 2                      # optional: seeds a shard of the fan-out trains (default 1)
 
 Every key is checked: a typo is an error before anything runs, never a silent
 full-size run. Each notebook receives the parameters it declares; a parameter
@@ -27,7 +28,7 @@ import yaml
 
 PROFILE_DIR = Path(__file__).resolve().parent / "profiles"
 NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
-PROFILE_KEYS = {"description", "shared", "studies", "final"}
+PROFILE_KEYS = {"description", "shared", "studies", "final", "seeds_per_shard"}
 STUDY_KEYS = {"parameters", "notebooks", "overrides"}
 
 
@@ -86,6 +87,10 @@ def load_profile(name_or_path: str | Path) -> tuple[dict, list[Step]]:
     shared = _mapping(content.get("shared"), f"profile {path}: shared")
     studies = _mapping(content["studies"], f"profile {path}: studies")
     final = _notebook_list(content.get("final"), f"profile {path}: final", allow_empty=True)
+    per_shard = content.get("seeds_per_shard", 1)
+    if isinstance(per_shard, bool) or not isinstance(per_shard, int) or per_shard < 1:
+        raise ProfileError(f"profile {path}: seeds_per_shard={per_shard!r} must be a positive integer "
+                           f"(the seeds one shard of the fan-out trains)")
     steps = []
     for study, spec in studies.items():
         steps += _study_steps(path, study, spec, shared)

@@ -15,7 +15,7 @@ import pytest
 from lbw_utils import events, fanout, records, sequential
 from lbw_utils.fanout import Shard
 from lbw_utils.fanout import local as fanout_local
-from lbw_utils.profiles import load_profile
+from lbw_utils.profiles import ProfileError, load_profile
 from lbw_utils.sequential import select_steps
 
 
@@ -299,3 +299,13 @@ def test_a_shard_ends_with_its_own_line_not_the_profiles(tmp_path, monkeypatch):
     summary = tmp_path / "results" / "tiny" / "shards" / "fashion_mnist-seed1" / "summary.md"
     assert shown[-1] == f"shard 'fashion_mnist-seed1' finished in 0m00s: 1 runs trained, 0 reused; its summary: {summary}"
     assert not any(line.startswith(("finished the", "read first")) for line in shown)
+
+
+def test_a_profile_sets_the_seeds_a_shard_trains_and_a_bad_value_is_refused(tmp_path):
+    profile = two_shard_profile(tmp_path)
+    profile.write_text(profile.read_text() + "seeds_per_shard: 2\n")
+    assert fanout.plan_shards(str(profile)) == [Shard("fashion_mnist", (0, 1))]
+    assert len(fanout.plan_shards(str(profile), seeds_per_shard=1)) == 2  # an explicit value wins
+    profile.write_text(profile.read_text().replace("seeds_per_shard: 2", "seeds_per_shard: 0"))
+    with pytest.raises(ProfileError, match=r"seeds_per_shard=0 must be a positive integer"):
+        fanout.plan_shards(str(profile))

@@ -36,7 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     def common(sub):
         sub.add_argument("--profile", required=True, help="smoke, cpu, gpu, or a profile YAML file")
         sub.add_argument("--results-dir", default=None, help="results root (default: $LBW_RESULTS_DIR or results/)")
-        sub.add_argument("--seeds-per-shard", type=int, default=1)
+        sub.add_argument("--seeds-per-shard", type=int, default=None,
+                         help="seeds a shard trains (default: the profile's seeds_per_shard, else 1)")
         return sub
 
     common(commands.add_parser("plan", help="list the shards"))

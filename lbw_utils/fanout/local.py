@@ -20,7 +20,7 @@ from lbw_utils.progress import format_minutes
 
 
 def run_local(profile: str, devices: list[str], results_root: str | Path | None = None, *,
-              shards: list[Shard] | None = None, threads: int | None = None, seeds_per_shard: int = 1,
+              shards: list[Shard] | None = None, threads: int | None = None, seeds_per_shard: int | None = None,
               command_for=shard_command, log=print, lines=None, after=None) -> list[dict]:
     """Run the shards as subprocesses, at most one per device at a time; a free device takes the next shard.
 

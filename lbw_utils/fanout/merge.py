@@ -65,7 +65,7 @@ def merge_records(folder: str | Path, shards: list[Shard]) -> dict:
     return report
 
 
-def merge(profile: str, results_root: str | Path | None = None, *, seeds_per_shard: int = 1,
+def merge(profile: str, results_root: str | Path | None = None, *, seeds_per_shard: int | None = None,
           allow_missing: bool = False, run_notebooks: bool = True, log=print) -> dict:
     """Merge the shards' records into the profile folder, then run the profile there (records reused)."""
     folder = profile_folder(profile, results_root)

@@ -36,15 +36,18 @@ def shard_folder(folder: str | Path, shard: Shard) -> Path:
     return Path(folder) / SHARDS_FOLDER / shard.name
 
 
-def plan_shards(profile: str, *, seeds_per_shard: int = 1, studies: list[str] | None = None,
+def plan_shards(profile: str, *, seeds_per_shard: int | None = None, studies: list[str] | None = None,
                 seeds: list[int] | None = None) -> list[Shard]:
     """The shards of a profile: for every study, its seeds cut into groups of ``seeds_per_shard``.
 
     Ordered seed-major (every study's first seed, then every study's second, ...), so that
-    partial results cover every study early. ``seeds`` replaces the profile's seeds.
+    partial results cover every study early. ``seeds`` replaces the profile's seeds. ``seeds_per_shard``
+    None: the profile's own ``seeds_per_shard`` (fewer, longer shards start fewer notebook kernels), else 1.
     """
+    content, steps = load_profile(profile)
+    if seeds_per_shard is None:
+        seeds_per_shard = content.get("seeds_per_shard", 1)
     check_positive_int("seeds_per_shard", seeds_per_shard)
-    _, steps = load_profile(profile)
     study_seeds: dict[str, list[int] | None] = {}
     for step in steps:
         if not step.study or (studies is not None and step.study not in studies):
@@ -81,7 +84,8 @@ def find_shard(profile: str, name: str, **plan_options) -> Shard:
     raise ValueError(f"no shard {name!r} in profile {profile!r}; the shards are {[s.name for s in shards]}")
 
 
-def run_shard(profile: str, shard_name: str, results_root: str | Path | None = None, *, seeds_per_shard: int = 1,
+def run_shard(profile: str, shard_name: str, results_root: str | Path | None = None, *,
+              seeds_per_shard: int | None = None,
               seeds: list[int] | None = None, log=print) -> dict:
     """Run one shard into its own folder and write its ``shard.json`` marker; resumable like any study.
 
@@ -109,12 +113,13 @@ def shard_title(shard: Shard, shards: list[Shard] | None = None) -> str:
 
 
 def shard_command(profile: str, shard: Shard, results_root: str | Path | None = None, *,
-                  seeds_per_shard: int = 1, seeds: list[int] | None = None, python: str | None = None) -> list[str]:
+                  seeds_per_shard: int | None = None, seeds: list[int] | None = None,
+                  python: str | None = None) -> list[str]:
     command = [python or sys.executable, "-m", "lbw_utils.fanout", "run-shard", "--profile", str(profile),
                "--shard", shard.name]
     if results_root is not None:
         command += ["--results-dir", str(results_root)]
-    if seeds_per_shard != 1:
+    if seeds_per_shard is not None:
         command += ["--seeds-per-shard", str(seeds_per_shard)]
     if seeds is not None:
         command += ["--seeds", ",".join(str(seed) for seed in seeds)]

@@ -34,7 +34,7 @@ def make_executor(log_folder: str | Path, parameters: dict, cluster: str | None 
 
 
 def submit(profile: str, results_root: str | Path | None, parameters: dict, *, cluster: str | None = None,
-           shards: list[Shard] | None = None, seeds_per_shard: int = 1) -> list:
+           shards: list[Shard] | None = None, seeds_per_shard: int | None = None) -> list:
     """Submit one array task per shard; returns the submitit jobs."""
     shards = shards if shards is not None else plan_shards(profile, seeds_per_shard=seeds_per_shard)
     root = str(Path(results_root or default_results_root()).resolve())
