@@ -42,6 +42,8 @@ from lbw_utils.sequential import FanOut, profile_folder, run_profile, select_ste
 # extra notebook executions (each shard runs its study's notebooks, and the sequential pass runs them all
 # again) would cost more than training in parallel saves.
 SEQUENTIAL_PROFILES = ("smoke",)
+# The notebook that chooses hyper-parameters on seeds no table evaluates (lbw_utils.tuning).
+TUNING_NOTEBOOK = "08_tuning_seeds"
 
 
 def reproduce(profile: str, results_root: str | Path | None = None, log=print, *, studies: list[str] | None = None,
@@ -57,6 +59,11 @@ def reproduce(profile: str, results_root: str | Path | None = None, log=print, *
     """
     _, steps = load_profile(profile)  # a wrong profile stops here, before anything is written
     steps = select_steps(steps, studies=studies, seeds=seeds, final=final)
+    tuning = sorted({step.study for step in steps if step.notebook == TUNING_NOTEBOOK})
+    if seeds is not None and tuning:
+        # Replaced seeds would tune on the seeds that the tables evaluate.
+        raise ValueError(f"seeds={seeds} would replace the tuning seeds of {tuning} too, and tuning seeds must stay "
+                         f"apart from the evaluated ones; choose the other studies with --studies, or leave --seeds out")
     name = profile_path(profile).stem
     if folder is not None and workers != 1:
         raise ValueError("workers other than 1 fan out into <results root>/<profile>/shards/; a run into a folder "

@@ -15,7 +15,9 @@ from lbw_utils import events, sequential
 from lbw_utils import reproduce as runner
 from lbw_utils.execution import LineSink
 from lbw_utils.experiments import _study_bar
+from lbw_utils.profiles import load_profile
 from lbw_utils.progress import Progress
+from lbw_utils.sequential import select_steps
 from lbw_utils.profiles import Step
 from lbw_utils.publish import check_publishable
 
@@ -221,3 +223,12 @@ def test_no_study_bar_outside_a_jupyter_kernel_or_when_disabled(monkeypatch):
     assert _study_bar(3, "fashion_mnist") is None  # pytest is not a Jupyter kernel
     monkeypatch.setenv("TQDM_DISABLE", "1")
     assert _study_bar(3, "fashion_mnist") is None
+
+
+def test_replacing_the_seeds_of_a_profile_with_a_tuning_study_is_refused_before_anything_runs(tmp_path):
+    with pytest.raises(ValueError, match=r"seeds=\[0\] would replace the tuning seeds of \['fashion_mnist_tuning'\]"):
+        runner.reproduce("cpu", tmp_path / "results", seeds=[0])
+    assert not (tmp_path / "results").exists()
+    # the evaluated studies alone take other seeds (checked here up to the plan: no notebook runs)
+    steps = select_steps(load_profile("cpu")[1], studies=["fashion_mnist"], seeds=[0])
+    assert {tuple(step.parameters["seeds"]) for step in steps if "seeds" in step.parameters} == {(0,)}
