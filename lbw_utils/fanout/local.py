@@ -110,7 +110,9 @@ def fan_out(profile: str, results_root: str | Path | None = None, *, devices: li
     shards = plan_shards(profile, studies=studies, seeds=seeds)
     shared = share_finished_records(folder, shards)
     where = f"{len(set(devices))} GPU(s)" if devices[0] != "cpu" else "the CPU"
-    log(f"==> fan-out: {len(shards)} shards (a study for one seed each) over {len(devices)} worker processes on "
+    most = max((len(shard.seeds) for shard in shards if shard.seeds), default=1)
+    size = "one seed each" if most == 1 else f"up to {most} seeds each"
+    log(f"==> fan-out: {len(shards)} shards (a study for {size}) over {len(devices)} worker processes on "
         f"{where}, {threads or 'default'} torch thread{'s' if threads != 1 else ''} each; their folders: "
         f"{folder / SHARDS_FOLDER}"
         + (f"; {len(shared)} finished records shared with them" if shared else ""))
