@@ -99,7 +99,11 @@ def tuning_table(records: list[dict], grid: dict, budget: float = GOAL_MAX_ACCUR
 
 def choose(records: list[dict], grid: dict, budget: float = GOAL_MAX_ACCURACY_LOSS) -> dict:
     """Family -> {"key", "value", "method"}: the value :func:`tuning_table` marks as chosen."""
-    table = tuning_table(records, grid, budget)
+    return chosen_in(tuning_table(records, grid, budget), grid)
+
+
+def chosen_in(table: pd.DataFrame, grid: dict) -> dict:
+    """:func:`choose` for a table :func:`tuning_table` already computed."""
     chosen = {}
     for row in table[table["chosen"]].itertuples():
         value = _plain(row.value)
