@@ -1,4 +1,10 @@
-"""The names task's dataset: class selection, seeded stratified splits, and :class:`NameData`.
+"""The names task's dataset: class selection, seeded stratified splits or k-fold cross-fitting, and
+:class:`NameData`.
+
+Two ways to split a class's names: a random train/val/test cut per seed (``folds=None``), or k-fold
+cross-fitting (``folds=k``): one fixed partition of each class's names into k test folds (drawn from
+``partition_seed`` only), and for fold ``i`` (the run's ``seed``) a stratified validation split drawn
+from the other k - 1 folds; the rest trains. Over the k folds every name is a test name exactly once.
 
 The whole split sits on the device as one padded code tensor; ``batches`` only
 selects rows (see :class:`NameData`).
@@ -41,7 +47,7 @@ def _resolve_classes(classes: str | Sequence[str], available: Sequence[str]) -> 
     return chosen
 
 
-def _class_generator(seed: int, nationality: str) -> torch.Generator:
+def _class_generator(seed: int | str, nationality: str) -> torch.Generator:
     """A random stream per (seed, class), so a class's split does not depend on which other classes are loaded."""
     digest = hashlib.sha256(f"{seed}:{nationality}".encode()).digest()
     return torch.Generator().manual_seed(int.from_bytes(digest[:7], "little"))
@@ -60,6 +66,46 @@ def _split_class(count: int, nationality: str, *, per_class: int | None, val_fra
                          f"test_fraction={test_fraction}; every split needs at least one name of every class")
     order = torch.randperm(count, generator=_class_generator(seed, nationality))[:kept].tolist()
     return {"test": order[:n_test], "val": order[n_test : n_test + n_val], "train": order[n_test + n_val :]}
+
+
+def check_folds(folds, seeds=None) -> None:
+    """``folds`` an integer >= 2 (or None: random splits), and every seed a fold index in ``0..folds-1``;
+    a ValueError naming the value and what is allowed otherwise."""
+    if folds is None:
+        return
+    if isinstance(folds, bool) or not isinstance(folds, int) or folds < 2:
+        raise ValueError(f"folds={folds!r} is not allowed: use an integer of at least 2 (k-fold cross-fitting), "
+                         "or None for random train/val/test splits per seed")
+    outside = [seed for seed in (seeds or []) if not 0 <= seed < folds]
+    if outside:
+        raise ValueError(f"fold index(es) {outside} out of range: with folds={folds} the seeds are fold indices "
+                         f"0..{folds - 1}")
+
+
+def _fold_class(count: int, nationality: str, *, per_class: int | None, val_fraction: float, folds: int, fold: int,
+                partition_seed: int) -> dict[str, list[int]]:
+    """Positions of one class's train/val/test names in fold ``fold`` of ``folds``.
+
+    The class's (kept) names are permuted once from ``partition_seed`` and cut into ``folds`` contiguous
+    test folds of nearly equal size, whatever the fold index; fold ``fold``'s validation names are
+    ``round(kept * val_fraction)`` of the others, drawn from (partition_seed, fold)."""
+    if per_class is not None and per_class > count:
+        raise ValueError(f"per_class={per_class}, but {nationality!r} has only {count} names")
+    kept = count if per_class is None else per_class
+    if folds > kept:
+        raise ValueError(f"folds={folds} is more than {nationality!r} has names ({kept}); allowed: "
+                         f"2..{kept}")
+    order = torch.randperm(count, generator=_class_generator(partition_seed, nationality))[:kept].tolist()
+    bounds = [kept * i // folds for i in range(folds + 1)]
+    test = order[bounds[fold] : bounds[fold + 1]]
+    rest = order[: bounds[fold]] + order[bounds[fold + 1] :]
+    n_val = math.floor(kept * val_fraction + 0.5)
+    if n_val < 1 or len(rest) - n_val < 1:
+        raise ValueError(f"{nationality!r}: {kept} names are too few for folds={folds} and val_fraction="
+                         f"{val_fraction}; every split needs at least one name of every class")
+    shuffled = torch.randperm(len(rest), generator=_class_generator(f"{partition_seed}/fold{fold}", nationality))
+    rest = [rest[i] for i in shuffled.tolist()]
+    return {"test": test, "val": rest[:n_val], "train": rest[n_val:]}
 
 
 class NameData:
@@ -203,7 +249,7 @@ def load_names(classes: str | Sequence[str] = "paper", *, data_dir: str | Path |
                csv_path: str | Path | None = None, val_fraction: float = 0.1, test_fraction: float = 0.1,
                per_class: int | None = None, seed: int = 0, device: str | torch.device | None = None,
                max_length: int | None = None, expected_sha256: str | None = None,
-               sort_chunk_batches: int = 50) -> NameData:
+               sort_chunk_batches: int = 50, folds: int | None = None, partition_seed: int = 0) -> NameData:
     """Load, split (seeded, stratified) and encode the name -> nationality data.
 
     classes: ``"paper"`` (british, spanish, american, german, italian), ``"all"``
@@ -221,7 +267,12 @@ def load_names(classes: str | Sequence[str] = "paper", *, data_dir: str | Path |
     expected_sha256: the pickle's checksum (default: the published one).
     sort_chunk_batches: shuffled batches are length-sorted within chunks of this
         many batches (less padding); 0 gives plain shuffling.
+    folds: ``None`` for the random splits above; an integer k >= 2 for k-fold cross-fitting, where
+        ``seed`` is the fold index (0..k-1) and ``test_fraction`` is unused (the test fold is 1/k of a
+        class): see the module's docstring.
+    partition_seed: fixes the k-fold partition (tuning uses another one than the evaluated folds).
     """
+    check_folds(folds, [seed])
     for label, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
         if not 0 < value < 1:
             raise ValueError(f"{label}={value} must lie strictly between 0 and 1")
@@ -241,8 +292,12 @@ def load_names(classes: str | Sequence[str] = "paper", *, data_dir: str | Path |
     split_labels: dict[str, list[int]] = {split: [] for split in SPLITS}
     for label, nationality in enumerate(chosen):
         names = _clean_names(by_nationality[nationality], nationality)
-        positions = _split_class(len(names), nationality, per_class=per_class, val_fraction=val_fraction,
-                                 test_fraction=test_fraction, seed=seed)
+        if folds is None:
+            positions = _split_class(len(names), nationality, per_class=per_class, val_fraction=val_fraction,
+                                     test_fraction=test_fraction, seed=seed)
+        else:
+            positions = _fold_class(len(names), nationality, per_class=per_class, val_fraction=val_fraction,
+                                    folds=folds, fold=seed, partition_seed=partition_seed)
         for split in SPLITS:
             split_texts[split] += [names[i] for i in positions[split]]
             split_labels[split] += [label] * len(positions[split])
@@ -258,8 +313,10 @@ def load_names(classes: str | Sequence[str] = "paper", *, data_dir: str | Path |
         source=source,
         checksums=checksums,
         settings={
-            "seed": seed, "val_fraction": val_fraction, "test_fraction": test_fraction,
+            "seed": seed, "val_fraction": val_fraction,
+            "test_fraction": test_fraction if folds is None else 1 / folds,
             "per_class": per_class, "max_length": max_length, "sort_chunk_batches": sort_chunk_batches,
+            **({} if folds is None else {"folds": folds, "fold": seed, "partition_seed": partition_seed}),
         },
         sort_chunk_batches=sort_chunk_batches,
     )
