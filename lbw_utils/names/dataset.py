@@ -27,6 +27,9 @@ from lbw_utils.names.encoding import encode_name, normalise_name, pad_codes
 from lbw_utils.names.files import read_names_source
 
 PAPER_CLASSES = ("british", "spanish", "american", "german", "italian")
+# The share of training names the author's augmentation rewrites (train_stats.json "augmentation" of his final
+# 21-class run: 0.25), when a run's training config asks for augmentation.
+NAME_SWITCH = 0.25
 
 
 def _resolve_classes(classes: str | Sequence[str], available: Sequence[str]) -> list[str]:
@@ -122,7 +125,7 @@ class NameData:
 
     def __init__(self, *, name: str, classes: list[str], split_texts: dict[str, list[str]],
                  split_labels: dict[str, list[int]], device: torch.device, max_length: int | None, source: str,
-                 checksums: dict[str, str], settings: dict, sort_chunk_batches: int = 50):
+                 checksums: dict[str, str], settings: dict, sort_chunk_batches: int = 50, name_switch: float = NAME_SWITCH):
         self.name = name
         self.classes = list(classes)
         self.num_classes = len(classes)
@@ -131,6 +134,8 @@ class NameData:
         self._checksums = dict(checksums)
         self._settings = dict(settings)
         self._sort_chunk_batches = sort_chunk_batches
+        self.name_switch = name_switch
+        self._max_length = max_length
         self._texts = [text for split in SPLITS for text in split_texts[split]]
         self._bounds: dict[str, tuple[int, int]] = {}
         start = 0
@@ -171,22 +176,26 @@ class NameData:
         ``labels(split)``. ``shuffle=True``: a random order drawn from
         ``generator`` (a CPU ``torch.Generator``; ``None`` uses torch's global
         RNG), length-bucketed so that little padding is processed.
-        ``augment`` is accepted for the shared protocol and ignored: no name
-        augmentation is used, since changing a letter can change the nationality
-        a name signals.
+        ``augment`` (shuffled training batches only): the draft author's name switch
+        (``nameEthnicityDataset.py`` of name-ethnicity-classifier/nec-experiments, ``src/final_model``):
+        each name, with probability ``name_switch``, keeps its first or its last word (a coin flip) and
+        takes the other from a random training name of the same class. Letters are never changed, since
+        changing a letter can change the nationality a name signals. Model configurations that do not
+        ask for it set ``augment`` to False.
         """
-        del augment
         check_positive_int("batch_size", batch_size)
         start, stop = self._range(split)
         if shuffle:
-            yield from self._shuffled_batches(start, stop, batch_size, generator)
+            switch = augment and split == "train" and self.name_switch > 0
+            yield from self._shuffled_batches(start, stop, batch_size, generator, switch)
             return
         for first in range(start, stop, batch_size):
             last = min(first + batch_size, stop)
             width = int(self._lengths_cpu[first:last].max())
             yield (self._codes[first:last, :width], self._lengths[first:last]), self._labels[first:last]
 
-    def _shuffled_batches(self, start: int, stop: int, batch_size: int, generator: torch.Generator | None):
+    def _shuffled_batches(self, start: int, stop: int, batch_size: int, generator: torch.Generator | None,
+                          switch: bool = False):
         rows_per_batch = self._bucketed_order(start, stop, batch_size, generator)
         order = torch.cat(rows_per_batch)
         widths = [int(self._lengths_cpu[rows].max()) for rows in rows_per_batch]
@@ -195,7 +204,32 @@ class NameData:
         for rows, width in zip(rows_per_batch, widths):
             index = order_on_device[first : first + len(rows)]
             first += len(rows)
-            yield (self._codes[index, :width], self._lengths[index]), self._labels[index]
+            if switch:
+                yield self._switched(rows, start, stop, generator), self._labels[index]
+            else:
+                yield (self._codes[index, :width], self._lengths[index]), self._labels[index]
+
+    def _switched(self, rows: torch.Tensor, start: int, stop: int, generator: torch.Generator | None):
+        """Codes and lengths of ``rows`` with the name switch applied (see :meth:`batches`)."""
+        if not hasattr(self, "_words"):
+            self._words = [(text.split(" ")[0], text.split(" ")[-1]) for text in self._texts]
+            labels = self._labels[start:stop].cpu()
+            self._same_class = [start + torch.nonzero(labels == c).flatten() for c in range(self.num_classes)]
+        draws = torch.rand(len(rows), generator=generator)
+        flips = torch.rand(len(rows), generator=generator) < 0.5
+        partners = torch.rand(len(rows), generator=generator)
+        labels = self._labels.cpu()
+        texts = []
+        for position, row in enumerate(rows.tolist()):
+            if draws[position] >= self.name_switch:
+                texts.append(self._texts[row])
+                continue
+            pool = self._same_class[int(labels[row])]
+            partner = int(pool[int(partners[position] * len(pool))])
+            own, other = self._words[row], self._words[partner]
+            texts.append(f"{own[0]} {other[1]}" if flips[position] else f"{other[0]} {own[1]}")
+        codes, lengths = pad_codes([encode_name(text, self._max_length) for text in texts])
+        return codes.to(self.device), lengths.to(self.device)
 
     def _bucketed_order(self, start: int, stop: int, batch_size: int,
                         generator: torch.Generator | None) -> list[torch.Tensor]:
@@ -316,9 +350,11 @@ def load_names(classes: str | Sequence[str] = "paper", *, data_dir: str | Path |
             "seed": seed, "val_fraction": val_fraction,
             "test_fraction": test_fraction if folds is None else 1 / folds,
             "per_class": per_class, "max_length": max_length, "sort_chunk_batches": sort_chunk_batches,
+            "name_switch": NAME_SWITCH,
             **({} if folds is None else {"folds": folds, "fold": seed, "partition_seed": partition_seed}),
         },
         sort_chunk_batches=sort_chunk_batches,
+        name_switch=NAME_SWITCH,
     )
 
 
