@@ -64,6 +64,7 @@ class DataOptions:
     device: str = "auto"
     folds: int | None = None  # names task only: k-fold cross-fitting, the run's seed is the fold index
     partition_seed: int = 0  # names task only: which k-fold partition
+    name_switch: float | None = None  # names task only: share of names augmentation rewrites (None: the default)
 
     def __post_init__(self) -> None:
         if self.dataset not in datasets():
@@ -97,7 +98,8 @@ def load_data(options: DataOptions, seed: int):
         return load_image_dataset(options.dataset, data_dir=options.data_dir, val_size=val_size,
                                   per_class=options.per_class, seed=seed, device=options.device)
     return load_names(options.classes, data_dir=options.data_dir, per_class=options.per_class, seed=seed,
-                      device=options.device, folds=options.folds, partition_seed=options.partition_seed)
+                      device=options.device, folds=options.folds, partition_seed=options.partition_seed,
+                      **({} if options.name_switch is None else {"name_switch": options.name_switch}))
 
 
 def run(method: dict, data, seed: int, results_dir: str | Path, *, train: TrainConfig,
@@ -295,7 +297,8 @@ def _save_artifact(results_dir, dataset, label, seed, outcome) -> None:
 
 # The notebook parameters that DataOptions and TrainConfig take; one left out or None keeps the default
 # its dataclass declares (the one home of each default).
-DATA_PARAMETERS = ("data_dir", "val_size", "per_class", "classes", "device", "folds", "partition_seed")
+DATA_PARAMETERS = ("data_dir", "val_size", "per_class", "classes", "device", "folds", "partition_seed",
+                   "name_switch")
 TRAIN_PARAMETERS = ("epochs", "batch_size", "lr", "optimizer", "weight_decay", "schedule", "label_smoothing", "augment",
                     "track_train_tpr", "amp", "compile")
 

@@ -76,7 +76,8 @@ def test_the_bag_model_learns_a_tiny_task_and_refuses_bad_options():
 def test_model_configurations_build_a_model_and_a_training_config():
     for name in NAME_MODEL_CONFIGS:
         parameters = name_model_parameters(name)
-        train = TrainConfig(**{k: v for k, v in parameters.items() if k not in ("model", "model_options")})
+        train = TrainConfig(**{k: v for k, v in parameters.items() if k not in ("model", "model_options",
+                                                                                  "name_switch")})
         assert train.epochs >= 1
         assert make_model(parameters["model"], num_classes=5, **parameters["model_options"])
     bag = name_model_parameters("ngram-bag", {"epochs": 2, "lr": None, "model_options": {"dim": 8}})

@@ -283,7 +283,8 @@ def load_names(classes: str | Sequence[str] = "paper", *, data_dir: str | Path |
                csv_path: str | Path | None = None, val_fraction: float = 0.1, test_fraction: float = 0.1,
                per_class: int | None = None, seed: int = 0, device: str | torch.device | None = None,
                max_length: int | None = None, expected_sha256: str | None = None,
-               sort_chunk_batches: int = 50, folds: int | None = None, partition_seed: int = 0) -> NameData:
+               sort_chunk_batches: int = 50, folds: int | None = None, partition_seed: int = 0,
+               name_switch: float = NAME_SWITCH) -> NameData:
     """Load, split (seeded, stratified) and encode the name -> nationality data.
 
     classes: ``"paper"`` (british, spanish, american, german, italian), ``"all"``
@@ -305,7 +306,11 @@ def load_names(classes: str | Sequence[str] = "paper", *, data_dir: str | Path |
         ``seed`` is the fold index (0..k-1) and ``test_fraction`` is unused (the test fold is 1/k of a
         class): see the module's docstring.
     partition_seed: fixes the k-fold partition (tuning uses another one than the evaluated folds).
+    name_switch: the share of training names the author's augmentation rewrites when a run asks for
+        augmentation (see :meth:`NameData.batches`).
     """
+    if not 0 <= name_switch <= 1:
+        raise ValueError(f"name_switch={name_switch!r} must lie in [0, 1]")
     check_folds(folds, [seed])
     for label, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
         if not 0 < value < 1:
@@ -350,11 +355,11 @@ def load_names(classes: str | Sequence[str] = "paper", *, data_dir: str | Path |
             "seed": seed, "val_fraction": val_fraction,
             "test_fraction": test_fraction if folds is None else 1 / folds,
             "per_class": per_class, "max_length": max_length, "sort_chunk_batches": sort_chunk_batches,
-            "name_switch": NAME_SWITCH,
+            "name_switch": name_switch,
             **({} if folds is None else {"folds": folds, "fold": seed, "partition_seed": partition_seed}),
         },
         sort_chunk_batches=sort_chunk_batches,
-        name_switch=NAME_SWITCH,
+        name_switch=name_switch,
     )
 
 
