@@ -211,24 +211,28 @@ class NameData:
 
     def _switched(self, rows: torch.Tensor, start: int, stop: int, generator: torch.Generator | None):
         """Codes and lengths of ``rows`` with the name switch applied (see :meth:`batches`)."""
-        if not hasattr(self, "_words"):
-            self._words = [(text.split(" ")[0], text.split(" ")[-1]) for text in self._texts]
+        if not hasattr(self, "_word_codes"):  # once: each name's codes and its first and last word's codes
+            self._code_lists = [encode_name(text, self._max_length) for text in self._texts]
+            self._word_codes = [(encode_name(text.split(" ")[0]), encode_name(text.split(" ")[-1]))
+                                for text in self._texts]
+            self._labels_list = self._labels.cpu().tolist()
             labels = self._labels[start:stop].cpu()
-            self._same_class = [start + torch.nonzero(labels == c).flatten() for c in range(self.num_classes)]
-        draws = torch.rand(len(rows), generator=generator)
-        flips = torch.rand(len(rows), generator=generator) < 0.5
-        partners = torch.rand(len(rows), generator=generator)
-        labels = self._labels.cpu()
-        texts = []
-        for position, row in enumerate(rows.tolist()):
-            if draws[position] >= self.name_switch:
-                texts.append(self._texts[row])
+            self._same_class = [(start + torch.nonzero(labels == c).flatten()).tolist()
+                                for c in range(self.num_classes)]
+        draws = (torch.rand(len(rows), generator=generator) < self.name_switch).tolist()
+        flips = (torch.rand(len(rows), generator=generator) < 0.5).tolist()
+        partners = torch.rand(len(rows), generator=generator).tolist()
+        space = encode_name(" ")
+        code_lists = []
+        for row, switch, flip, partner in zip(rows.tolist(), draws, flips, partners):
+            if not switch:
+                code_lists.append(self._code_lists[row])
                 continue
-            pool = self._same_class[int(labels[row])]
-            partner = int(pool[int(partners[position] * len(pool))])
-            own, other = self._words[row], self._words[partner]
-            texts.append(f"{own[0]} {other[1]}" if flips[position] else f"{other[0]} {own[1]}")
-        codes, lengths = pad_codes([encode_name(text, self._max_length) for text in texts])
+            pool = self._same_class[self._labels_list[row]]
+            own, other = self._word_codes[row], self._word_codes[pool[int(partner * len(pool))]]
+            codes = own[0] + space + other[1] if flip else other[0] + space + own[1]
+            code_lists.append(codes if self._max_length is None else codes[: self._max_length])
+        codes, lengths = pad_codes(code_lists)
         return codes.to(self.device), lengths.to(self.device)
 
     def _bucketed_order(self, start: int, stop: int, batch_size: int,
