@@ -49,8 +49,6 @@ class PaddedRecurrent(nn.Module):
         mask = valid.unsqueeze(-1)
         pooled = torch.cat([(steps * mask).sum(1) / lengths.unsqueeze(1),
                             steps.masked_fill(~mask, float("-inf")).amax(1)], dim=1)
-        if m.embedding_pool:
-            pooled = torch.cat([pooled, features.sum(1) / lengths.unsqueeze(1).sqrt()], dim=1)
         return m.classifier(m.dropout(pooled))
 
 

@@ -52,9 +52,8 @@ class NameClassifier(nn.Module):
     Character embedding (plus, with ``ngram_buckets``, hashed embeddings of the character n-grams of
     orders ``ngram_orders`` ending at each position) -> optional Conv1d + ReLU (``conv_channels`` 0: none)
     -> recurrent layers (``cell``: lstm, gru, or their bidirectional forms bilstm, bigru) -> the top
-    layer's final state(s) (``pooling="last"``) or the mean / max / both over time of its outputs
-    (with ``embedding_pool``, beside them the sum of the input embeddings over time divided by the square
-    root of the length: a bag of the name's characters and n-grams) -> dropout -> linear. Defaults are the author's sizes: embedding 200, 64 conv channels (kernel 3),
+    layer's final state(s) (``pooling="last"``) or the mean / max / both over time of its outputs ->
+    dropout -> linear. Defaults are the author's sizes: embedding 200, 64 conv channels (kernel 3),
     2-layer LSTM with hidden size 200, last state; ``vocab_size`` defaults to the 30 symbols of
     :mod:`lbw_utils.names` (padding, 28 characters, unknown).
     """
@@ -74,7 +73,6 @@ class NameClassifier(nn.Module):
         pooling: str = "last",
         ngram_buckets: int = 0,
         ngram_orders=(2, 3),
-        embedding_pool: bool = False,
     ):
         super().__init__()
         if cell not in CELLS:
@@ -101,9 +99,7 @@ class NameClassifier(nn.Module):
                                          bidirectional=cell.startswith("bi"))
         self.dropout = nn.Dropout(dropout)
         directions = 2 if self.rnn.bidirectional else 1
-        self.embedding_pool = bool(embedding_pool)
-        features = (2 if pooling == "meanmax" else 1) * directions * hidden_size
-        self.classifier = nn.Linear(features + (embedding_dim if embedding_pool else 0), num_classes)
+        self.classifier = nn.Linear((2 if pooling == "meanmax" else 1) * directions * hidden_size, num_classes)
 
     def forward(self, codes: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         valid = torch.arange(codes.shape[1], device=codes.device)[None, :] < lengths[:, None]
@@ -111,7 +107,7 @@ class NameClassifier(nn.Module):
         if self.ngrams is not None:
             ids = ending_ngram_ids(codes, lengths, self.ngram_orders, self.ngram_buckets)  # [B, T, orders]
             embedded = embedded + self.ngrams(ids).sum(2)
-        features = features_in = embedded * valid.unsqueeze(-1)  # [B, T, E], padding exactly zero
+        features = embedded * valid.unsqueeze(-1)  # [B, T, E], padding exactly zero
         if self.conv is not None:
             features = torch.relu(self.conv(features.transpose(1, 2))).transpose(1, 2)  # [B, T, C]
         # pack_padded_sequence wants lengths on the CPU; enforce_sorted=False
@@ -131,9 +127,6 @@ class NameClassifier(nn.Module):
             if self.pooling in ("max", "meanmax"):
                 parts.append(steps.masked_fill(~mask, float("-inf")).amax(1))
             pooled = torch.cat(parts, dim=1)
-        if self.embedding_pool:  # the embeddings' mean beside the recurrent features: a bag of the n-grams
-            bag = features_in.sum(1) / lengths.clamp(min=1).unsqueeze(1).to(features_in.dtype).sqrt()
-            pooled = torch.cat([pooled, bag], dim=1)
         return self.classifier(self.dropout(pooled))
 
     def _top_layer(self, final_states: torch.Tensor) -> torch.Tensor:

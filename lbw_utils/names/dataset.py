@@ -125,7 +125,8 @@ class NameData:
 
     def __init__(self, *, name: str, classes: list[str], split_texts: dict[str, list[str]],
                  split_labels: dict[str, list[int]], device: torch.device, max_length: int | None, source: str,
-                 checksums: dict[str, str], settings: dict, sort_chunk_batches: int = 50, name_switch: float = NAME_SWITCH):
+                 checksums: dict[str, str], settings: dict, sort_chunk_batches: int = 50,
+                 name_switch: float = NAME_SWITCH):
         self.name = name
         self.classes = list(classes)
         self.num_classes = len(classes)
