@@ -57,7 +57,8 @@ NO_CUDA = ("gpu-check: no CUDA device is present (torch.cuda.is_available() is F
 CIFAR10_SHAPE = {"train": 45_000, "val": 5_000, "test": 10_000}  # 50 000 training images, 5 000 held out
 TINY_SHAPE = {"train": 200, "val": 50, "test": 50}
 TINY_SIZES = {"epochs": 1, "batch_size": 32, "model_size": "tiny", "per_class": 20, "val_size": 0.25}
-TINY_NAMES = {"per_class": 20, "model_options": {"dim": 16, "buckets": 4096}, "batch_size": 32}
+TINY_NAMES = {"per_class": 20, "model_options": {"embedding_dim": 16, "hidden_size": 16, "ngram_buckets": 1024},
+              "bag_options": {"dim": 16, "buckets": 4096}, "batch_size": 32}
 
 
 # --- what a study trains ------------------------------------------------------------------------
@@ -94,7 +95,7 @@ def planned_runs(steps) -> list[dict]:
     Mirrors the notebooks' cells that build their method lists (01, 03, 04, 05, 07; 02 and 06 train
     nothing). A run is trained once per results folder (a later notebook reads the earlier one's record),
     so runs are counted once per (folder, label). ``probe`` names the timed run whose epochs it costs:
-    "main", or "author" for the names study's LSTM row."""
+    "main", "author" for the names study's author row, or "bag" for its n-gram bag family."""
     runs = {}
 
     def add(folder, method, epochs, probe="main"):
@@ -120,6 +121,10 @@ def planned_runs(steps) -> list[dict]:
             if p["author_row"] and p["model_config"] != "author":
                 add("", {"name": "baseline", "label": "author-lstm"},
                     name_model_parameters("author", classes=p["classes"])["epochs"], probe="author")
+            if p["bag_row"] and p["model_config"] != "ngram-bag":  # the second family, in its own folder
+                bag = name_model_parameters("ngram-bag", _bag_overrides(p), p["classes"])
+                for method in [BASELINE] + (p["bag_methods"] if p["bag_methods"] is not None else _names_methods(p)):
+                    add("ngram-bag", method, bag["epochs"], probe="bag")
         elif step.notebook == "07_training_length":
             scheme = p["static_scheme"]
             methods = [{"name": "static", "scheme": scheme, exponent_key(scheme): p["static_gamma"]},
@@ -133,6 +138,10 @@ def planned_runs(steps) -> list[dict]:
 
 def _names_overrides(p: dict) -> dict:
     return {key: p[key] for key in ("epochs", "batch_size", "lr", "weight_decay", "model_options")}
+
+
+def _bag_overrides(p: dict) -> dict:
+    return {**(p.get("bag_training") or {}), "model_options": p.get("bag_options") or {}}
 
 
 def study_steps(profile: str) -> dict[str, list]:
@@ -193,8 +202,10 @@ def study_settings(step, device: str, tiny: bool, compile_model: bool, results_d
         if tiny:
             p.update(TINY_NAMES)
         config = model_config or p["model_config"]
-        # as notebook 05 does: the profile's overrides shape its own model; the author's row keeps its own settings
-        overrides = _names_overrides(p) if config == p["model_config"] else None
+        # as notebook 05 does: the profile's overrides shape its own model; the author's row keeps its own settings,
+        # the bag family takes bag_options and bag_training
+        overrides = (_names_overrides(p) if config == p["model_config"]
+                     else _bag_overrides(p) if config == "ngram-bag" else None)
         return Settings.from_params({**p, "dataset": "names",
                                      **name_model_parameters(config, overrides, p["classes"])})
     if tiny:
@@ -221,7 +232,7 @@ def estimate_study(study: str, steps, device: str, args) -> dict:
         probes, source = {}, None
         for probe in sorted({run["probe"] for run in runs}):
             settings = study_settings(main_step, device, args.tiny, args.compile, scratch,
-                                      model_config="author" if probe == "author" else None)
+                                      model_config={"author": "author", "bag": "ngram-bag"}.get(probe))
             data, source = study_data(settings, args.tiny, args.data_dir)
             probes[probe] = time_run(settings, data, args.probe_epochs)
             print(f"  {study}: {probe} run, {probes[probe]['later_epoch_s']:.2f} s per epoch "

@@ -41,7 +41,7 @@ from lbw_utils.methods import METHODS, RunContext, check_method, method_label  #
 from lbw_utils.methods.kinds import BASELINE  # re-exported: the notebooks' {"name": "baseline"}
 from lbw_utils.metrics import summarize
 from lbw_utils.models import CNN_SIZES, MODELS, make_model
-from lbw_utils.names import load_names
+from lbw_utils.names import check_folds, load_names
 from lbw_utils.train import TrainConfig
 
 
@@ -62,10 +62,16 @@ class DataOptions:
     per_class: int | None = None
     classes: str | list[str] = "paper"  # names task only
     device: str = "auto"
+    folds: int | None = None  # names task only: k-fold cross-fitting, the run's seed is the fold index
+    partition_seed: int = 0  # names task only: which k-fold partition
+    name_switch: float | None = None  # names task only: share of names augmentation rewrites (None: the default)
 
     def __post_init__(self) -> None:
         if self.dataset not in datasets():
             raise ValueError(f"dataset={self.dataset!r} is not known; choose one of {datasets()}")
+        if self.folds is not None and self.dataset != "names":
+            raise ValueError(f"folds={self.folds!r} applies to the names task only (dataset={self.dataset!r})")
+        check_folds(self.folds)
         if self.device not in DEVICES and not str(self.device).startswith("cuda:"):
             raise ValueError(f"device={self.device!r} is not known; choose one of {DEVICES} (or 'cuda:N')")
 
@@ -92,7 +98,8 @@ def load_data(options: DataOptions, seed: int):
         return load_image_dataset(options.dataset, data_dir=options.data_dir, val_size=val_size,
                                   per_class=options.per_class, seed=seed, device=options.device)
     return load_names(options.classes, data_dir=options.data_dir, per_class=options.per_class, seed=seed,
-                      device=options.device)
+                      device=options.device, folds=options.folds, partition_seed=options.partition_seed,
+                      **({} if options.name_switch is None else {"name_switch": options.name_switch}))
 
 
 def run(method: dict, data, seed: int, results_dir: str | Path, *, train: TrainConfig,
@@ -155,6 +162,7 @@ def run_study(methods: list[dict], seeds: list[int], data_options: DataOptions, 
     last method does not surface only after the first ones have trained.
     """
     seeds = check_seeds(seeds)
+    check_folds(data_options.folds, seeds)
     for method in methods:
         check_method(method)
     finished = []
@@ -289,7 +297,8 @@ def _save_artifact(results_dir, dataset, label, seed, outcome) -> None:
 
 # The notebook parameters that DataOptions and TrainConfig take; one left out or None keeps the default
 # its dataclass declares (the one home of each default).
-DATA_PARAMETERS = ("data_dir", "val_size", "per_class", "classes", "device")
+DATA_PARAMETERS = ("data_dir", "val_size", "per_class", "classes", "device", "folds", "partition_seed",
+                   "name_switch")
 TRAIN_PARAMETERS = ("epochs", "batch_size", "lr", "optimizer", "weight_decay", "schedule", "label_smoothing", "augment",
                     "track_train_tpr", "amp", "compile")
 
@@ -314,6 +323,7 @@ class Settings:
         """Build from a notebook's parameters (extra notebook-specific keys are ignored)."""
         seeds = check_seeds(params.get("seeds", [0]))
         data = DataOptions(params["dataset"], **_given(params, DATA_PARAMETERS))
+        check_folds(data.folds, seeds)
         train = TrainConfig.from_dict(_given(params, TRAIN_PARAMETERS))
         default_model = "name_rnn" if data.dataset == "names" else "cnn"
         size = params.get("model_size")

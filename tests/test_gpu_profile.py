@@ -20,6 +20,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+from pathlib import Path
 
 import nbformat
 import numpy as np
@@ -47,14 +48,15 @@ SHRUNK = {
     "per_class": lambda value: None,  # replaced by the dataset's own subset below
     "val_size": lambda value: 0.25,
 }
-KEPT = {"dataset", "classes", "augment", "extra_methods", "gammas", "cdb_taus", "alphas"}
+KEPT = {"dataset", "classes", "augment", "extra_methods", "gammas", "cdb_taus", "alphas", "folds"}
 # Per dataset, the subset and sizes of the tiny run (the names model: the smoke profile's small network, with
-# the steps it needs to recall each of 5 classes).
+# the steps it needs to recall each of 5 classes; the bag family keeps its own tiny recipe).
 TINY_DATA = {
     "cifar10": {"per_class": None, "val_size": 0.25},  # all of the test's 400 + 40 images
     "fashion_mnist": {"per_class": 100, "val_size": 0.25},
-    "names": {"per_class": 100, "epochs": 6, "batch_size": 32, "lr": 0.03,
-              "model_options": {"dim": 16, "buckets": 4096}},
+    "names": {"per_class": 100, "epochs": 10, "batch_size": 32, "lr": 0.01,
+              "model_options": {"embedding_dim": 16, "hidden_size": 16, "ngram_buckets": 1024},
+              "bag_options": {"dim": 16, "buckets": 4096}, "bag_training": {"epochs": 6, "batch_size": 32, "lr": 0.03}},
 }
 # The one deviation from gpu.yaml: a tiny network cannot recall each of 42 nationalities, so the 42-class
 # study runs the smoke profile's recipe (class-difficulty weights, no static margins), as small as smoke's.
@@ -192,7 +194,8 @@ def test_gpu_checks_run_count_matches_what_the_profile_trained(tiny_gpu_run):
     import gpu_check
 
     folder, path, _ = tiny_gpu_run
-    trained = [r for r in records.load_records(folder) + load_ladder(folder)
+    bag_family = records.load_records(Path(folder) / "ngram-bag")  # notebook 05's second model family
+    trained = [r for r in records.load_records(folder) + load_ladder(folder) + bag_family
                if METHODS[r["method"]["name"]].kind.trains_with_loop]
     planned = {study: gpu_check.planned_runs(steps) for study, steps in gpu_check.study_steps(str(path)).items()}
     assert sum(len(runs) for runs in planned.values()) * len(SEEDS) == len(trained)

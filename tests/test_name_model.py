@@ -76,34 +76,41 @@ def test_the_bag_model_learns_a_tiny_task_and_refuses_bad_options():
 def test_model_configurations_build_a_model_and_a_training_config():
     for name in NAME_MODEL_CONFIGS:
         parameters = name_model_parameters(name)
-        train = TrainConfig(**{k: v for k, v in parameters.items() if k not in ("model", "model_options")})
+        train = TrainConfig(**{k: v for k, v in parameters.items() if k not in ("model", "model_options",
+                                                                                  "name_switch")})
         assert train.epochs >= 1
         assert make_model(parameters["model"], num_classes=5, **parameters["model_options"])
-    tuned = name_model_parameters("tuned", {"epochs": 2, "lr": None, "model_options": {"dim": 8}})
-    assert tuned["epochs"] == 2 and tuned["lr"] == NAME_MODEL_CONFIGS["tuned"]["lr"]  # None keeps the config's
+    bag = name_model_parameters("ngram-bag", {"epochs": 2, "lr": None, "model_options": {"dim": 8}})
+    assert bag["epochs"] == 2 and bag["lr"] == NAME_MODEL_CONFIGS["ngram-bag"]["lr"]  # None keeps the config's
     # merged key by key, and the configuration itself is left as it was
-    assert tuned["model_options"] == {"buckets": 2**17, "dim": 8}
-    assert NAME_MODEL_CONFIGS["tuned"]["model_options"] == {"buckets": 2**17}
-    assert name_model_parameters("author")["model"] == "name_rnn"
+    assert bag["model_options"] == {"buckets": 2**17, "dim": 8}
+    assert NAME_MODEL_CONFIGS["ngram-bag"]["model_options"] == {"buckets": 2**17}
+    assert name_model_parameters("rnn")["model"] == "name_rnn"
+    # the draft author's final recipe (nec-experiments, src/final_model)
+    author = name_model_parameters("author")
+    assert author["model"] == "name_rnn" and author["model_options"] == {"dropout": 0.3}
+    assert (author["lr"], author["schedule"], author["augment"], author["batch_size"]) == (3.5e-3, "step", True, 512)
+    assert 15 <= author["epochs"] <= 25
 
 
 def test_configuration_values_for_all_classes_come_before_overrides():
     """The tuned configuration trains all 42 nationalities with batch 256 at lr 5e-3 (chosen on that task's
     validation split); other class lists keep its defaults, and a notebook's own value still wins."""
-    assert {key: name_model_parameters("tuned", classes="all")[key] for key in ("batch_size", "lr")} == {
+    assert {key: name_model_parameters("ngram-bag", classes="all")[key] for key in ("batch_size", "lr")} == {
         "batch_size": 256, "lr": 5e-3}
     for classes in (None, "paper", ["british", "american"]):
-        assert name_model_parameters("tuned", classes=classes)["batch_size"] == 128
-    assert name_model_parameters("tuned", {"batch_size": 64}, classes="all")["batch_size"] == 64
-    assert "by_classes" not in name_model_parameters("tuned", classes="all")
-    assert name_model_parameters("author", classes="all")["batch_size"] == 128
+        assert name_model_parameters("ngram-bag", classes=classes)["batch_size"] == 128
+    assert name_model_parameters("ngram-bag", {"batch_size": 64}, classes="all")["batch_size"] == 64
+    assert "by_classes" not in name_model_parameters("ngram-bag", classes="all")
+    assert name_model_parameters("author", classes="all")["batch_size"] == 512
 
 
 def test_unknown_configuration_or_model_option_is_refused_by_name():
-    with pytest.raises(ValueError, match=r"model_config='tunes' is not known; choose one of \('tuned', 'author'\)"):
-        name_model_parameters("tunes")
+    with pytest.raises(ValueError, match=r"model_config='tuned' is not known; choose one of "
+                                         r"\('rnn', 'ngram-bag', 'author'\)"):
+        name_model_parameters("tuned")
     with pytest.raises(ValueError, match=r"model_options \['hidden_size'\] are not options of NgramBagClassifier"):
-        name_model_parameters("tuned", {"model_options": {"hidden_size": 16}})
+        name_model_parameters("ngram-bag", {"model_options": {"hidden_size": 16}})
     with pytest.raises(ValueError, match=r"allowed: \[.*'hidden_size'"):
         name_model_parameters("author", {"model_options": {"dim": 16}})
 
@@ -147,3 +154,18 @@ def test_tpr_bars_sort_classes_by_the_first_run(tmp_path):
                             ["a", "b", "c"], sort=True)
     labels = [tick.get_text() for tick in figure.axes[0].get_xticklabels()]
     assert labels == ["b", "c", "a"]
+
+
+def test_the_step_schedule_is_the_authors_decay():
+    from lbw_utils.train import STEP_DECAY, STEP_INTERVAL, make_scheduler
+
+    parameter = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.SGD([parameter], lr=1.0)
+    scheduler = make_scheduler(optimizer, TrainConfig(schedule="step", lr=1.0), total_steps=1000)
+    rates = []
+    for _ in range(2 * STEP_INTERVAL + 1):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert rates[0] == rates[STEP_INTERVAL - 1] == 1.0  # no warm-up
+    assert rates[STEP_INTERVAL] == pytest.approx(STEP_DECAY) and rates[-1] == pytest.approx(STEP_DECAY**2)

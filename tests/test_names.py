@@ -342,10 +342,14 @@ def test_bucketing_keeps_padding_small():
 # --- the model ---------------------------------------------------------------
 
 
-@pytest.mark.parametrize("cell", ["lstm", "bigru"])
-def test_a_name_gets_the_same_logits_alone_and_in_a_padded_batch(cell):
+@pytest.mark.parametrize("cell, options", [
+    ("lstm", {}), ("bigru", {}), ("bilstm", {"pooling": "meanmax", "conv_channels": 0}),
+    ("gru", {"pooling": "mean", "ngram_buckets": 64}), ("bigru", {"pooling": "max", "ngram_buckets": 64,
+                                                                  "ngram_orders": (2, 4)}),
+])
+def test_a_name_gets_the_same_logits_alone_and_in_a_padded_batch(cell, options):
     torch.manual_seed(0)
-    model = NameClassifier(4, cell=cell).eval()
+    model = NameClassifier(4, cell=cell, embedding_dim=16, hidden_size=8, **options).eval()
     with torch.no_grad():  # whatever the padding row holds, it must not leak into a name's logits
         model.embedding.weight[PAD_INDEX] = 1.0
     short = "li wei"
@@ -389,6 +393,41 @@ def test_model_trains_and_rejects_unknown_cell():
     assert loss.item() < 0.5 * first_loss
     with pytest.raises(ValueError, match="lstm"):
         NameClassifier(2, cell="transformer")
+    with pytest.raises(ValueError, match=r"pooling='sum' is not one of \['last', 'mean', 'max', 'meanmax'\]"):
+        NameClassifier(2, pooling="sum")
+    with pytest.raises(ValueError, match=r"ngram_orders=\(1, 3\) is not allowed"):
+        NameClassifier(2, ngram_buckets=64, ngram_orders=(1, 3))
+
+
+def test_ending_ngram_ids_see_the_characters_before_and_nothing_of_the_padding():
+    from lbw_utils.name_model import ending_ngram_ids
+
+    codes, lengths = encode_batch(["anna", "an"])
+    ids = ending_ngram_ids(codes, lengths, (2, 3), 1024)
+    assert ids.shape == (2, 4, 2) and (ids[1, 2:] == 0).all() and (ids[0] > 0).all()
+    assert torch.equal(ids[0, 1], ids[1, 1])  # "an" and "^an" end at the same place in both names
+    assert ids[0, 1, 0] != ids[0, 3, 0]  # "an" and "na" differ
+
+
+def test_the_name_switch_keeps_one_word_and_takes_the_other_from_the_same_class(tiny_dir):
+    data = load_tiny(tiny_dir)
+    data.name_switch = 1.0  # every name switched
+    generator = torch.Generator().manual_seed(0)
+    train = set(data.texts("train"))
+    firsts_by_class, lasts_by_class = {}, {}
+    for text, label in zip(data.texts("train"), data.labels("train").tolist()):
+        firsts_by_class.setdefault(label, set()).add(text.split(" ")[0])
+        lasts_by_class.setdefault(label, set()).add(text.split(" ")[-1])
+    changed = 0
+    for (codes, lengths), targets in data.batches("train", 8, shuffle=True, generator=generator, augment=True):
+        for row, label in zip(range(len(targets)), targets.tolist()):
+            first, last = decode_name(codes[row, : lengths[row]]).split(" ")
+            assert first in firsts_by_class[label] and last in lasts_by_class[label]
+            changed += f"{first} {last}" not in train
+    assert changed > 0
+    plain = [decode_name(c[:n]) for (codes, lengths), _ in data.batches("train", 8, shuffle=True, augment=False)
+             for c, n in zip(codes, lengths)]
+    assert set(plain) == train  # without augment, the names as they are
 
 
 # --- the real data -----------------------------------------------------------

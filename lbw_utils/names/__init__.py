@@ -11,7 +11,7 @@ Modules: ``files`` (where the file is published, download, checksum, safe readin
 (``predict_nationalities``), live in :mod:`lbw_utils.name_model`.
 """
 
-from lbw_utils.names.dataset import PAPER_CLASSES, SPLITS, NameData, load_names
+from lbw_utils.names.dataset import PAPER_CLASSES, SPLITS, NameData, check_folds, load_names
 from lbw_utils.names.encoding import (
     ALPHABET, PAD_INDEX, UNKNOWN_CHAR, UNKNOWN_INDEX, VOCAB_SIZE, decode_name, encode_batch, encode_name,
     normalise_name,

@@ -1,4 +1,10 @@
-"""The names task's dataset: class selection, seeded stratified splits, and :class:`NameData`.
+"""The names task's dataset: class selection, seeded stratified splits or k-fold cross-fitting, and
+:class:`NameData`.
+
+Two ways to split a class's names: a random train/val/test cut per seed (``folds=None``), or k-fold
+cross-fitting (``folds=k``): one fixed partition of each class's names into k test folds (drawn from
+``partition_seed`` only), and for fold ``i`` (the run's ``seed``) a stratified validation split drawn
+from the other k - 1 folds; the rest trains. Over the k folds every name is a test name exactly once.
 
 The whole split sits on the device as one padded code tensor; ``batches`` only
 selects rows (see :class:`NameData`).
@@ -21,6 +27,9 @@ from lbw_utils.names.encoding import encode_name, normalise_name, pad_codes
 from lbw_utils.names.files import read_names_source
 
 PAPER_CLASSES = ("british", "spanish", "american", "german", "italian")
+# The share of training names the author's augmentation rewrites (train_stats.json "augmentation" of his final
+# 21-class run: 0.25), when a run's training config asks for augmentation.
+NAME_SWITCH = 0.25
 
 
 def _resolve_classes(classes: str | Sequence[str], available: Sequence[str]) -> list[str]:
@@ -41,7 +50,7 @@ def _resolve_classes(classes: str | Sequence[str], available: Sequence[str]) -> 
     return chosen
 
 
-def _class_generator(seed: int, nationality: str) -> torch.Generator:
+def _class_generator(seed: int | str, nationality: str) -> torch.Generator:
     """A random stream per (seed, class), so a class's split does not depend on which other classes are loaded."""
     digest = hashlib.sha256(f"{seed}:{nationality}".encode()).digest()
     return torch.Generator().manual_seed(int.from_bytes(digest[:7], "little"))
@@ -62,6 +71,46 @@ def _split_class(count: int, nationality: str, *, per_class: int | None, val_fra
     return {"test": order[:n_test], "val": order[n_test : n_test + n_val], "train": order[n_test + n_val :]}
 
 
+def check_folds(folds, seeds=None) -> None:
+    """``folds`` an integer >= 2 (or None: random splits), and every seed a fold index in ``0..folds-1``;
+    a ValueError naming the value and what is allowed otherwise."""
+    if folds is None:
+        return
+    if isinstance(folds, bool) or not isinstance(folds, int) or folds < 2:
+        raise ValueError(f"folds={folds!r} is not allowed: use an integer of at least 2 (k-fold cross-fitting), "
+                         "or None for random train/val/test splits per seed")
+    outside = [seed for seed in (seeds or []) if not 0 <= seed < folds]
+    if outside:
+        raise ValueError(f"fold index(es) {outside} out of range: with folds={folds} the seeds are fold indices "
+                         f"0..{folds - 1}")
+
+
+def _fold_class(count: int, nationality: str, *, per_class: int | None, val_fraction: float, folds: int, fold: int,
+                partition_seed: int) -> dict[str, list[int]]:
+    """Positions of one class's train/val/test names in fold ``fold`` of ``folds``.
+
+    The class's (kept) names are permuted once from ``partition_seed`` and cut into ``folds`` contiguous
+    test folds of nearly equal size, whatever the fold index; fold ``fold``'s validation names are
+    ``round(kept * val_fraction)`` of the others, drawn from (partition_seed, fold)."""
+    if per_class is not None and per_class > count:
+        raise ValueError(f"per_class={per_class}, but {nationality!r} has only {count} names")
+    kept = count if per_class is None else per_class
+    if folds > kept:
+        raise ValueError(f"folds={folds} is more than {nationality!r} has names ({kept}); allowed: "
+                         f"2..{kept}")
+    order = torch.randperm(count, generator=_class_generator(partition_seed, nationality))[:kept].tolist()
+    bounds = [kept * i // folds for i in range(folds + 1)]
+    test = order[bounds[fold] : bounds[fold + 1]]
+    rest = order[: bounds[fold]] + order[bounds[fold + 1] :]
+    n_val = math.floor(kept * val_fraction + 0.5)
+    if n_val < 1 or len(rest) - n_val < 1:
+        raise ValueError(f"{nationality!r}: {kept} names are too few for folds={folds} and val_fraction="
+                         f"{val_fraction}; every split needs at least one name of every class")
+    shuffled = torch.randperm(len(rest), generator=_class_generator(f"{partition_seed}/fold{fold}", nationality))
+    rest = [rest[i] for i in shuffled.tolist()]
+    return {"test": test, "val": rest[:n_val], "train": rest[n_val:]}
+
+
 class NameData:
     """Names of a train/val/test split, encoded once and held on ``device``.
 
@@ -76,7 +125,8 @@ class NameData:
 
     def __init__(self, *, name: str, classes: list[str], split_texts: dict[str, list[str]],
                  split_labels: dict[str, list[int]], device: torch.device, max_length: int | None, source: str,
-                 checksums: dict[str, str], settings: dict, sort_chunk_batches: int = 50):
+                 checksums: dict[str, str], settings: dict, sort_chunk_batches: int = 50,
+                 name_switch: float = NAME_SWITCH):
         self.name = name
         self.classes = list(classes)
         self.num_classes = len(classes)
@@ -85,6 +135,8 @@ class NameData:
         self._checksums = dict(checksums)
         self._settings = dict(settings)
         self._sort_chunk_batches = sort_chunk_batches
+        self.name_switch = name_switch
+        self._max_length = max_length
         self._texts = [text for split in SPLITS for text in split_texts[split]]
         self._bounds: dict[str, tuple[int, int]] = {}
         start = 0
@@ -125,22 +177,26 @@ class NameData:
         ``labels(split)``. ``shuffle=True``: a random order drawn from
         ``generator`` (a CPU ``torch.Generator``; ``None`` uses torch's global
         RNG), length-bucketed so that little padding is processed.
-        ``augment`` is accepted for the shared protocol and ignored: no name
-        augmentation is used, since changing a letter can change the nationality
-        a name signals.
+        ``augment`` (shuffled training batches only): the draft author's name switch
+        (``nameEthnicityDataset.py`` of name-ethnicity-classifier/nec-experiments, ``src/final_model``):
+        each name, with probability ``name_switch``, keeps its first or its last word (a coin flip) and
+        takes the other from a random training name of the same class. Letters are never changed, since
+        changing a letter can change the nationality a name signals. Model configurations that do not
+        ask for it set ``augment`` to False.
         """
-        del augment
         check_positive_int("batch_size", batch_size)
         start, stop = self._range(split)
         if shuffle:
-            yield from self._shuffled_batches(start, stop, batch_size, generator)
+            switch = augment and split == "train" and self.name_switch > 0
+            yield from self._shuffled_batches(start, stop, batch_size, generator, switch)
             return
         for first in range(start, stop, batch_size):
             last = min(first + batch_size, stop)
             width = int(self._lengths_cpu[first:last].max())
             yield (self._codes[first:last, :width], self._lengths[first:last]), self._labels[first:last]
 
-    def _shuffled_batches(self, start: int, stop: int, batch_size: int, generator: torch.Generator | None):
+    def _shuffled_batches(self, start: int, stop: int, batch_size: int, generator: torch.Generator | None,
+                          switch: bool = False):
         rows_per_batch = self._bucketed_order(start, stop, batch_size, generator)
         order = torch.cat(rows_per_batch)
         widths = [int(self._lengths_cpu[rows].max()) for rows in rows_per_batch]
@@ -149,7 +205,36 @@ class NameData:
         for rows, width in zip(rows_per_batch, widths):
             index = order_on_device[first : first + len(rows)]
             first += len(rows)
-            yield (self._codes[index, :width], self._lengths[index]), self._labels[index]
+            if switch:
+                yield self._switched(rows, start, stop, generator), self._labels[index]
+            else:
+                yield (self._codes[index, :width], self._lengths[index]), self._labels[index]
+
+    def _switched(self, rows: torch.Tensor, start: int, stop: int, generator: torch.Generator | None):
+        """Codes and lengths of ``rows`` with the name switch applied (see :meth:`batches`)."""
+        if not hasattr(self, "_word_codes"):  # once: each name's codes and its first and last word's codes
+            self._code_lists = [encode_name(text, self._max_length) for text in self._texts]
+            self._word_codes = [(encode_name(text.split(" ")[0]), encode_name(text.split(" ")[-1]))
+                                for text in self._texts]
+            self._labels_list = self._labels.cpu().tolist()
+            labels = self._labels[start:stop].cpu()
+            self._same_class = [(start + torch.nonzero(labels == c).flatten()).tolist()
+                                for c in range(self.num_classes)]
+        draws = (torch.rand(len(rows), generator=generator) < self.name_switch).tolist()
+        flips = (torch.rand(len(rows), generator=generator) < 0.5).tolist()
+        partners = torch.rand(len(rows), generator=generator).tolist()
+        space = encode_name(" ")
+        code_lists = []
+        for row, switch, flip, partner in zip(rows.tolist(), draws, flips, partners):
+            if not switch:
+                code_lists.append(self._code_lists[row])
+                continue
+            pool = self._same_class[self._labels_list[row]]
+            own, other = self._word_codes[row], self._word_codes[pool[int(partner * len(pool))]]
+            codes = own[0] + space + other[1] if flip else other[0] + space + own[1]
+            code_lists.append(codes if self._max_length is None else codes[: self._max_length])
+        codes, lengths = pad_codes(code_lists)
+        return codes.to(self.device), lengths.to(self.device)
 
     def _bucketed_order(self, start: int, stop: int, batch_size: int,
                         generator: torch.Generator | None) -> list[torch.Tensor]:
@@ -203,7 +288,8 @@ def load_names(classes: str | Sequence[str] = "paper", *, data_dir: str | Path |
                csv_path: str | Path | None = None, val_fraction: float = 0.1, test_fraction: float = 0.1,
                per_class: int | None = None, seed: int = 0, device: str | torch.device | None = None,
                max_length: int | None = None, expected_sha256: str | None = None,
-               sort_chunk_batches: int = 50) -> NameData:
+               sort_chunk_batches: int = 50, folds: int | None = None, partition_seed: int = 0,
+               name_switch: float = NAME_SWITCH) -> NameData:
     """Load, split (seeded, stratified) and encode the name -> nationality data.
 
     classes: ``"paper"`` (british, spanish, american, german, italian), ``"all"``
@@ -221,7 +307,16 @@ def load_names(classes: str | Sequence[str] = "paper", *, data_dir: str | Path |
     expected_sha256: the pickle's checksum (default: the published one).
     sort_chunk_batches: shuffled batches are length-sorted within chunks of this
         many batches (less padding); 0 gives plain shuffling.
+    folds: ``None`` for the random splits above; an integer k >= 2 for k-fold cross-fitting, where
+        ``seed`` is the fold index (0..k-1) and ``test_fraction`` is unused (the test fold is 1/k of a
+        class): see the module's docstring.
+    partition_seed: fixes the k-fold partition (tuning uses another one than the evaluated folds).
+    name_switch: the share of training names the author's augmentation rewrites when a run asks for
+        augmentation (see :meth:`NameData.batches`).
     """
+    if not 0 <= name_switch <= 1:
+        raise ValueError(f"name_switch={name_switch!r} must lie in [0, 1]")
+    check_folds(folds, [seed])
     for label, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
         if not 0 < value < 1:
             raise ValueError(f"{label}={value} must lie strictly between 0 and 1")
@@ -241,8 +336,12 @@ def load_names(classes: str | Sequence[str] = "paper", *, data_dir: str | Path |
     split_labels: dict[str, list[int]] = {split: [] for split in SPLITS}
     for label, nationality in enumerate(chosen):
         names = _clean_names(by_nationality[nationality], nationality)
-        positions = _split_class(len(names), nationality, per_class=per_class, val_fraction=val_fraction,
-                                 test_fraction=test_fraction, seed=seed)
+        if folds is None:
+            positions = _split_class(len(names), nationality, per_class=per_class, val_fraction=val_fraction,
+                                     test_fraction=test_fraction, seed=seed)
+        else:
+            positions = _fold_class(len(names), nationality, per_class=per_class, val_fraction=val_fraction,
+                                    folds=folds, fold=seed, partition_seed=partition_seed)
         for split in SPLITS:
             split_texts[split] += [names[i] for i in positions[split]]
             split_labels[split] += [label] * len(positions[split])
@@ -258,10 +357,14 @@ def load_names(classes: str | Sequence[str] = "paper", *, data_dir: str | Path |
         source=source,
         checksums=checksums,
         settings={
-            "seed": seed, "val_fraction": val_fraction, "test_fraction": test_fraction,
+            "seed": seed, "val_fraction": val_fraction,
+            "test_fraction": test_fraction if folds is None else 1 / folds,
             "per_class": per_class, "max_length": max_length, "sort_chunk_batches": sort_chunk_batches,
+            "name_switch": name_switch,
+            **({} if folds is None else {"folds": folds, "fold": seed, "partition_seed": partition_seed}),
         },
         sort_chunk_batches=sort_chunk_batches,
+        name_switch=name_switch,
     )
 
 
