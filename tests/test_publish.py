@@ -136,7 +136,7 @@ def test_publish_cli_publishes_a_complete_clean_run(tmp_path, monkeypatch, capsy
     assert main(["--profile", "cpu", "--results-dir", str(tmp_path / "results")]) == 0
     assert "published" in capsys.readouterr().out
     text = (repo / "docs" / "results.md").read_text()
-    assert "| baseline |" in text and "2 CPU cores (AMD EPYC), no GPU" in text and "\nold\n" not in text  # the earlier block is gone
+    assert "| baseline |" in text and "2 CPU cores (AMD EPYC), no GPU" in text and "\nold\n" not in text
     assert (repo / "docs" / "results" / "cpu" / "names5_methods.md").exists()
 
 
