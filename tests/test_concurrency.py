@@ -53,8 +53,10 @@ def comparable(record: dict) -> str:
 
 
 def records_of(folder: Path) -> dict[str, dict]:
-    return {str(path.relative_to(folder)): records.read_record(path)
-            for path in sorted((folder / "records").glob("*/*.json"))}
+    """Every record of a profile folder: its own and those of a second model family's folder beside them
+    (notebook 05 trains the n-gram bag's runs in ``<results>/ngram-bag``); not the shards' copies."""
+    found = sorted(folder.glob("records/*/*.json")) + sorted(folder.glob("*/records/*/*.json"))
+    return {str(path.relative_to(folder)): records.read_record(path) for path in found}
 
 
 def test_two_workers_give_the_records_of_one_process(tmp_path, monkeypatch):
@@ -68,11 +70,11 @@ def test_two_workers_give_the_records_of_one_process(tmp_path, monkeypatch):
 
     sequential, parallel = records_of(one), records_of(two)
     assert len(sequential) >= 4 and sorted(parallel) == sorted(sequential)
-    assert {path.split("/")[1] for path in sequential} == {"fashion_mnist", "names5"}
+    assert {path.split("/")[-2] for path in sequential} == {"fashion_mnist", "names5"}
     for path, record in sequential.items():
         assert record["environment"]["torch_threads"] == parallel[path]["environment"]["torch_threads"] == 1
         assert comparable(parallel[path]) == comparable(record), f"{path} differs between 1 and 2 workers"
-    for artifact in sorted((one / "artifacts").glob("*/*.pt")):  # logits and trained weights, bit for bit
+    for artifact in sorted(one.glob("artifacts/*/*.pt")) + sorted(one.glob("*/artifacts/*/*.pt")):  # bit for bit
         mine = torch.load(artifact, weights_only=True)
         theirs = torch.load(two / artifact.relative_to(one), weights_only=True)
         assert mine.keys() == theirs.keys()

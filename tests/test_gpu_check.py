@@ -59,7 +59,7 @@ def test_tiny_cpu_check_runs_the_measuring_code_and_labels_itself(tmp_path, monk
         assert study["runs"] > 0 and study["estimated_seconds"] > 0 and study["seeds"] == len(content["shared"]["seeds"])
         assert study["probes"]["main"]["probe_epochs"] == 2 and len(study["probes"]["main"]["epoch_seconds"]) == 2
     names = next(s for s in result["studies"] if s["study"] == "names5")
-    assert set(names["probes"]) == {"main", "author"}  # the author's LSTM row is timed on its own
+    assert set(names["probes"]) == {"main", "author", "bag"}  # the author's row and the bag family: timed apart
     assert result["estimated_profile_seconds"] == pytest.approx(sum(s["estimated_seconds"] for s in result["studies"]))
     # no CIFAR-10 here: the recipe ran on synthetic data, said so, and claims no time to 94 %
     assert result["recipe"]["data"].startswith("synthetic") and result["recipe"]["seconds_to_target"] is None
