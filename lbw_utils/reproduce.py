@@ -7,7 +7,8 @@
 A study fans out over processes, GPUs or cluster jobs with :mod:`lbw_utils.fanout`. With
 ``--workers N`` (N > 1; the default ``auto`` chooses N from the hardware, see
 :func:`resolve_workers`), the profile's shards (a study for one seed each, or for the profile's
-``seeds_per_shard``) first train in N processes on this machine (:func:`lbw_utils.fanout.fan_out`: on the CPU one torch thread each,
+``seeds_per_shard``) first train in N processes on this machine (:func:`lbw_utils.fanout.fan_out`: on the
+CPU one torch thread each,
 on a multi-GPU machine one process per GPU), their records are merged, and then the sequential
 pass below runs every notebook, finds every run finished, and computes the tables and figures.
 
