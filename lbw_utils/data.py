@@ -151,8 +151,12 @@ class ImageData:
         return floats.sub_(self.mean.view(1, -1, 1, 1)).div_(self.std.view(1, -1, 1, 1))
 
     def batches(self, split: str, batch_size: int, *, shuffle: bool = False, generator: torch.Generator | None = None,
-                augment: bool = False) -> Iterator[tuple[tuple[torch.Tensor], torch.Tensor]]:
-        """Yield ``((images,), targets)``; unshuffled batches come in split order."""
+                augment: bool = False, augment_classes: torch.Tensor | None = None
+                ) -> Iterator[tuple[tuple[torch.Tensor], torch.Tensor]]:
+        """Yield ``((images,), targets)``; unshuffled batches come in split order.
+
+        ``augment_classes`` (a boolean per class, with ``augment``): only those classes' examples are augmented,
+        the others pass as they are (the random draws are the same either way, so the cost is too)."""
         check_positive_int("batch_size", batch_size)
         images, targets = self.images[_check_split(split)], self.targets[split]
         count = len(targets)
@@ -163,7 +167,12 @@ class ImageData:
             index = slice(start, start + batch_size) if order is None else order[start : start + batch_size]
             batch = self.normalize(images[index])
             if augment:
-                batch = augment_batch(batch, generator=generator, **self.augment)
+                augmented = augment_batch(batch, generator=generator, **self.augment)
+                if augment_classes is None:
+                    batch = augmented
+                else:
+                    chosen = augment_classes[targets[index]].view(-1, 1, 1, 1)
+                    batch = torch.where(chosen, augmented, batch)
             yield (batch.contiguous(memory_format=torch.channels_last),), targets[index]
 
 

@@ -19,6 +19,7 @@ which kind it is. The labels and the checks of method dicts are the registry's t
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import io
 import json
@@ -116,6 +117,13 @@ def _run(method: dict, data, seed: int, results_dir, *, train: TrainConfig, mode
     label = method_label(method)
     path = records.record_path(results_dir, data.name, label, seed)
     model = model or ModelOptions()
+    # A method that changes the loop or the network (weight averaging, a larger CNN) runs with its changes;
+    # its record and fingerprint hold the settings it ran with.
+    train_changes, model_changes = spec.changes(method)
+    if train_changes:
+        train = dataclasses.replace(train, **train_changes)
+    if model_changes:
+        model = dataclasses.replace(model, **model_changes)
     fingerprint = run_fingerprint(method, data, train, model)
     identity = events.run_identity(data.name, label, seed)
     if records.is_finished(path) and not redo:

@@ -13,9 +13,14 @@ other YAML file of the same shape works) looks like::
     final: [06_paper_figures]
     seeds_per_shard: 2                      # optional: seeds a shard of the fan-out trains (default 1)
 
+
 Every key is checked: a typo is an error before anything runs, never a silent
 full-size run. Each notebook receives the parameters it declares; a parameter
 that none of a study's notebooks declares is an error.
+
+A study may also say ``seeds_per_shard`` (its own, instead of the profile's) and ``minutes_per_seed`` (about
+how long one of its seeds takes on the hardware the profile is meant for): the fan-out then starts the
+longest shards first, so that no worker is left with a long shard while the others idle at the end.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ import yaml
 PROFILE_DIR = Path(__file__).resolve().parent / "profiles"
 NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 PROFILE_KEYS = {"description", "shared", "studies", "final", "seeds_per_shard"}
-STUDY_KEYS = {"parameters", "notebooks", "overrides"}
+STUDY_KEYS = {"parameters", "notebooks", "overrides", "seeds_per_shard", "minutes_per_seed"}
 
 
 class ProfileError(ValueError):
@@ -87,10 +92,7 @@ def load_profile(name_or_path: str | Path) -> tuple[dict, list[Step]]:
     shared = _mapping(content.get("shared"), f"profile {path}: shared")
     studies = _mapping(content["studies"], f"profile {path}: studies")
     final = _notebook_list(content.get("final"), f"profile {path}: final", allow_empty=True)
-    per_shard = content.get("seeds_per_shard", 1)
-    if isinstance(per_shard, bool) or not isinstance(per_shard, int) or per_shard < 1:
-        raise ProfileError(f"profile {path}: seeds_per_shard={per_shard!r} must be a positive integer "
-                           f"(the seeds one shard of the fan-out trains)")
+    _check_seeds_per_shard(content, f"profile {path}")
     steps = []
     for study, spec in studies.items():
         steps += _study_steps(path, study, spec, shared)
@@ -111,6 +113,11 @@ def load_profile(name_or_path: str | Path) -> tuple[dict, list[Step]]:
 def _study_steps(path: Path, study: str, spec: dict, shared: dict) -> list[Step]:
     where = f"profile {path}, study {study!r}"
     _check_keys(spec, STUDY_KEYS, where, required={"notebooks"})
+    _check_seeds_per_shard(spec, where)
+    minutes = spec.get("minutes_per_seed", 1.0)
+    if isinstance(minutes, bool) or not isinstance(minutes, (int, float)) or not 0 < minutes < float("inf"):
+        raise ProfileError(f"{where}: minutes_per_seed={minutes!r} must be a positive number (about how many "
+                           "minutes one seed of the study takes; the fan-out starts the longest shards first)")
     notebooks = _notebook_list(spec["notebooks"], f"{where}: notebooks")
     parameters = _mapping(spec.get("parameters"), f"{where}: parameters")
     overrides = _mapping(spec.get("overrides"), f"{where}: overrides")
@@ -134,6 +141,13 @@ def _study_steps(path: Path, study: str, spec: dict, shared: dict) -> list[Step]
         merged = {**shared, **parameters, **own}
         steps.append(Step(study, notebook, {k: v for k, v in merged.items() if k in declared[notebook]}))
     return steps
+
+
+def _check_seeds_per_shard(section: dict, where: str) -> None:
+    per_shard = section.get("seeds_per_shard", 1)
+    if isinstance(per_shard, bool) or not isinstance(per_shard, int) or per_shard < 1:
+        raise ProfileError(f"{where}: seeds_per_shard={per_shard!r} must be a positive integer "
+                           f"(the seeds one shard of the fan-out trains)")
 
 
 def _mapping(value, where: str) -> dict:

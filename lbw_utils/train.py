@@ -18,6 +18,8 @@ Design choices, each for speed or fairness:
 from __future__ import annotations
 
 import contextlib
+import copy
+import inspect
 import ctypes
 import ctypes.util
 import math
@@ -59,6 +61,9 @@ class TrainConfig:
     track_train_tpr: bool = False  # evaluate a fixed training subset each epoch too
     amp: bool = True  # mixed precision where it pays: see autocast_dtype (bf16, else fp16 on CUDA, else fp32)
     compile: bool = False  # torch.compile the model for the training steps
+    # Exponential moving average of the weights, evaluated instead of the last weights (0: off); the decay per
+    # step, warmed up as min(decay, (1 + t) / (10 + t)). Set by the "average" method (lbw_utils.methods.frontier).
+    average_weights: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "eval_batch_size"):
@@ -75,6 +80,8 @@ class TrainConfig:
             raise ValueError(f"label_smoothing={self.label_smoothing!r} must lie in [0, 1)")
         if not 0 <= self.warmup_fraction < 1:
             raise ValueError(f"warmup_fraction={self.warmup_fraction!r} must lie in [0, 1)")
+        if isinstance(self.average_weights, bool) or not 0 <= self.average_weights < 1:
+            raise ValueError(f"average_weights={self.average_weights!r} must lie in [0, 1) (0: no weight averaging)")
 
     @classmethod
     def from_dict(cls, values: dict) -> "TrainConfig":
@@ -174,6 +181,16 @@ def fit(
     # A loss that follows validation within an epoch (e.g. min-recall every k steps) sees a fixed slice.
     validation_every = getattr(loss_fn, "validation_every", None)
     val_probe = _val_probe(data, config) if validation_every else None
+    # A loss may name the classes whose examples are augmented (class-targeted augmentation); else all are.
+    augment_classes = getattr(loss_fn, "augment_classes", None)
+    batch_options = {"augment": config.augment}
+    if augment_classes is not None:
+        if "augment_classes" not in inspect.signature(data.batches).parameters:
+            raise ValueError(f"class-targeted augmentation needs image data; {type(data).__name__} "
+                             "has no per-class augmentation")
+        batch_options["augment_classes"] = augment_classes.to(device)
+    averaged = WeightAverage(model, config.average_weights) if config.average_weights else None
+    evaluated = model if averaged is None else averaged.model
     history = History()
     step = 0
     started = time.perf_counter()
@@ -184,7 +201,7 @@ def fit(
             loss_fn.train()
         loss_sum = torch.zeros((), device=device)
         for inputs, targets in data.batches("train", config.batch_size, shuffle=True, generator=generator,
-                                            augment=config.augment):
+                                            **batch_options):
             with autocast(device, config.amp):
                 logits = step_fn(*inputs)
             loss = loss_fn(logits.float(), targets)
@@ -195,21 +212,51 @@ def fit(
                 scheduler.step()
             else:
                 _scaled_step(scaler, loss, optimizer, scheduler)
+            if averaged is not None:
+                averaged.update(model, step)
             loss_sum += loss.detach() * len(targets)
             step += 1
             if validation_every and step % validation_every == 0:
                 loss_fn.on_validation(step, _logits_for(model, val_probe[0], config), val_probe[1])
                 model.train()
-        val_logits = predict(model, data, "val", batch_size=config.eval_batch_size, amp=config.amp)
-        _record_epoch(history, data, loss_fn, model, config, epoch, loss_sum, val_logits, train_probe)
+        if averaged is not None:
+            averaged.copy_buffers(model)
+        val_logits = predict(evaluated, data, "val", batch_size=config.eval_batch_size, amp=config.amp)
+        _record_epoch(history, data, loss_fn, evaluated, config, epoch, loss_sum, val_logits, train_probe)
         if history.best_val_epoch < 0 or history.val_accuracy[-1] > history.val_accuracy[history.best_val_epoch]:
             history.best_val_epoch = epoch
-            history.best_val_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+            history.best_val_state = {k: v.detach().to("cpu", copy=True) for k, v in evaluated.state_dict().items()}
         history.epoch_seconds.append(time.perf_counter() - epoch_start)
         if progress:
             _print_epoch(history, data, epoch, config.epochs)
+    if averaged is not None:  # the run is the averaged network: predictions and the saved weights are its
+        model.load_state_dict(averaged.model.state_dict())
     history.train_seconds = time.perf_counter() - started
     return history
+
+
+class WeightAverage:
+    """An exponential moving average of a network's weights (timm's ``ModelEmaV2`` rule): after step ``t``,
+    ``avg <- d * avg + (1 - d) * w`` with ``d = min(decay, (1 + t) / (10 + t))``, so early weights fade fast.
+    Buffers (BatchNorm's running statistics, themselves averages) are copied from the network before
+    each evaluation rather than averaged."""
+
+    def __init__(self, model: nn.Module, decay: float) -> None:
+        self.decay = decay
+        self.model = copy.deepcopy(model)
+        self.model.requires_grad_(False)
+        self._mine = [p for p in self.model.parameters()]
+        self._theirs = [p for p in model.parameters()]
+
+    @torch.no_grad()
+    def update(self, model: nn.Module, step: int) -> None:
+        decay = min(self.decay, (1 + step) / (10 + step))
+        torch._foreach_lerp_(self._mine, [p.detach() for p in self._theirs], 1 - decay)
+
+    @torch.no_grad()
+    def copy_buffers(self, model: nn.Module) -> None:
+        for mine, theirs in zip(self.model.buffers(), model.buffers()):
+            mine.copy_(theirs)
 
 
 def _record_epoch(history, data, loss_fn, model, config, epoch, loss_sum, val_logits, train_probe) -> None:

@@ -32,8 +32,9 @@ def test_shards_group_seeds_and_filter_studies():
     shards = fanout.plan_shards("gpu", seeds_per_shard=2, studies=["cifar10"])
     assert [s.seeds for s in shards] == [(0, 1), (2, 3), (4,)]
     assert shards[1].name == "cifar10-seed2_3"
-    assert [s.name for s in fanout.plan_shards("cpu", seeds=[7])] == ["fashion_mnist_tuning-seed7", "fashion_mnist-seed7",
-                                                                    "names5-seed7", "names42-seed7"]
+    # the cpu profile's studies say minutes_per_seed: the longest shards first
+    assert [s.name for s in fanout.plan_shards("cpu", seeds=[7])] == ["fashion_mnist-seed7", "names42-seed7",
+                                                                    "fashion_mnist_tuning-seed7", "names5-seed7"]
 
 
 @pytest.mark.parametrize("bad", [0, -1, True, 1.5])
@@ -308,4 +309,21 @@ def test_a_profile_sets_the_seeds_a_shard_trains_and_a_bad_value_is_refused(tmp_
     assert len(fanout.plan_shards(str(profile), seeds_per_shard=1)) == 2  # an explicit value wins
     profile.write_text(profile.read_text().replace("seeds_per_shard: 2", "seeds_per_shard: 0"))
     with pytest.raises(ProfileError, match=r"seeds_per_shard=0 must be a positive integer"):
+        fanout.plan_shards(str(profile))
+
+
+def test_a_study_sets_its_own_seeds_per_shard_and_the_longest_shards_start_first(tmp_path):
+    profile = tmp_path / "two.yaml"
+    profile.write_text("description: two studies\nshared: {seeds: [0, 1, 2], device: cpu}\nseeds_per_shard: 2\n"
+                       "studies:\n"
+                       "  short:\n    parameters: {dataset: fashion_mnist}\n    notebooks: [01_baseline]\n"
+                       "    minutes_per_seed: 1\n"
+                       "  long:\n    parameters: {dataset: fashion_mnist}\n    notebooks: [01_baseline]\n"
+                       "    seeds_per_shard: 1\n    minutes_per_seed: 1.5\n")
+    # short: shards of 2 seeds (2 and 1 minutes), long: of 1 seed (1.5 minutes each), longest first (ties: seed-major)
+    assert [(s.study, s.seeds) for s in fanout.plan_shards(str(profile))] == [
+        ("short", (0, 1)), ("long", (0,)), ("long", (1,)), ("long", (2,)), ("short", (2,))]
+    assert [s.seeds for s in fanout.plan_shards(str(profile), seeds_per_shard=3)] == [(0, 1, 2)] * 2  # explicit wins
+    profile.write_text(profile.read_text().replace("minutes_per_seed: 1.5", "minutes_per_seed: -1"))
+    with pytest.raises(ProfileError, match=r"study 'long': minutes_per_seed=-1 must be a positive number"):
         fanout.plan_shards(str(profile))

@@ -10,6 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from lbw_utils.methods.frontier import AugmentedCrossEntropy, PairMarginLoss
 from lbw_utils.methods import (
     LOSS_METHODS,
     DynamicMarginLoss,
@@ -541,11 +542,13 @@ def test_make_loss_builds_every_method():
     expected = {
         "baseline": CrossEntropy, "static": WeightedCrossEntropy, "ema": EMAWeightedCrossEntropy,
         "focal": FocalLoss, "cdb": CDBLoss, "dro": ClassDROLoss, "minrecall": MinRecallLoss,
-        "margin": LogitAdjustedLoss,
+        "margin": LogitAdjustedLoss, "augment": AugmentedCrossEntropy, "average": CrossEntropy,
+        "capacity": CrossEntropy, "pair-margin": PairMarginLoss,
     }
     assert set(LOSS_METHODS) == set(expected)
+    confusion = [[8, 2, 0], [1, 9, 0], [0, 0, 10]]  # what pair-margin reads of the baseline instead of TPRs
     for name, cls in expected.items():
-        loss = make_loss({"name": name}, 3, tpr=SEED_TPR, label_smoothing=0.1)
+        loss = make_loss({"name": name}, 3, tpr=confusion if name == "pair-margin" else SEED_TPR, label_smoothing=0.1)
         assert isinstance(loss, cls) and loss.label_smoothing == 0.1
 
 

@@ -22,7 +22,8 @@ from lbw_utils.profiles import (
 )
 
 NOTEBOOKS = ["01_baseline", "02_tpr_analysis", "03_static_weighting", "04_dynamic_weighting",
-             "05_name_nationality_rnn", "06_paper_figures", "07_training_length", "08_tuning_seeds"]
+             "05_name_nationality_rnn", "06_paper_figures", "07_training_length", "08_tuning_seeds",
+             "09_beyond_reweighting"]
 
 VALID = {
     "description": "a tiny profile written by a test",

@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
         sub.add_argument("--profile", required=True, help="smoke, cpu, gpu, or a profile YAML file")
         sub.add_argument("--results-dir", default=None, help="results root (default: $LBW_RESULTS_DIR or results/)")
         sub.add_argument("--seeds-per-shard", type=int, default=None,
-                         help="seeds a shard trains (default: the profile's seeds_per_shard, else 1)")
+                         help="seeds a shard trains (default: the study's or the profile's seeds_per_shard, else 1)")
         return sub
 
     common(commands.add_parser("plan", help="list the shards"))

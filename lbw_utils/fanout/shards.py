@@ -40,14 +40,20 @@ def plan_shards(profile: str, *, seeds_per_shard: int | None = None, studies: li
                 seeds: list[int] | None = None) -> list[Shard]:
     """The shards of a profile: for every study, its seeds cut into groups of ``seeds_per_shard``.
 
-    Ordered seed-major (every study's first seed, then every study's second, ...), so that
-    partial results cover every study early. ``seeds`` replaces the profile's seeds. ``seeds_per_shard``
-    None: the profile's own ``seeds_per_shard`` (fewer, longer shards start fewer notebook kernels), else 1.
+    ``seeds`` replaces the profile's seeds. ``seeds_per_shard`` None: the study's own ``seeds_per_shard``,
+    else the profile's, else 1 (fewer, longer shards start fewer notebook kernels); a number given here
+    applies to every study.
+
+    Order: when the profile's studies say ``minutes_per_seed``, the longest shards first (each shard's seeds
+    times its study's minutes; a study without an estimate counts 1 minute a seed), so that on a few workers
+    the long shards start early and short ones fill the end (longest-processing-time-first scheduling);
+    equal estimates keep the seed-major order below. Without estimates: seed-major (every study's first
+    seeds, then every study's second, ...), so that partial results cover every study early.
     """
     content, steps = load_profile(profile)
-    if seeds_per_shard is None:
-        seeds_per_shard = content.get("seeds_per_shard", 1)
-    check_positive_int("seeds_per_shard", seeds_per_shard)
+    if seeds_per_shard is not None:
+        check_positive_int("seeds_per_shard", seeds_per_shard)
+    study_specs = content.get("studies") or {}
     study_seeds: dict[str, list[int] | None] = {}
     for step in steps:
         if not step.study or (studies is not None and step.study not in studies):
@@ -68,11 +74,17 @@ def plan_shards(profile: str, *, seeds_per_shard: int | None = None, studies: li
         if chosen is None:
             per_study[study] = [Shard(study, None)]
             continue
-        groups = [chosen[i:i + seeds_per_shard] for i in range(0, len(chosen), seeds_per_shard)]
+        size = seeds_per_shard or study_specs[study].get("seeds_per_shard") or content.get("seeds_per_shard", 1)
+        groups = [chosen[i:i + size] for i in range(0, len(chosen), size)]
         per_study[study] = [Shard(study, tuple(group)) for group in groups]
     ordered: list[Shard] = []
     for rank in range(max((len(group) for group in per_study.values()), default=0)):
         ordered += [group[rank] for group in per_study.values() if rank < len(group)]
+    if any("minutes_per_seed" in study_specs[study] for study in per_study):
+        def minutes(shard: Shard) -> float:
+            return len(shard.seeds or (None,)) * study_specs[shard.study].get("minutes_per_seed", 1.0)
+
+        ordered.sort(key=minutes, reverse=True)  # stable: equal estimates keep the seed-major order
     return ordered
 
 

@@ -53,16 +53,18 @@ class RunContext:
     progress: bool
     label_of: Callable[[dict], str]
 
-    def baseline_val_tpr(self, dataset: str, seed: int) -> list[float]:
-        """The validation TPRs of the same seed's baseline run (static weights and margins are built from them)."""
+    def baseline_val(self, dataset: str, seed: int, statistic: str = "tpr") -> list:
+        """The same seed's baseline run's validation ``statistic``: its per-class TPRs (``"tpr"``; static
+        weights and margins are built from them) or its confusion matrix (``"confusion"``)."""
         path = records.record_path(self.results_dir, dataset, self.label_of(BASELINE), seed)
         if not records.is_finished(path):
-            raise FileNotFoundError(f"static weights need the baseline's validation TPRs for seed {seed}, but {path} "
-                                    "does not exist; run the baseline first (notebook 01_baseline)")
-        return records.read_record(path)["val"]["tpr"]
+            raise FileNotFoundError(f"this method needs the baseline's validation results for seed {seed}, but "
+                                    f"{path} does not exist; run the baseline first (notebook 01_baseline)")
+        return records.read_record(path)["val"]["confusion_matrix" if statistic == "confusion" else "tpr"]
 
-    def tpr_for(self, spec, method: dict, data, seed: int) -> list[float] | None:
-        return self.baseline_val_tpr(data.name, seed) if spec.reads_baseline_tpr_of(method) else None
+    def baseline_for(self, spec, method: dict, data, seed: int) -> list | None:
+        """What ``method``'s builder reads of the baseline (``spec.reads``), or None when it reads nothing."""
+        return self.baseline_val(data.name, seed, spec.reads) if spec.reads_baseline_tpr_of(method) else None
 
 
 class Kind:
@@ -85,6 +87,8 @@ class Kind:
         if not self.trains_with_loop:
             return {}
         setup = {k: v for k, v in train.to_dict().items() if k not in NOT_IN_FINGERPRINT}
+        if not train.average_weights:  # named only when on, so records made before the option stay reusable
+            setup.pop("average_weights")
         # Named only when they differ from what every earlier record trained with (no torch.compile; bf16 or
         # fp32, never fp16), so those records stay reusable, while a record trained compiled, or in fp16 on a
         # GPU without native bf16, is not reused for a run set up otherwise (nor the other way round).
@@ -119,7 +123,7 @@ class TrainedLoss(Kind):
 
     def outcome(self, spec, method, data, seed, context):
         train, model_options = context.train, context.model
-        tpr = context.tpr_for(spec, method, data, seed)
+        tpr = context.baseline_for(spec, method, data, seed)
         # checked by check_method when the run started: built once here, not checked again
         loss = spec.make(method, data.num_classes, tpr=tpr, label_smoothing=train.label_smoothing)
         input_shape = getattr(data, "input_shape", None)
@@ -160,7 +164,7 @@ class FittedModel(Kind):
 
     def outcome(self, spec, method, data, seed, context):
         """The entry's function fits it directly (no network, no ``fit``)."""
-        tpr = context.tpr_for(spec, method, data, seed)
+        tpr = context.baseline_for(spec, method, data, seed)
         outcome = resolve_fit(spec)(method, data, seed, tpr)
         missing = [key for key in FIT_OUTCOME_KEYS if key not in outcome]
         if missing:

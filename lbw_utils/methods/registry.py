@@ -43,11 +43,13 @@ from torch import nn
 
 from lbw_utils.methods.common import STATIC_SCHEMES, _is_number, _num_classes
 from lbw_utils.methods.dynamic import CDB_VARIANTS, CDBLoss, EMAWeightedCrossEntropy
+from lbw_utils.methods.frontier import AUGMENT_CLASSES, AugmentedCrossEntropy, PairMarginLoss, augment_mask, pair_margins
 from lbw_utils.methods.kinds import KINDS, Kind, resolve_kind
 from lbw_utils.methods.margin import MARGIN_FORMS, MARGIN_SOURCES, DynamicMarginLoss, LogitAdjustedLoss
 from lbw_utils.methods.posthoc import OFFSET_OBJECTIVES
 from lbw_utils.methods.robust import DRO_FORMS, MINRECALL_FORMS, ClassDROLoss, FocalLoss, MinRecallLoss
 from lbw_utils.methods.static import CrossEntropy, WeightedCrossEntropy, static_weights
+from lbw_utils.models import CNN_SIZES
 
 
 # --------------------------------------------------------------------------
@@ -90,6 +92,9 @@ def positive_int(default: int) -> Parameter:
                      "an integer >= 1")
 
 
+# What a method may read of the same seed's baseline run (MethodSpec.reads): a field of its validation summary.
+BASELINE_STATISTICS = ("tpr", "confusion")
+
 # "of" (post-hoc): the trained run to adjust, itself a method dict, checked by experiments.check_method.
 METHOD_DICT = Parameter(None, lambda v: isinstance(v, dict), "a method dict such as {'name': 'baseline'}")
 
@@ -110,6 +115,11 @@ class MethodSpec:
     held as the kind object.
     ``candidates``: the variants notebook 04 trains by default, ``candidates(params) -> [method dicts]`` of
     the notebook's parameters (``params["alphas"]``, ...); None: the method is not one of notebook 04's.
+    ``reads``: what of the same seed's baseline the builder receives (third argument) when it reads the
+    baseline: ``"tpr"`` (its validation TPRs) or ``"confusion"`` (its validation confusion matrix).
+    ``train_changes`` / ``model_changes``: for a method that changes the training loop or the network rather
+    than (only) the loss, ``changes(options) -> {field: value}`` applied to the run's ``TrainConfig`` /
+    ``ModelOptions`` (e.g. weight averaging, a larger CNN); the run's record and fingerprint hold the result.
     """
 
     name: str
@@ -123,9 +133,23 @@ class MethodSpec:
     label_short: dict[str, str] = field(default_factory=dict)
     summary: str = ""
     candidates: Callable[[dict], list[dict]] | None = None
+    reads: str = "tpr"
+    train_changes: Callable[[dict], dict] | None = None
+    model_changes: Callable[[dict], dict] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "kind", resolve_kind(self.kind))
+        if self.reads not in BASELINE_STATISTICS:
+            raise ValueError(f"method {self.name!r}: reads={self.reads!r} must be one of {BASELINE_STATISTICS}")
+        if (self.train_changes or self.model_changes) and not self.kind.trains_with_loop:
+            raise ValueError(f"method {self.name!r} of kind {self.kind.name!r} has no training loop or network "
+                             "to change: train_changes and model_changes need kind 'train'")
+
+    def changes(self, method: dict) -> tuple[dict, dict]:
+        """What a run of ``method`` changes in the study's ``TrainConfig`` and ``ModelOptions`` (maybe nothing)."""
+        options = self.options_of(method)
+        return (self.train_changes(options) if self.train_changes else {},
+                self.model_changes(options) if self.model_changes else {})
 
     @property
     def keys(self) -> tuple[str, ...]:
@@ -161,7 +185,8 @@ class MethodSpec:
                              f"losses exist for {methods_of_kind(KINDS['train'])}")
         options = self.options_of(method)
         if self.reads_baseline_tpr(options) and tpr is None:
-            raise ValueError(f"method {self.name!r} needs tpr=: the baseline run's validation TPRs (same seed)")
+            what = "TPRs" if self.reads == "tpr" else "confusion matrix"
+            raise ValueError(f"method {self.name!r} needs tpr=: the baseline run's validation {what} (same seed)")
         return self.build(options, num_classes, tpr, label_smoothing)
 
 
@@ -211,6 +236,14 @@ def _ngram_logreg_constraint(options: dict) -> None:
         if key in options and options.get("scheme") is None:
             raise ValueError(f"method 'ngram-logreg': {key!r} needs a 'scheme' (class weights from the baseline's TPRs)")
     _exponent_constraint("ngram-logreg", options, None)
+
+
+def _augment(options, num_classes, tpr, label_smoothing):
+    return AugmentedCrossEntropy(augment_mask(tpr, num_classes, options["classes"], options["group"]), label_smoothing)
+
+
+def _cnn_size(value: Any) -> bool:
+    return isinstance(value, str) and value in CNN_SIZES
 
 
 def _cdb_tau(value: Any) -> bool:
@@ -284,6 +317,25 @@ METHODS: dict[str, MethodSpec] = {spec.name: spec for spec in [
                candidates=lambda p: [{"name": "margin", "source": "static", "gamma": p["margin_gamma"]},
                                      {"name": "margin", "source": "dynamic", "gamma": p["margin_gamma"],
                                       "alpha": p["margin_alpha"]}]),
+    # Beyond re-deciding (lbw_utils.methods.frontier; notebook 09): they change the data the network sees, the
+    # pairs it must separate, the weights it is evaluated with, or its size. Defaults: the confused group of 4
+    # (Fashion-MNIST's upper-body garments: T-shirt/top, pullover, coat, shirt, read from validation, not
+    # assumed); the other values are chosen on tuning seeds (frontier profile).
+    MethodSpec("augment", "train", {"classes": choice("confused", AUGMENT_CLASSES), "group": positive_int(4)},
+               build=_augment, needs_baseline_tpr=lambda o: o["classes"] == "confused",
+               train_changes=lambda o: {"augment": True}, label_leading=("classes",),
+               summary="flip + crop for the confused group's classes only (or for all, the same cost)"),
+    MethodSpec("pair-margin", "train", {"gamma": non_negative(1.0)},
+               build=lambda o, k, confusion, ls: PairMarginLoss(pair_margins(confusion, o["gamma"]), ls),
+               needs_baseline_tpr=True, reads="confusion",
+               summary="pairwise margins from the baseline's validation confusion: confused pairs kept apart"),
+    MethodSpec("average", "train", {"decay": Parameter(0.99, lambda v: _is_number(v) and 0 < v < 1,
+                                                       "a number in (0, 1)")},
+               build=lambda o, k, t, ls: CrossEntropy(ls), train_changes=lambda o: {"average_weights": o["decay"]},
+               summary="exponential moving average of the weights, evaluated instead of the last weights"),
+    MethodSpec("capacity", "train", {"size": Parameter("medium", _cnn_size, "a CNN size (tiny, small, medium, large)")},
+               build=lambda o, k, t, ls: CrossEntropy(ls), model_changes=lambda o: {"size": o["size"]},
+               label_leading=("size",), summary="plain cross-entropy with a larger CNN (more compute)"),
     MethodSpec("ngram-logreg", "fit",
                {"C": Parameter(3.0, lambda v: _is_number(v) and v > 0, "a finite number > 0"),
                 "scheme": Parameter(None, lambda v: v is None or v in STATIC_SCHEMES, f"None or one of {STATIC_SCHEMES}"),
