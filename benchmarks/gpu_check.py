@@ -49,7 +49,7 @@ from lbw_utils.models import make_model
 from lbw_utils.name_model import name_model_parameters
 from lbw_utils.profiles import load_profile, notebook_parameters
 from lbw_utils.train import TrainConfig, autocast_precision, fit, seed_everything
-from lbw_utils import training_length
+from lbw_utils import training_length, tuning
 
 NO_CUDA = ("gpu-check: no CUDA device is present (torch.cuda.is_available() is False); nothing was measured "
            "and nothing was written. Run it on a machine with an NVIDIA GPU; `--device cpu --tiny` checks the "
@@ -92,7 +92,7 @@ def _names_methods(p: dict) -> list[dict]:
 def planned_runs(steps) -> list[dict]:
     """The runs one seed of a study trains with the training loop: ``{"folder", "label", "epochs", "probe"}``.
 
-    Mirrors the notebooks' cells that build their method lists (01, 03, 04, 05, 07; 02 and 06 train
+    Mirrors the notebooks' cells that build their method lists (01, 03, 04, 05, 07, 08, 09; 02 and 06 train
     nothing). A run is trained once per results folder (a later notebook reads the earlier one's record),
     so runs are counted once per (folder, label). ``probe`` names the timed run whose epochs it costs:
     "main", "author" for the names study's author row, or "bag" for its n-gram bag family."""
@@ -125,6 +125,14 @@ def planned_runs(steps) -> list[dict]:
                 bag = name_model_parameters("ngram-bag", _bag_overrides(p), p["classes"])
                 for method in [BASELINE] + (p["bag_methods"] if p["bag_methods"] is not None else _names_methods(p)):
                     add("ngram-bag", method, bag["epochs"], probe="bag")
+        elif step.notebook == "08_tuning_seeds":  # its own folder, on its own (tuning) seeds
+            for method in [BASELINE] + tuning.candidates(tuning.check_grid(p["grid"])):
+                add("tuning", method, p["epochs"])
+        elif step.notebook == "09_beyond_reweighting":
+            # A capacity row (a larger CNN) costs more per epoch than the timed baseline: counted at the
+            # baseline's cost, so the estimate is low by that difference.
+            for method in [BASELINE] + p["methods"]:
+                add("beyond", method, p["epochs"])
         elif step.notebook == "07_training_length":
             scheme = p["static_scheme"]
             methods = [{"name": "static", "scheme": scheme, exponent_key(scheme): p["static_gamma"]},

@@ -34,10 +34,12 @@ from lbw_utils.files import atomic_write_text
 # Tables shown in the profile's block of docs/results.md (the name is older), in this order, where a dataset
 # has them (all of its tables are copied to docs/results/<profile>/): every method; the paired changes; the
 # goal statement; the generated findings; the names studies' per-class TPR pooled over folds and their two model
-# families side by side; the length study and its generated answer.
-README_TABLES = ("methods", "paired", "goal", "findings", "pooled_summary", "families", "length", "length_answer")
+# families side by side; the length study and its generated answer; notebook 09's answer, paired changes, ceiling
+# shifts and compute (beyond re-deciding).
+README_TABLES = ("methods", "paired", "goal", "findings", "pooled_summary", "families", "length", "length_answer",
+                 "beyond_answer", "beyond_paired", "beyond_ceiling_shift", "beyond_compute")
 KEY_FIGURES = ("fig1_tpr_bars", "fig2_tpr_bars", "pareto", "baseline_vs_best", "length_effect", "length_arms",
-               "length_train_vs_test")
+               "length_train_vs_test", "beyond_pareto")
 # The README's headline: this dataset's goal statement and the baseline + at most this many rows of its paired
 # table, those on the Pareto front where the table says (largest mean paired change of the worst-class TPR
 # first), from a profile that has both tables.

@@ -23,8 +23,8 @@ def test_smoke_profile_has_one_shard_per_study_and_seed():
     shards = fanout.plan_shards("smoke")
     # seed-major: every study's first seed before any second seed
     assert [s.name for s in shards] == ["fashion_mnist_tuning-seed100", "fashion_mnist-seed0", "names5-seed0",
-                                        "length-seed0", "fashion_mnist_tuning-seed101", "fashion_mnist-seed1",
-                                        "names5-seed1", "length-seed1"]
+                                        "frontier-seed0", "length-seed0", "fashion_mnist_tuning-seed101",
+                                        "fashion_mnist-seed1", "names5-seed1", "frontier-seed1", "length-seed1"]
     assert shards[1] == Shard("fashion_mnist", (0,))
 
 
@@ -200,7 +200,7 @@ def test_submitit_executor_is_configured_not_submitted(tmp_path, monkeypatch):
 def test_cli_plan_prints_the_shards(capsys):
     assert fanout.main(["plan", "--profile", "smoke", "--seeds-per-shard", "2"]) == 0
     assert capsys.readouterr().out.split() == ["fashion_mnist_tuning-seed100_101", "fashion_mnist-seed0_1",
-                                               "names5-seed0_1", "length-seed0_1"]
+                                               "names5-seed0_1", "frontier-seed0_1", "length-seed0_1"]
 
 
 def test_cli_slurm_dry_run_submits_nothing(capsys, tmp_path):

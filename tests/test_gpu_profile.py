@@ -47,8 +47,9 @@ SHRUNK = {
     "model_size": lambda value: "tiny",
     "per_class": lambda value: None,  # replaced by the dataset's own subset below
     "val_size": lambda value: 0.25,
+    "seeds": lambda value: SEEDS,  # a study's own seeds (the tuning seeds of notebook 08)
 }
-KEPT = {"dataset", "classes", "augment", "extra_methods", "gammas", "cdb_taus", "alphas", "folds"}
+KEPT = {"dataset", "classes", "augment", "extra_methods", "gammas", "cdb_taus", "alphas", "folds", "grid", "methods"}
 # Per dataset, the subset and sizes of the tiny run (the names model: the smoke profile's small network, with
 # the steps it needs to recall each of 5 classes; the bag family keeps its own tiny recipe).
 TINY_DATA = {
@@ -194,8 +195,9 @@ def test_gpu_checks_run_count_matches_what_the_profile_trained(tiny_gpu_run):
     import gpu_check
 
     folder, path, _ = tiny_gpu_run
-    bag_family = records.load_records(Path(folder) / "ngram-bag")  # notebook 05's second model family
-    trained = [r for r in records.load_records(folder) + load_ladder(folder) + bag_family
+    # notebook 05's second model family, notebook 08's tuning runs, notebook 09's runs: each in its own folder
+    nested = [r for sub in ("ngram-bag", "tuning", "beyond") for r in records.load_records(Path(folder) / sub)]
+    trained = [r for r in records.load_records(folder) + load_ladder(folder) + nested
                if METHODS[r["method"]["name"]].kind.trains_with_loop]
     planned = {study: gpu_check.planned_runs(steps) for study, steps in gpu_check.study_steps(str(path)).items()}
     assert sum(len(runs) for runs in planned.values()) * len(SEEDS) == len(trained)

@@ -548,7 +548,8 @@ def test_make_loss_builds_every_method():
     assert set(LOSS_METHODS) == set(expected)
     confusion = [[8, 2, 0], [1, 9, 0], [0, 0, 10]]  # what pair-margin reads of the baseline instead of TPRs
     for name, cls in expected.items():
-        loss = make_loss({"name": name}, 3, tpr=confusion if name == "pair-margin" else SEED_TPR, label_smoothing=0.1)
+        method = {"name": name, "group": 2} if name == "augment" else {"name": name}  # a group within 3 classes
+        loss = make_loss(method, 3, tpr=confusion if name == "pair-margin" else SEED_TPR, label_smoothing=0.1)
         assert isinstance(loss, cls) and loss.label_smoothing == 0.1
 
 

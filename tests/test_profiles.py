@@ -122,7 +122,7 @@ def test_unknown_profile_name():
     with pytest.raises(ProfileError) as caught:
         load_profile("laptop")
     assert "'laptop'" in str(caught.value) and str(available_profiles()) in str(caught.value)
-    assert available_profiles() == ["cpu", "gpu", "length", "smoke"]
+    assert available_profiles() == ["cpu", "frontier", "gpu", "length", "smoke"]
 
 
 def test_missing_profile_file(tmp_path):
@@ -170,21 +170,23 @@ def test_profile_error_comes_before_any_output(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("name, notebooks", [
-    ("smoke", NOTEBOOKS), ("cpu", [n for n in NOTEBOOKS if n != "07_training_length"]),
-    ("gpu", [n for n in NOTEBOOKS if n != "08_tuning_seeds"]), ("length", ["07_training_length", "06_paper_figures"]),
+    ("smoke", NOTEBOOKS), ("cpu", [n for n in NOTEBOOKS if n not in ("07_training_length", "09_beyond_reweighting")]),
+    ("gpu", NOTEBOOKS), ("length", ["07_training_length", "06_paper_figures"]),
+    ("frontier", ["08_tuning_seeds", "09_beyond_reweighting"]),
 ])
 def test_shipped_profile_loads_and_every_parameter_is_declared(name, notebooks):
     content, steps = load_profile(name)
     assert content["description"]
     assert {step.notebook for step in steps} == set(notebooks)
-    assert steps[-1].notebook == "06_paper_figures" and steps[-1].study == ""
+    if "06_paper_figures" in notebooks:
+        assert steps[-1].notebook == "06_paper_figures" and steps[-1].study == ""
     for step in steps:
         declared = notebook_parameters(step.notebook)
         assert set(step.parameters) <= set(declared), f"{step.name}: {set(step.parameters) - set(declared)}"
         assert "results_dir" not in step.parameters  # the runner sets it
 
 
-@pytest.mark.parametrize("name", ["smoke", "cpu", "gpu", "length"])
+@pytest.mark.parametrize("name", ["smoke", "cpu", "gpu", "length", "frontier"])
 def test_shipped_profile_values_make_valid_settings(name):
     """Every training step's parameters (over the notebook's defaults) pass the same checks the notebook
     makes first, so a bad value (epochs: 0, model_size: huge, seeds: []) fails here, not hours into a study."""
@@ -202,13 +204,16 @@ def test_shipped_profile_values_make_valid_settings(name):
                                                                                params["classes"])}
             for method in params["methods"] or []:
                 check_method(method)
+        if step.notebook == "09_beyond_reweighting":
+            for method in params["methods"]:
+                check_method(method)
         settings = Settings.from_params(params)
         assert settings.seeds == list(step.parameters["seeds"])
         if step.notebook == "07_training_length":
             training_length.check_budgets(params["budgets"])
             training_length.check_arms(params["arms"])
         checked += 1
-    assert checked >= (1 if name == "length" else 4)
+    assert checked >= {"length": 1, "frontier": 2}.get(name, 4)
 
 
 def test_profile_text_in_the_module_docstring_is_a_valid_profile(tmp_path):
