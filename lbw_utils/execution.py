@@ -83,9 +83,12 @@ def execute_step(step: Step, folder: Path, log=print, *, number: str = "", lines
 
     What the notebook prints reaches ``lines`` (default: ``log``, indented) line by line, as it is printed.
     A cell's displayed value (a table, a figure) stays in the executed notebook."""
+    # Absolute: papermill runs the kernel from the notebooks' folder (``cwd``), and a results root given as a
+    # relative path (``--results-dir results2``) would then name a folder that does not exist.
+    folder = Path(folder).resolve()
     output = folder / "notebooks" / f"{step.name}.ipynb"
     output.parent.mkdir(parents=True, exist_ok=True)
-    parameters = {**step.parameters, "results_dir": str(folder.resolve())}
+    parameters = {**step.parameters, "results_dir": str(folder)}
     log(f"==> {number}{step.name}  {json.dumps(step.parameters, sort_keys=True)}")
     IPCKernelManager.kernel_log = output.with_suffix(".kernel.log")
     started = time.perf_counter()

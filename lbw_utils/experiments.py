@@ -119,7 +119,7 @@ def _run(method: dict, data, seed: int, results_dir, *, train: TrainConfig, mode
     model = model or ModelOptions()
     # A method that changes the loop or the network (weight averaging, a larger CNN) runs with its changes;
     # its record and fingerprint hold the settings it ran with.
-    train_changes, model_changes = spec.changes(method)
+    train_changes, model_changes = spec.changes(method, train, model)
     if train_changes:
         train = dataclasses.replace(train, **train_changes)
     if model_changes:

@@ -32,6 +32,7 @@ def _runs(records: list[dict]) -> pd.DataFrame:
         images = ((parameters.get("data") or {}).get("sizes") or {}).get("train", math.nan)
         rows.append({"method": record["method_label"], "seed": record["seed"],
                      "ceiling": ceiling.get("worst_class_tpr", math.nan),
+                     "reached_floor": bool(ceiling.get("reached_floor", True)),
                      "epochs": train.get("epochs", math.nan), "images": images,
                      "train_seconds": record.get("train_seconds", math.nan),
                      "parameters": model.get("parameters", math.nan) if isinstance(model, dict) else math.nan})
@@ -42,7 +43,10 @@ def ceiling_shift_table(records: list[dict], baseline: str = BASELINE) -> pd.Dat
     """Per method: its ceiling minus the same seed's baseline ceiling (worst-class TPR), mean and 95 %
     half-width over the seeds both have, the paired t-test's p-value and its Holm adjustment over the
     methods in the table, and a word: ``"raised"`` / ``"lowered"`` (the interval excludes 0) or ``"no change
-    shown"``. Runs without a ceiling (a post-hoc run keeps its source's) are left out."""
+    shown"``; ``floor_reached``: on how many of those seeds the offsets reached the accuracy floor (the
+    baseline's accuracy minus the budget). A run less accurate than that floor cannot be re-decided back into
+    the budget, and its ceiling is then what offsets reach on the way, lower than a threshold shift would
+    give within the budget. Runs without a ceiling are left out."""
     runs = _runs(records)
     runs = runs[runs["ceiling"].notna()] if len(runs) else runs
     base = runs[runs["method"] == baseline].set_index("seed")["ceiling"] if len(runs) else pd.Series(dtype=float)
@@ -56,10 +60,12 @@ def ceiling_shift_table(records: list[dict], baseline: str = BASELINE) -> pd.Dat
         if not len(seeds):
             continue
         shift, half_width = mean_interval(own[seeds] - base[seeds])
+        reached = group.set_index("seed")["reached_floor"]
         rows.append({"method": method, "seeds": len(seeds), "ceiling": float(own[seeds].mean()),
                      "baseline_ceiling": float(base[seeds].mean()), "shift": shift, "shift_ci": half_width,
-                     "p": paired_p_value(own[seeds], base[seeds])})
-    table = pd.DataFrame(rows, columns=["method", "seeds", "ceiling", "baseline_ceiling", "shift", "shift_ci", "p"])
+                     "p": paired_p_value(own[seeds], base[seeds]), "floor_reached": int(reached[seeds].sum())})
+    table = pd.DataFrame(rows, columns=["method", "seeds", "ceiling", "baseline_ceiling", "shift", "shift_ci", "p",
+                                        "floor_reached"])
     table["p_holm"] = holm(table["p"]) if len(table) else []
     table["verdict"] = [_verdict(row.shift, row.shift_ci) for row in table.itertuples()]
     return table
@@ -84,6 +90,7 @@ def formatted_ceiling_shift(table: pd.DataFrame) -> pd.DataFrame:
         "ceiling shift (pts)": [f"{100 * s:+.1f} ± {100 * h:.1f}" for s, h in zip(table["shift"], table["shift_ci"])],
         "p (Holm)": ["n/a" if math.isnan(p) else f"{p:.3g}" for p in table["p_holm"]],
         "ceiling": table["verdict"],
+        "accuracy floor reached": [f"{k} of {n} seeds" for k, n in zip(table["floor_reached"], table["seeds"])],
     })
 
 
@@ -103,6 +110,13 @@ def describe_ceiling_shifts(table: pd.DataFrame) -> str:
     unchanged = table[~table["verdict"].isin(["raised", "lowered"])]
     if len(unchanged):
         parts.append(f"No change shown for {', '.join(unchanged['method'])}.")
+    short = table[table["floor_reached"] < table["seeds"]]
+    if len(short):
+        listed = ", ".join(f"{row.method} ({row.seeds - row.floor_reached} of {row.seeds} seeds)"
+                           for row in short.itertuples())
+        parts.append(f"Offsets could not bring these runs back to the accuracy floor (the baseline's accuracy minus "
+                     f"the budget), so their ceilings are below what a threshold shift within the budget would give: "
+                     f"{listed}.")
     parts.append(f"({len(table)} methods against the same seed's baseline; ceilings are computed with test labels "
                  "and describe the runs, they select nothing.)")
     return " ".join(parts)
@@ -121,7 +135,8 @@ def compute_table(records: list[dict], baseline: str = BASELINE) -> pd.DataFrame
         for key in ("epoch_images", "train_seconds", "parameters"):
             means[f"{key}_vs_baseline"] = means[key] / means.loc[baseline, key]
     means.insert(0, "seeds", runs.groupby("method", sort=False)["seed"].nunique())
-    return means.reset_index()
+    order = [baseline] * (baseline in means.index) + [method for method in means.index if method != baseline]
+    return means.loc[order].reset_index()
 
 
 def formatted_compute(table: pd.DataFrame) -> pd.DataFrame:

@@ -57,7 +57,7 @@ def test_registry_entries_check_their_options_and_name_their_runs():
     with pytest.raises(ValueError, match="confusion matrix"):
         make_loss({"name": "pair-margin"}, 3)
     with pytest.raises(ValueError, match="train_changes and model_changes need kind 'train'"):
-        MethodSpec("odd", "posthoc", train_changes=lambda o: {"augment": True})
+        MethodSpec("odd", "posthoc", train_changes=lambda o, train: {"augment": True})
 
 
 def test_targeted_augmentation_leaves_the_other_classes_images_as_they_are(tiny_data):
@@ -112,6 +112,10 @@ def test_each_method_runs_with_its_changes_recorded(tiny_data, tmp_path):
     assert "average_weights" not in base["fingerprint"]["train"]  # off: left out, older records stay reusable
     bigger = run({"name": "capacity", "size": "small"}, data, 0, tmp_path, **options)
     assert bigger["parameters"]["model"]["size"] == "small"
+    shorter = run({"name": "capacity", "size": "small", "epoch_share": 0.5},
+                  data, 0, tmp_path, **{**options, "train": TrainConfig(epochs=4, batch_size=16, lr=0.05, augment=False)})
+    assert shorter["method_label"] == "capacity-small-share0.5"
+    assert shorter["parameters"]["train"]["epochs"] == 2 and len(shorter["history"]["val_accuracy"]) == 2
     assert bigger["parameters"]["model"]["parameters"] > base["parameters"]["model"]["parameters"]
     for record in (targeted, pairs, averaged, bigger):
         assert record["ceiling"] is not None
@@ -139,6 +143,10 @@ def test_the_ceiling_shift_is_paired_by_seed_and_says_what_its_interval_shows():
     assert table.loc["same", "verdict"] == "no change shown"
     text = representation.describe_ceiling_shifts(table.reset_index())
     assert "raised (95 % interval away from 0) by: raises +6.0" in text and "No change shown for same" in text
+    assert table.loc["raises", "floor_reached"] == 4 and "could not bring" not in text
+    records[-1]["ceiling"]["reached_floor"] = False  # "same", seed 3: less accurate than the floor
+    text = representation.describe_ceiling_shifts(representation.ceiling_shift_table(records))
+    assert "could not bring these runs back to the accuracy floor" in text and "same (1 of 4 seeds)" in text
     with pytest.raises(ValueError, match="no 'baseline' run with a ceiling"):
         representation.ceiling_shift_table(records[4:])
 

@@ -24,7 +24,8 @@ from lbw_utils.train import (TrainConfig, autocast_dtype, autocast_precision, fi
                              make_optimizer, make_scheduler)
 
 CPU, CUDA, MPS = torch.device("cpu"), torch.device("cuda"), torch.device("mps")
-TRAINING_NOTEBOOKS = ["01_baseline", "03_static_weighting", "04_dynamic_weighting", "07_training_length"]
+TRAINING_NOTEBOOKS = ["01_baseline", "03_static_weighting", "04_dynamic_weighting", "07_training_length",
+                      "08_tuning_seeds", "09_beyond_reweighting"]
 
 
 @pytest.fixture

@@ -6,7 +6,9 @@ output and its `git status`); these tests check the runner's logic on made-up no
 
 import asyncio
 import json
+import os
 import subprocess
+from pathlib import Path
 
 import pytest
 from jupyter_client.manager import AsyncKernelManager
@@ -232,3 +234,28 @@ def test_replacing_the_seeds_of_a_profile_with_a_tuning_study_is_refused_before_
     # the evaluated studies alone take other seeds (checked here up to the plan: no notebook runs)
     steps = select_steps(load_profile("cpu")[1], studies=["fashion_mnist"], seeds=[0])
     assert {tuple(step.parameters["seeds"]) for step in steps if "seeds" in step.parameters} == {(0,)}
+
+
+def test_a_relative_results_folder_still_names_the_same_files_once_papermill_changes_directory(tmp_path, monkeypatch):
+    """papermill runs a notebook with the notebooks' folder as working directory: every path it is given
+    (the output notebook, the kernel's log, results_dir) must be absolute, or a relative --results-dir breaks."""
+    from lbw_utils import execution
+
+    seen = {}
+
+    def fake_execute(source, output, *, parameters, cwd, **_):
+        previous = os.getcwd()
+        os.chdir(cwd)
+        try:
+            seen.update(output=output, results_dir=parameters["results_dir"],
+                        kernel_log=execution.IPCKernelManager.kernel_log)
+            Path(output).write_text("{}")  # where the caller looks for it
+        finally:
+            os.chdir(previous)
+
+    monkeypatch.setattr(execution.papermill, "execute_notebook", fake_execute)
+    monkeypatch.chdir(tmp_path)
+    execution.execute_step(Step("study", "01_baseline", {}), Path("relative/results"), log=lambda line: None)
+    for key in ("output", "results_dir", "kernel_log"):
+        assert Path(seen[key]).is_absolute() and str(tmp_path) in str(seen[key]), key
+    assert (tmp_path / "relative" / "results" / "notebooks" / "study__01_baseline.ipynb").exists()

@@ -25,6 +25,9 @@ Families
               ``MinRecallLoss`` (Narasimhan & Menon 2021)
 ``margin``    ``LogitAdjustedLoss``, ``DynamicMarginLoss`` (difficulty margins, after Menon et al. 2021;
               LDAM-style form)
+``frontier``  beyond re-deciding (notebook 09): ``AugmentedCrossEntropy`` (class-targeted augmentation),
+              ``PairMarginLoss`` (pairwise confusion margins); weight averaging and a larger CNN change the loop
+              and the network through their registry entries
 ``posthoc``   ``fit_logit_offsets``, ``apply_logit_offsets``: per-class offsets fitted on validation logits
 ``registry``  ``METHODS``: the one list of methods, their labels and checks, ``make_loss``
 ``kinds``     how each kind runs (``train``, ``fit``, ``posthoc``): outcome, fingerprint, autocast, label

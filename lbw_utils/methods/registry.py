@@ -43,7 +43,8 @@ from torch import nn
 
 from lbw_utils.methods.common import STATIC_SCHEMES, _is_number, _num_classes
 from lbw_utils.methods.dynamic import CDB_VARIANTS, CDBLoss, EMAWeightedCrossEntropy
-from lbw_utils.methods.frontier import AUGMENT_CLASSES, AugmentedCrossEntropy, PairMarginLoss, augment_mask, pair_margins
+from lbw_utils.methods.frontier import (AUGMENT_CLASSES, AugmentedCrossEntropy, PairMarginLoss, augment_mask,
+                                       pair_margins)
 from lbw_utils.methods.kinds import KINDS, Kind, resolve_kind
 from lbw_utils.methods.margin import MARGIN_FORMS, MARGIN_SOURCES, DynamicMarginLoss, LogitAdjustedLoss
 from lbw_utils.methods.posthoc import OFFSET_OBJECTIVES
@@ -118,8 +119,9 @@ class MethodSpec:
     ``reads``: what of the same seed's baseline the builder receives (third argument) when it reads the
     baseline: ``"tpr"`` (its validation TPRs) or ``"confusion"`` (its validation confusion matrix).
     ``train_changes`` / ``model_changes``: for a method that changes the training loop or the network rather
-    than (only) the loss, ``changes(options) -> {field: value}`` applied to the run's ``TrainConfig`` /
-    ``ModelOptions`` (e.g. weight averaging, a larger CNN); the run's record and fingerprint hold the result.
+    than (only) the loss, ``changes(options, current) -> {field: value}`` applied to the run's ``TrainConfig`` /
+    ``ModelOptions`` (``current``: the study's; e.g. weight averaging, a larger CNN for a share of the epochs);
+    the run's record and fingerprint hold the result.
     """
 
     name: str
@@ -134,8 +136,8 @@ class MethodSpec:
     summary: str = ""
     candidates: Callable[[dict], list[dict]] | None = None
     reads: str = "tpr"
-    train_changes: Callable[[dict], dict] | None = None
-    model_changes: Callable[[dict], dict] | None = None
+    train_changes: Callable[[dict, Any], dict] | None = None
+    model_changes: Callable[[dict, Any], dict] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "kind", resolve_kind(self.kind))
@@ -145,11 +147,11 @@ class MethodSpec:
             raise ValueError(f"method {self.name!r} of kind {self.kind.name!r} has no training loop or network "
                              "to change: train_changes and model_changes need kind 'train'")
 
-    def changes(self, method: dict) -> tuple[dict, dict]:
+    def changes(self, method: dict, train: Any, model: Any) -> tuple[dict, dict]:
         """What a run of ``method`` changes in the study's ``TrainConfig`` and ``ModelOptions`` (maybe nothing)."""
         options = self.options_of(method)
-        return (self.train_changes(options) if self.train_changes else {},
-                self.model_changes(options) if self.model_changes else {})
+        return (self.train_changes(options, train) if self.train_changes else {},
+                self.model_changes(options, model) if self.model_changes else {})
 
     @property
     def keys(self) -> tuple[str, ...]:
@@ -323,7 +325,7 @@ METHODS: dict[str, MethodSpec] = {spec.name: spec for spec in [
     # assumed); the other values are chosen on tuning seeds (frontier profile).
     MethodSpec("augment", "train", {"classes": choice("confused", AUGMENT_CLASSES), "group": positive_int(4)},
                build=_augment, needs_baseline_tpr=lambda o: o["classes"] == "confused",
-               train_changes=lambda o: {"augment": True}, label_leading=("classes",),
+               train_changes=lambda o, train: {"augment": True}, label_leading=("classes",),
                summary="flip + crop for the confused group's classes only (or for all, the same cost)"),
     MethodSpec("pair-margin", "train", {"gamma": non_negative(1.0)},
                build=lambda o, k, confusion, ls: PairMarginLoss(pair_margins(confusion, o["gamma"]), ls),
@@ -331,11 +333,15 @@ METHODS: dict[str, MethodSpec] = {spec.name: spec for spec in [
                summary="pairwise margins from the baseline's validation confusion: confused pairs kept apart"),
     MethodSpec("average", "train", {"decay": Parameter(0.99, lambda v: _is_number(v) and 0 < v < 1,
                                                        "a number in (0, 1)")},
-               build=lambda o, k, t, ls: CrossEntropy(ls), train_changes=lambda o: {"average_weights": o["decay"]},
+               build=lambda o, k, t, ls: CrossEntropy(ls), train_changes=lambda o, train: {"average_weights": o["decay"]},
                summary="exponential moving average of the weights, evaluated instead of the last weights"),
-    MethodSpec("capacity", "train", {"size": Parameter("medium", _cnn_size, "a CNN size (tiny, small, medium, large)")},
-               build=lambda o, k, t, ls: CrossEntropy(ls), model_changes=lambda o: {"size": o["size"]},
-               label_leading=("size",), summary="plain cross-entropy with a larger CNN (more compute)"),
+    MethodSpec("capacity", "train",
+               {"size": Parameter("medium", _cnn_size, "a CNN size (tiny, small, medium, large)"),
+                "epoch_share": fraction(1.0, open_low=True)},
+               build=lambda o, k, t, ls: CrossEntropy(ls), model_changes=lambda o, model: {"size": o["size"]},
+               train_changes=lambda o, train: {"epochs": max(1, round(o["epoch_share"] * train.epochs))},
+               label_leading=("size",), label_short={"epoch_share": "share"},
+               summary="plain cross-entropy with a larger CNN, for a share of the study's epochs (its compute said)"),
     MethodSpec("ngram-logreg", "fit",
                {"C": Parameter(3.0, lambda v: _is_number(v) and v > 0, "a finite number > 0"),
                 "scheme": Parameter(None, lambda v: v is None or v in STATIC_SCHEMES, f"None or one of {STATIC_SCHEMES}"),
