@@ -172,3 +172,16 @@ class _NamesLike:
 
 def test_experiments_exposes_the_new_methods():
     assert {"augment", "pair-margin", "average", "capacity"} <= set(experiments.METHOD_NAMES)
+
+
+def test_head_to_head_pairs_two_methods_by_seed():
+    def record(label, seed, worst, accuracy):
+        return {"method_label": label, "seed": seed, "test": {"worst_class_tpr": worst, "accuracy": accuracy}}
+
+    records = [record("a", s, 0.70 + 0.01 * s, 0.90) for s in range(3)]
+    records += [record("b", s, 0.72 + 0.01 * s + 0.001 * s, 0.89) for s in range(4)]  # seed 3: no partner
+    text = representation.head_to_head(records, "b", "a")
+    assert text.startswith("b against a (3 seeds, paired by seed; test split): +2.1 ± ")
+    assert "-1.0 ± 0.0 points of accuracy" in text
+    with pytest.raises(ValueError, match=r"no runs of \['c'\]"):
+        representation.head_to_head(records, "c", "a")
