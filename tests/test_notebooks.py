@@ -25,10 +25,11 @@ from lbw_utils.reproduce import reproduce
 
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
 EXPECTED = ["01_baseline", "02_tpr_analysis", "03_static_weighting", "04_dynamic_weighting",
-            "05_name_nationality_rnn", "06_paper_figures", "07_training_length", "08_tuning_seeds"]
+            "05_name_nationality_rnn", "06_paper_figures", "07_training_length", "08_tuning_seeds",
+            "09_beyond_reweighting"]
 
 
-def test_the_eight_notebooks_exist():
+def test_the_nine_notebooks_exist():
     assert [path.stem for path in NOTEBOOKS] == EXPECTED
 
 
@@ -132,6 +133,10 @@ def test_smoke_profile_writes_records_tables_figures_and_summary(smoke_results):
     for dataset in datasets:
         for suffix in ("md", "csv", "tex"):
             assert (smoke_results / "tables" / dataset / f"methods.{suffix}").stat().st_size > 0
+    # notebook 09: its runs in their own folder, its tables beside the others with the prefix beyond_
+    assert sorted((smoke_results / "beyond" / "records" / "fashion_mnist").glob("augment-confused__seed*.json"))
+    for name in ("beyond_paired.md", "beyond_ceiling_shift.md", "beyond_compute.md", "beyond_answer.md"):
+        assert (smoke_results / "tables" / "fashion_mnist" / name).stat().st_size > 0
     figures = {path.name for path in (smoke_results / "figures").glob("*/*")}
     assert {"fig1_tpr_bars.png", "fig1_tpr_bars.pdf", "fig2_tpr_bars.png", "pareto.png",
             "confusion_matrix.png"} <= figures
