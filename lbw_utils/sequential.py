@@ -155,7 +155,7 @@ def run_profile(profile: str, results_root: str | Path | None = None, log=print,
         return summary
     log(f"finished the '{name}' profile in {format_minutes(total)}: {counts}")
     log(f"read first: {summary}")
-    if name in ("cpu", "gpu", "length", "frontier") and final and studies is None and seeds is None:
+    if name in ("cpu", "gpu", "length", "frontier", "names") and final and studies is None and seeds is None:
         log(f"maintainers: `make publish PROFILE={name}` copies its key tables and figures next to the README")
     return summary
 

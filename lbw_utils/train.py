@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import inspect
 import ctypes
 import ctypes.util
+import inspect
 import math
 import random
 import sys
@@ -213,7 +213,7 @@ def fit(
             else:
                 _scaled_step(scaler, loss, optimizer, scheduler)
             if averaged is not None:
-                averaged.update(model, step)
+                averaged.update(step)
             loss_sum += loss.detach() * len(targets)
             step += 1
             if validation_every and step % validation_every == 0:
@@ -236,10 +236,10 @@ def fit(
 
 
 class WeightAverage:
-    """An exponential moving average of a network's weights (timm's ``ModelEmaV2`` rule): after step ``t``,
-    ``avg <- d * avg + (1 - d) * w`` with ``d = min(decay, (1 + t) / (10 + t))``, so early weights fade fast.
-    Buffers (BatchNorm's running statistics, themselves averages) are copied from the network before
-    each evaluation rather than averaged."""
+    """An exponential moving average of a network's weights: after step ``t``, ``avg <- d * avg + (1 - d) * w``
+    with ``d = min(decay, (1 + t) / (10 + t))``, the rule of TensorFlow's ``tf.train.ExponentialMovingAverage``
+    given ``num_updates``, so the first weights fade fast. Buffers (BatchNorm's running statistics, themselves
+    averages) are copied from the network before each evaluation rather than averaged."""
 
     def __init__(self, model: nn.Module, decay: float) -> None:
         self.decay = decay
@@ -249,7 +249,8 @@ class WeightAverage:
         self._theirs = [p for p in model.parameters()]
 
     @torch.no_grad()
-    def update(self, model: nn.Module, step: int) -> None:
+    def update(self, step: int) -> None:
+        """Move the average towards the network's weights after training step ``step`` (from 0)."""
         decay = min(self.decay, (1 + step) / (10 + step))
         torch._foreach_lerp_(self._mine, [p.detach() for p in self._theirs], 1 - decay)
 

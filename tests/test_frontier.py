@@ -78,9 +78,9 @@ def test_weight_average_follows_the_warmed_up_ema():
     torch.nn.init.constant_(network.weight, 1.0)
     average = WeightAverage(network, decay=0.9)
     torch.nn.init.constant_(network.weight, 3.0)
-    average.update(network, step=0)  # decay min(0.9, 1/10) = 0.1: 0.1 * 1 + 0.9 * 3
+    average.update(step=0)  # decay min(0.9, 1/10) = 0.1: 0.1 * 1 + 0.9 * 3
     assert torch.allclose(average.model.weight, torch.full((1, 2), 2.8))
-    average.update(network, step=1000)  # decay 0.9
+    average.update(step=1000)  # decay 0.9
     assert torch.allclose(average.model.weight, torch.full((1, 2), 0.9 * 2.8 + 0.1 * 3.0))
 
 
@@ -151,7 +151,7 @@ def test_the_ceiling_shift_is_paired_by_seed_and_says_what_its_interval_shows():
         representation.ceiling_shift_table(records[4:])
 
 
-def test_the_study_layer_refuses_targeted_augmentation_on_names():
+def test_the_training_loop_refuses_targeted_augmentation_on_names():
     with pytest.raises(ValueError, match="needs image data"):
         fit(torch.nn.Linear(1, 2), _NamesLike(), make_loss({"name": "augment", "classes": "all"}, 2),
             TrainConfig(epochs=1), progress=False)

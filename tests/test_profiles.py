@@ -122,7 +122,7 @@ def test_unknown_profile_name():
     with pytest.raises(ProfileError) as caught:
         load_profile("laptop")
     assert "'laptop'" in str(caught.value) and str(available_profiles()) in str(caught.value)
-    assert available_profiles() == ["cpu", "frontier", "gpu", "length", "smoke"]
+    assert available_profiles() == ["cpu", "frontier", "gpu", "length", "names", "smoke"]
 
 
 def test_missing_profile_file(tmp_path):
@@ -172,7 +172,7 @@ def test_profile_error_comes_before_any_output(tmp_path, monkeypatch):
 @pytest.mark.parametrize("name, notebooks", [
     ("smoke", NOTEBOOKS), ("cpu", [n for n in NOTEBOOKS if n not in ("07_training_length", "09_beyond_reweighting")]),
     ("gpu", NOTEBOOKS), ("length", ["07_training_length", "06_paper_figures"]),
-    ("frontier", ["08_tuning_seeds", "09_beyond_reweighting"]),
+    ("frontier", ["08_tuning_seeds", "09_beyond_reweighting"]), ("names", ["05_name_nationality_rnn"]),
 ])
 def test_shipped_profile_loads_and_every_parameter_is_declared(name, notebooks):
     content, steps = load_profile(name)
@@ -186,7 +186,7 @@ def test_shipped_profile_loads_and_every_parameter_is_declared(name, notebooks):
         assert "results_dir" not in step.parameters  # the runner sets it
 
 
-@pytest.mark.parametrize("name", ["smoke", "cpu", "gpu", "length", "frontier"])
+@pytest.mark.parametrize("name", ["smoke", "cpu", "gpu", "length", "frontier", "names"])
 def test_shipped_profile_values_make_valid_settings(name):
     """Every training step's parameters (over the notebook's defaults) pass the same checks the notebook
     makes first, so a bad value (epochs: 0, model_size: huge, seeds: []) fails here, not hours into a study."""
@@ -213,7 +213,7 @@ def test_shipped_profile_values_make_valid_settings(name):
             training_length.check_budgets(params["budgets"])
             training_length.check_arms(params["arms"])
         checked += 1
-    assert checked >= {"length": 1, "frontier": 2}.get(name, 4)
+    assert checked >= {"length": 1, "frontier": 2, "names": 1}.get(name, 4)
 
 
 def test_profile_text_in_the_module_docstring_is_a_valid_profile(tmp_path):

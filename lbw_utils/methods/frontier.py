@@ -17,8 +17,8 @@ Every weighting of notebooks 03-04 reaches about the same ceiling of re-deciding
   must separate the pair by that much in *both* directions. A per-class shift cannot satisfy two opposite
   margins at once, which is what sets it apart from a threshold move.
 * **weight averaging** (``average``): an exponential moving average of the weights, evaluated instead of the
-  last weights (the EMA of timm's ``ModelEmaV2`` and of the CIFAR-10 speed-run recipes, with the usual
-  warm-up ``min(decay, (1 + t) / (10 + t))`` so that early weights fade); the loop does the averaging.
+  last weights, with TensorFlow's ``ExponentialMovingAverage`` warm-up ``min(decay, (1 + t) / (10 + t))``
+  so that early weights fade (``lbw_utils.train.WeightAverage``); the loop does the averaging.
 * **capacity** (``capacity``): the same loss and schedule with a larger CNN (``size``); its compute is larger,
   and the notebook says by how much.
 
