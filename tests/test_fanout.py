@@ -285,6 +285,16 @@ def test_the_overall_line_estimates_from_the_shards_done():
     line = fanout.fan_out_line(done=1, total=4, elapsed=120.0, trained=3, reused=1)
     assert line == ("[fan-out] 1 of 4 shards done | 3 runs trained, 1 reused | elapsed 2m00s | about 6m00s left for "
                     "the other shards, then the merge and the notebooks' tables and figures")
+    # with the profile's estimates: the first shard was the longest, half of the estimated minutes
+    line = fanout.fan_out_line(done=1, total=4, elapsed=120.0, trained=3, reused=1, share_done=0.5)
+    assert "about 2m00s left for the other shards" in line
+
+
+def test_the_estimated_minutes_come_from_the_studies():
+    shards = fanout.plan_shards("cpu", seeds=[7])
+    assert fanout.estimated_minutes("cpu", shards) == {"fashion_mnist-seed7": 4.5, "names42-seed7": 4.4,
+                                                       "fashion_mnist_tuning-seed7": 3.6, "names5-seed7": 0.85}
+    assert fanout.estimated_minutes("smoke", fanout.plan_shards("smoke")) is None
 
 
 def test_a_shard_ends_with_its_own_line_not_the_profiles(tmp_path, monkeypatch):

@@ -26,8 +26,8 @@ workers, on which devices), :mod:`.local` (the local pool and the fan-out), :mod
 :mod:`.slurm` (job arrays through submitit) and :mod:`.cli` (``python -m lbw_utils.fanout``).
 """
 
-from lbw_utils.fanout.shards import (MARKER, SHARDS_FOLDER, Shard, find_shard, plan_shards, profile_folder, run_shard,
-                                     shard_command, shard_folder, shard_title)
+from lbw_utils.fanout.shards import (MARKER, SHARDS_FOLDER, Shard, estimated_minutes, find_shard, plan_shards,
+                                     profile_folder, run_shard, shard_command, shard_folder, shard_title)
 from lbw_utils.fanout.hardware import (MEMORY_PER_CPU_WORKER, cpu_degree, device_env, hardware_workers,
                                        local_devices, usable_cores, workers_for)
 from lbw_utils.fanout.local import fan_out, fan_out_line, run_local, share_finished_records

@@ -14,8 +14,8 @@ from pathlib import Path
 from lbw_utils import events, records
 from lbw_utils.fanout.hardware import device_env
 from lbw_utils.fanout.merge import merge_records
-from lbw_utils.fanout.shards import (SHARDS_FOLDER, Shard, plan_shards, profile_folder, shard_command, shard_folder,
-                                     shard_title)
+from lbw_utils.fanout.shards import (SHARDS_FOLDER, Shard, estimated_minutes, plan_shards, profile_folder,
+                                     shard_command, shard_folder, shard_title)
 from lbw_utils.progress import format_minutes
 
 
@@ -119,6 +119,8 @@ def fan_out(profile: str, results_root: str | Path | None = None, *, devices: li
     started = time.perf_counter()
     trained: list[str] = []
     reused = [0]
+    estimates = estimated_minutes(profile, shards)  # the profile's own estimates, when its studies give them
+    minutes_done = [0.0]
 
     def line(shard: Shard, text: str) -> None:
         event = events.parse(text)
@@ -130,7 +132,12 @@ def fan_out(profile: str, results_root: str | Path | None = None, *, devices: li
             reused[0] += 1
 
     def after(result: dict) -> None:
-        log(fan_out_line(result["done"], len(shards), time.perf_counter() - started, len(trained), reused[0]))
+        share = None
+        if estimates is not None:
+            minutes_done[0] += estimates[result["shard"]]
+            share = minutes_done[0] / sum(estimates.values())
+        log(fan_out_line(result["done"], len(shards), time.perf_counter() - started, len(trained), reused[0],
+                         share_done=share))
 
     command_for = shard_command if seeds is None else (
         lambda *arguments, **options: shard_command(*arguments, **options, seeds=seeds))
@@ -149,16 +156,20 @@ def fan_out(profile: str, results_root: str | Path | None = None, *, devices: li
             "trained": trained, "reused": reused[0], "seconds": seconds, "merged": report}
 
 
-def fan_out_line(done: int, total: int, elapsed: float, trained: int, reused: int) -> str:
+def fan_out_line(done: int, total: int, elapsed: float, trained: int, reused: int,
+                 share_done: float | None = None) -> str:
     """The line after each finished shard: shards done, runs, elapsed, and the time left for the profile.
 
-    The time left is the shards' (the elapsed time per finished shard, the workers' parallelism included,
-    times the shards still to finish), then the sequential pass, which reads the records back and computes
-    the tables and figures."""
+    The time left is the shards' (the elapsed time, the workers' parallelism included, scaled by the work left
+    over the work done), then the sequential pass, which reads the records back and computes the tables and
+    figures. The work is counted in shards, or, with ``share_done`` (the share of the profile's estimated
+    shard minutes finished, from its studies' ``minutes_per_seed``), in estimated minutes: the longest shards
+    start first, so counting shards would overstate what is left."""
     parts = [f"[fan-out] {done} of {total} shards done", f"{trained} runs trained, {reused} reused",
              f"elapsed {format_minutes(elapsed)}"]
     if done < total:
-        parts.append(f"about {format_minutes(elapsed / done * (total - done))} left for the other shards, then "
+        left = elapsed / done * (total - done) if not share_done else elapsed * (1 - share_done) / share_done
+        parts.append(f"about {format_minutes(left)} left for the other shards, then "
                      "the merge and the notebooks' tables and figures")
     else:
         parts.append("next: the merge and the notebooks' tables and figures")

@@ -80,12 +80,24 @@ def plan_shards(profile: str, *, seeds_per_shard: int | None = None, studies: li
     ordered: list[Shard] = []
     for rank in range(max((len(group) for group in per_study.values()), default=0)):
         ordered += [group[rank] for group in per_study.values() if rank < len(group)]
-    if any("minutes_per_seed" in study_specs[study] for study in per_study):
-        def minutes(shard: Shard) -> float:
-            return len(shard.seeds or (None,)) * study_specs[shard.study].get("minutes_per_seed", 1.0)
-
-        ordered.sort(key=minutes, reverse=True)  # stable: equal estimates keep the seed-major order
+    estimates = _estimated_minutes(study_specs, ordered)
+    if estimates is not None:
+        ordered.sort(key=lambda shard: estimates[shard.name], reverse=True)  # stable: ties keep seed-major order
     return ordered
+
+
+def estimated_minutes(profile: str, shards: list[Shard]) -> dict[str, float] | None:
+    """Each shard's estimated minutes (its seeds times its study's ``minutes_per_seed``; 1 minute a seed for a
+    study without one), or None when no study of the profile gives an estimate."""
+    content, _ = load_profile(profile)
+    return _estimated_minutes(content.get("studies") or {}, shards)
+
+
+def _estimated_minutes(study_specs: dict, shards: list[Shard]) -> dict[str, float] | None:
+    if not any("minutes_per_seed" in study_specs.get(shard.study, {}) for shard in shards):
+        return None
+    return {shard.name: len(shard.seeds or (None,)) * study_specs[shard.study].get("minutes_per_seed", 1.0)
+            for shard in shards}
 
 
 def find_shard(profile: str, name: str, **plan_options) -> Shard:
