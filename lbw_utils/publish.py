@@ -9,7 +9,8 @@ here (and appended, with its markers, when the page has none for the profile). T
 ``<!-- headline:start -->`` ... ``<!-- headline:end -->`` block is rewritten from the same tables:
 the goal statement of :data:`HEADLINE_DATASET` and its paired table cut to the baseline and at most
 :data:`HEADLINE_ROWS` methods of the Pareto front, largest worst-class gain first, for a profile that has
-them. So
+them; its ``<!-- beyond:start -->`` ... ``<!-- beyond:end -->`` block from notebook 09's generated sentences
+(which rows moved the ceiling of re-deciding, and the goal), for a profile that ran notebook 09. So
 neither page shows a number that ``make reproduce`` did not produce.
 ``make reproduce`` itself never writes outside ``results/``: publishing is
 a maintainer's explicit step, and it refuses results that a whole-profile run did not
@@ -106,10 +107,13 @@ def publish(folder: Path, profile: str, hardware: str, docs_root: Path | None = 
     atomic_write_text(target / "README.md", _readme_block(profile, hardware, sections, "."))
     link_base = Path(os.path.relpath(target, results_page.parent)).as_posix()
     _replace_results_block(results_page, profile, _readme_block(profile, hardware, sections, link_base))
-    headline = _headline_block(folder / "tables" / HEADLINE_DATASET, profile, hardware,
-                               Path(os.path.relpath(results_page, readme.parent)).as_posix())
+    results_link = Path(os.path.relpath(results_page, readme.parent)).as_posix()
+    headline = _headline_block(folder / "tables" / HEADLINE_DATASET, profile, hardware, results_link)
     if headline is not None:
         _replace_block(readme, "<!-- headline:start -->", "<!-- headline:end -->", headline)
+    beyond = _beyond_block(folder / "tables" / HEADLINE_DATASET, profile, hardware, results_link)
+    if beyond is not None:
+        _replace_block(readme, "<!-- beyond:start -->", "<!-- beyond:end -->", beyond)
     return target
 
 
@@ -169,6 +173,18 @@ def _headline_block(tables: Path, profile: str, hardware: str, results_link: str
     return "\n".join(lines) + "\n"
 
 
+def _beyond_block(tables: Path, profile: str, hardware: str, results_link: str) -> str | None:
+    """The README's paragraph on notebook 09 (beyond re-deciding), from its generated sentences: which rows
+    moved the ceiling of re-deciding (the first paragraph of ``beyond_ceiling_shift.md``) and the goal
+    statement (``beyond_goal.md``); None where the profile has neither (only notebook 09 writes them)."""
+    shift, goal = tables / "beyond_ceiling_shift.md", tables / "beyond_goal.md"
+    if not (shift.exists() and goal.exists()):
+        return None
+    moved = shift.read_text(encoding="utf-8").strip().split("\n\n")[0]
+    return (f"The `{profile}` profile on {hardware}; test set, paired with the same seed's baseline; every row: "
+            f"[{results_link}]({results_link}).\n\n{moved}\n\n{goal.read_text(encoding='utf-8').strip()}\n")
+
+
 def _replace_results_block(page: Path, profile: str, block: str) -> None:
     """Rewrite the profile's block of the results page; append it (with its markers) where it has none."""
     start, end = f"<!-- {profile}-results:start -->", f"<!-- {profile}-results:end -->"
@@ -208,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"{info['git_revision'][:12]})")
     target = publish(folder, args.profile, hardware)
     print(f"published {folder} (revision {info['git_revision'][:12]}, {info['total_seconds'] / 60:.1f} min) "
-          f"to {target}, the {args.profile}-results block of docs/results.md and the README's headline")
+          f"to {target}, the {args.profile}-results block of docs/results.md and the README's generated blocks")
     return 0
 
 

@@ -156,3 +156,25 @@ def test_publish_shows_paired_goal_and_length_tables_where_a_dataset_has_them(tm
     assert "kept" in readme.read_text()  # no goal or paired table: the headline stays
     assert "| main | baseline |" in text and "fashion_mnist_length_effect.png" in text
     assert (target / "fashion_mnist_length.md").exists()
+
+
+def test_the_readme_paragraph_beyond_re_deciding_comes_from_notebook_09s_sentences(tmp_path):
+    results = tmp_path / "results" / "frontier"
+    tables = results / "tables" / "fashion_mnist"
+    tables.mkdir(parents=True)
+    (tables / "beyond_ceiling_shift.md").write_text("The ceiling was raised by: augment-all +5.0 ± 1.3 points.\n\n"
+                                                     "| method | ceiling |\n|---|---|\n| augment-all | 0.8 |\n")
+    (tables / "beyond_goal.md").write_text("**fashion_mnist**: goal: +15 points. Not met.\n")
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- headline:start -->\nkept\n<!-- headline:end -->\n"
+                      "<!-- beyond:start -->\nold\n<!-- beyond:end -->\noutro\n")
+    (tmp_path / "docs").mkdir()
+
+    publish(results, "frontier", "2 CPU cores", docs_root=tmp_path / "docs" / "results", readme=readme)
+
+    text = readme.read_text()
+    block = text.split("<!-- beyond:start -->")[1].split("<!-- beyond:end -->")[0]
+    assert "old" not in block and "kept" in text  # no paired.md/goal.md here: the headline stays as it was
+    assert "`frontier` profile on 2 CPU cores" in block and "[docs/results.md](docs/results.md)" in block
+    assert "raised by: augment-all +5.0 ± 1.3 points." in block and "| augment-all |" not in block
+    assert "**fashion_mnist**: goal: +15 points. Not met." in block
