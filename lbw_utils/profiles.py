@@ -13,7 +13,6 @@ other YAML file of the same shape works) looks like::
     final: [06_paper_figures]
     seeds_per_shard: 2                      # optional: seeds a shard of the fan-out trains (default 1)
 
-
 Every key is checked: a typo is an error before anything runs, never a silent
 full-size run. Each notebook receives the parameters it declares; a parameter
 that none of a study's notebooks declares is an error.

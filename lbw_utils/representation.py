@@ -18,7 +18,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from lbw_utils.compare import holm, mean_interval, paired_p_value
+from lbw_utils.compare import holm, mean_interval, paired_p_value, paired_table
 
 BASELINE = "baseline"
 
@@ -157,21 +157,18 @@ def formatted_compute(table: pd.DataFrame) -> pd.DataFrame:
 def head_to_head(records: list[dict], method: str, reference: str) -> str:
     """One sentence: ``method`` against ``reference`` on the seeds both have (test split, last epoch): the paired
     change of worst-class TPR and of accuracy, mean ± 95 % t half-width in points, and the paired t-test's
-    p-value (not adjusted: one planned comparison). Raises when either has no run."""
-    by_method: dict[str, dict[int, dict]] = {}
-    for record in records:
-        by_method.setdefault(record["method_label"], {})[record["seed"]] = record["test"]
-    missing = [label for label in (method, reference) if label not in by_method]
+    p-value (not adjusted: one planned comparison); :func:`lbw_utils.compare.paired_table` with ``reference``
+    in the baseline's place. Raises when either has no run."""
+    labels = {record["method_label"] for record in records}
+    missing = [label for label in (method, reference) if label not in labels]
     if missing:
-        raise ValueError(f"no runs of {missing} among the records; they have {sorted(by_method)}")
-    seeds = sorted(set(by_method[method]) & set(by_method[reference]))
+        raise ValueError(f"no runs of {missing} among the records; they have {sorted(labels)}")
+    pair = [record for record in records if record["method_label"] in (method, reference)]
+    row = paired_table(pair, baseline_label=reference).set_index("method").loc[method]
     parts = []
     for key, name in (("worst_class_tpr", "worst-class TPR"), ("accuracy", "accuracy")):
-        own = np.array([by_method[method][seed][key] for seed in seeds])
-        other = np.array([by_method[reference][seed][key] for seed in seeds])
-        change, half_width = mean_interval(own - other)
-        p_value = paired_p_value(own, other)
+        p_value = row[f"p_{key}"]
         p_text = "" if math.isnan(p_value) else f", p {p_value:.3g}"
-        parts.append(f"{100 * change:+.1f} ± {100 * half_width:.1f} points of {name}{p_text}")
-    return (f"{method} against {reference} ({len(seeds)} seeds, paired by seed; test split): "
+        parts.append(f"{100 * row[f'd_{key}']:+.1f} ± {100 * row[f'd_{key}_ci']:.1f} points of {name}{p_text}")
+    return (f"{method} against {reference} ({row['seeds']} seeds, paired by seed; test split): "
             f"{' and '.join(parts)} (paired t-tests, one planned comparison each).")

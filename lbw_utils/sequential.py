@@ -27,7 +27,7 @@ from lbw_utils.config import REPO_ROOT
 from lbw_utils.config import results_dir as default_results_root
 from lbw_utils.execution import IPCKernelManager, execute_step
 from lbw_utils.files import atomic_write_json, atomic_write_text
-from lbw_utils.profiles import Step, load_profile, profile_path
+from lbw_utils.profiles import Step, available_profiles, load_profile, profile_path
 from lbw_utils.progress import Progress, format_minutes
 from lbw_utils.publish import COMPLETE_MARKER
 from lbw_utils.records import environment, hardware_summary
@@ -155,7 +155,7 @@ def run_profile(profile: str, results_root: str | Path | None = None, log=print,
         return summary
     log(f"finished the '{name}' profile in {format_minutes(total)}: {counts}")
     log(f"read first: {summary}")
-    if name in ("cpu", "gpu", "length", "frontier", "names") and final and studies is None and seeds is None:
+    if name != "smoke" and name in available_profiles() and final and studies is None and seeds is None:
         log(f"maintainers: `make publish PROFILE={name}` copies its key tables and figures next to the README")
     return summary
 

@@ -176,7 +176,9 @@ def test_experiments_exposes_the_new_methods():
 
 def test_head_to_head_pairs_two_methods_by_seed():
     def record(label, seed, worst, accuracy):
-        return {"method_label": label, "seed": seed, "test": {"worst_class_tpr": worst, "accuracy": accuracy}}
+        test = {"worst_class_tpr": worst, "accuracy": accuracy, "balanced_accuracy": accuracy, "tpr": [worst, 1.0],
+                "tpr_std": 0.0, "worst_class": "class0"}
+        return {"dataset": "tiny", "method_label": label, "seed": seed, "test": test}
 
     records = [record("a", s, 0.70 + 0.01 * s, 0.90) for s in range(3)]
     records += [record("b", s, 0.72 + 0.01 * s + 0.001 * s, 0.89) for s in range(4)]  # seed 3: no partner
