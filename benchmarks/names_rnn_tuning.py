@@ -3,6 +3,7 @@
     python benchmarks/names_rnn_tuning.py                      # 5 classes, partition 1, folds 0 1
     python benchmarks/names_rnn_tuning.py --classes all --folds-run 0 --only bag,rnn
     python benchmarks/names_rnn_tuning.py --quick              # 40 names a class: checks the script only
+    python benchmarks/names_rnn_tuning.py --only rnn,+words --reference rnn   # changes paired by fold
 
 Every row trains one configuration with plain cross-entropy on k-fold cross-fitting of *partition seed 1*
 (``--partition-seed``; the evaluated studies use partition 0, so no evaluated test name chose anything),
@@ -14,14 +15,18 @@ Output: ``<out>/names_rnn_tuning_<classes>.md`` and ``.json`` (default ``results
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import torch
+from torch import nn
 
 import common
 from lbw_utils.compare import mean_interval, mean_interval_text
 from lbw_utils.metrics import per_class_tpr
 from lbw_utils.models import make_model
-from lbw_utils.name_model import name_model_parameters
+from lbw_utils.name_model import NameClassifier, name_model_parameters
 from lbw_utils.names import load_names
 from lbw_utils.names.dataset import NAME_SWITCH
 from lbw_utils.train import TrainConfig, fit, predict, seed_everything
@@ -58,6 +63,60 @@ ROWS = {
                   {**TRAINING, "epochs": 12, "batch_size": 256, "lr": 5e-3, "schedule": "onecycle",
                    "weight_decay": 0.1, "augment": True, "name_switch": 0.5}),
 }
+# Round 2, each on top of the default (the "+name-switch" row): richer inputs, more capacity, longer training.
+DEFAULT_TRAINING = {**TRAINING, "epochs": 8, "batch_size": 128, "lr": 5e-3, "schedule": "onecycle",
+                    "weight_decay": 0.1, "augment": True, "name_switch": 0.5}
+WIDE = {**RNN, "ngram_buckets": 2**17, "ngram_orders": (2, 5), "words": True}
+ROWS.update({
+    "+words": ("whole-word hashed embeddings at each word's last character", "name_rnn", {**RNN, "words": True},
+               DEFAULT_TRAINING),
+    "+wide-inputs": ("words, 2-5-grams, 2^17 buckets (the bag's orders and table size)", "name_rnn", WIDE,
+                     DEFAULT_TRAINING),
+    "+hidden128": ("wide inputs, hidden 128 a direction", "name_rnn", {**WIDE, "hidden_size": 128},
+                   DEFAULT_TRAINING),
+    "+2layers": ("wide inputs, two recurrent layers", "name_rnn", {**WIDE, "num_layers": 2}, DEFAULT_TRAINING),
+    "+16epochs": ("wide inputs, 16 epochs", "name_rnn", WIDE, {**DEFAULT_TRAINING, "epochs": 16}),
+    "bag+bigru": ("reference: the n-gram bag with a bidirectional GRU (64) beside it", "name_ngram",
+                  {"buckets": 2**17, "recurrent_hidden": 64},
+                  {**TRAINING, "epochs": 6, "batch_size": 128, "lr": 3e-3, "schedule": "onecycle",
+                   "weight_decay": 0.1}),
+})
+TOWERS = "towers"  # a model of this script only: NameClassifierTowers
+
+
+class NameClassifierTowers(nn.Module):
+    """The mean of the logits of ``towers`` independently initialised :class:`NameClassifier` networks, trained
+    as one network (one loss on the averaged logits): an ensemble whose members learn together, against the
+    ``ensembleK:ROW`` rows' members trained apart."""
+
+    def __init__(self, num_classes: int, *, towers: int, **options):
+        super().__init__()
+        self.towers = nn.ModuleList(NameClassifier(num_classes, **options) for _ in range(towers))
+
+    def forward(self, codes: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        return torch.stack([tower(codes, lengths) for tower in self.towers]).mean(0)
+
+
+# Round 3: round 2 said more capacity and longer training overfit; regularise instead.
+ROWS.update({
+    "+avg-weights": ("an exponential moving average of the weights (decay 0.98 a step) is evaluated", "name_rnn", RNN,
+                     {**DEFAULT_TRAINING, "average_weights": 0.98}),
+    "+emb-dropout": ("dropout 0.2 on the input vectors (characters + n-grams)", "name_rnn",
+                     {**RNN, "embedding_dropout": 0.2}, DEFAULT_TRAINING),
+    "+6epochs": ("6 epochs instead of 8", "name_rnn", RNN, {**DEFAULT_TRAINING, "epochs": 6}),
+    "+smoothing": ("label smoothing 0.1", "name_rnn", RNN, {**DEFAULT_TRAINING, "label_smoothing": 0.1}),
+    "towers3": ("3 recurrent networks, logits averaged, trained together as one", TOWERS, {**RNN, "towers": 3},
+                DEFAULT_TRAINING),
+})
+# For all 42 nationalities, where the default trains 4 epochs at batch 256 to fit the cpu profile's time:
+ROWS.update({
+    "8epochs-b128": ("8 epochs at batch 128 (the 5-class schedule; the gpu profile's for 42 classes)", "name_rnn", RNN,
+                     DEFAULT_TRAINING),
+    "hidden128-b256": ("hidden 128 a direction, 4 epochs at batch 256", "name_rnn", {**RNN, "hidden_size": 128},
+                       {**DEFAULT_TRAINING, "epochs": 4, "batch_size": 256}),
+})
+PREVIOUS = "previous"  # --reference previous: each row paired against the row above it
+ENSEMBLE_PREFIX = "ensemble"  # "ensemble3:+wide-inputs": 3 members of a row, softmax averaged
 CONFIG_ROWS = ("rnn", "ngram-bag", "author")  # rows read from NAME_MODEL_CONFIGS where it has them
 YARDSTICK = "yardstick"
 
@@ -72,6 +131,81 @@ def config_row(name: str, classes: str):
     return (f"model_config {name!r}", parameters["model"], parameters["model_options"], training)
 
 
+def resolve_row(row: str, classes: str):
+    """A row's definition: a tuning step, a model configuration, the yardstick, or ``ensembleK:ROW``."""
+    if row == YARDSTICK:
+        return YARDSTICK
+    if row.startswith(ENSEMBLE_PREFIX) and ":" in row:
+        count, member = row[len(ENSEMBLE_PREFIX):].split(":", 1)
+        member_row = ROWS.get(member) or config_row(member, classes)
+        if not count.isdigit() or int(count) < 2 or member_row is None:
+            return None
+        return (ENSEMBLE_PREFIX, int(count), member_row)
+    return ROWS.get(row) or config_row(row, classes)
+
+
+def describe(row: str, definition) -> str:
+    """The table's "what it changes" text of a resolved row."""
+    if definition == YARDSTICK:
+        return "linear yardstick: char n-gram TF-IDF + logistic regression"
+    if definition[0] == ENSEMBLE_PREFIX:
+        return f"{definition[1]} members of {row.split(':', 1)[1]}, softmax averaged"
+    return definition[0]
+
+
+def tuning_table(results: dict[str, dict], folds_run: list[int], what: dict[str, str],
+                 reference: str | None) -> list[dict]:
+    """One line a row: validation accuracy and worst-class TPR (mean ± 95 % t half-width over folds), with
+    ``reference`` (a row name) the change against that row paired by fold, in points, and the time columns."""
+    if reference not in (None, PREVIOUS, *results):
+        raise SystemExit(f"--reference {reference!r} is not among the rows run: {list(results)} (or {PREVIOUS!r})")
+    table = []
+    for index, (row, by_fold) in enumerate(results.items()):
+        runs = [by_fold[fold] for fold in folds_run]
+        line = {"row": row, "what it changes": what[row]}
+        for key, title in (("val_acc", "val acc"), ("val_worst", "val worst TPR")):
+            line[title] = mean_interval_text(*mean_interval([r[key] for r in runs]))
+        if reference is not None:
+            against = list(results)[index - 1] if reference == PREVIOUS else reference
+            itself = row == against or (reference == PREVIOUS and index == 0)
+            for key, title in (("val_acc", "acc"), ("val_worst", "worst TPR")):
+                change = [100 * (by_fold[fold][key] - results[against][fold][key]) for fold in folds_run]
+                line[f"Δ {title} vs {reference} (pts)"] = ("–" if itself else
+                                                           mean_interval_text(*mean_interval(change), digits=1))
+        line["s / run"] = round(float(np.median([r["seconds"] for r in runs])), 1)
+        line["train names/s"] = round(float(np.median([r["names_per_s"] for r in runs])))
+        table.append(line)
+    return table
+
+
+def reading(results: dict[str, dict], folds_run: list[int], reference: str | None) -> str:
+    """The table's generated reading: which rows the paired validation changes against ``reference`` put above or
+    below it (95 % t interval away from 0) in accuracy and in worst-class TPR, and which show no change."""
+    if reference is None or len(folds_run) < 2:
+        return ""
+    rows = list(results)
+    sentences = []
+    for key, what in (("val_acc", "validation accuracy"), ("val_worst", "validation worst-class TPR")):
+        moved = {"above": [], "below": []}
+        unchanged = []
+        for index, row in enumerate(rows):
+            against = rows[index - 1] if reference == PREVIOUS else reference
+            if row == against or (reference == PREVIOUS and index == 0):
+                continue
+            mean, half = mean_interval([100 * (results[row][f][key] - results[against][f][key]) for f in folds_run])
+            label = f"{row}" + (f" (against {against})" if reference == PREVIOUS else "")
+            if abs(mean) > half:
+                moved["above" if mean > 0 else "below"].append(f"{label} {mean:+.1f} ± {half:.1f}")
+            else:
+                unchanged.append(label)
+        parts = [f"{side}: {', '.join(items)}" for side, items in moved.items() if items]
+        parts.append(f"no change shown: {', '.join(unchanged) if unchanged else 'none'}")
+        sentences.append(f"In {what}, " + "; ".join(parts) + ".")
+    against = "the row above it" if reference == PREVIOUS else reference
+    return (f"Paired with {against} fold by fold over {len(folds_run)} folds, in points, 95 % t interval "
+            f"(\"above\"/\"below\": the interval excludes 0). " + " ".join(sentences))
+
+
 def scores(logits: torch.Tensor, targets: torch.Tensor, num_classes: int) -> tuple[float, float]:
     predicted = logits.argmax(1)
     return (float((predicted == targets).float().mean()),
@@ -79,20 +213,37 @@ def scores(logits: torch.Tensor, targets: torch.Tensor, num_classes: int) -> tup
 
 
 def measure(row, data, seed: int, epochs_override: int | None) -> dict:
+    if isinstance(row, tuple) and row[0] == ENSEMBLE_PREFIX:
+        _, members, member_row = row
+        logits, seconds = [], 0.0
+        for member in range(members):  # members differ in initialisation and batch order only
+            outcome = _measure_one(member_row, data, seed + 1000 * member, epochs_override, return_logits=True)
+            logits.append(torch.softmax(outcome.pop("logits").float(), dim=1))
+            seconds += outcome["seconds"]
+        acc, worst = scores(torch.stack(logits).mean(0).cpu(), data.labels("val").cpu(), data.num_classes)
+        epochs = epochs_override or member_row[3]["epochs"]
+        return {"val_acc": acc, "val_worst": worst, "seconds": seconds,
+                "names_per_s": members * epochs * data.size("train") / seconds}
+    return _measure_one(row, data, seed, epochs_override)
+
+
+def _measure_one(row, data, seed: int, epochs_override: int | None, return_logits: bool = False) -> dict:
     if row == YARDSTICK:
         outcome = ngram_logreg_outcome({"name": "ngram-logreg", "C": 3.0}, data, seed)
         logits, seconds, epochs = outcome["val_logits"], outcome["train_seconds"], 1
     else:
         _, model_name, options, training = row
         training = {**training, **({"epochs": epochs_override} if epochs_override else {})}
+        training = dict(training)
         data.name_switch = training.pop("name_switch", NAME_SWITCH)
         seed_everything(seed)
-        network = make_model(model_name, num_classes=data.num_classes, **options)
+        network = (NameClassifierTowers(data.num_classes, **options) if model_name == TOWERS
+                   else make_model(model_name, num_classes=data.num_classes, **options))
         history = fit(network, data, config=TrainConfig(**training), seed=seed, progress=False)
         logits, seconds, epochs = predict(network, data, "val"), history.train_seconds, training["epochs"]
     acc, worst = scores(logits.cpu(), data.labels("val").cpu(), data.num_classes)
     return {"val_acc": acc, "val_worst": worst, "seconds": seconds,
-            "names_per_s": epochs * data.size("train") / seconds}
+            "names_per_s": epochs * data.size("train") / seconds, **({"logits": logits} if return_logits else {})}
 
 
 def main() -> None:
@@ -103,47 +254,76 @@ def main() -> None:
     p.add_argument("--partition-seed", type=int, default=1, help="not 0: the evaluated studies' partition")
     p.add_argument("--only", default=None, help=f"comma-separated rows among {[*ROWS, *CONFIG_ROWS, YARDSTICK]}")
     p.add_argument("--tag", default="", help="suffix of the output files")
+    p.add_argument("--reference", default=None,
+                   help="a row to pair every row against (fold by fold), or 'previous' (the row above): adds "
+                        "change columns, in points")
+    p.add_argument("--from-json", default=None,
+                   help="rewrite the tables of an earlier run's JSON (with --reference) instead of training")
+    p.add_argument("--per-class", type=int, default=None,
+                   help="keep this many names of every class (a learning curve; default: all of them)")
     args = p.parse_args()
+    if args.from_json:
+        return retable(Path(args.from_json), args.reference)
     device = common.setup(args)
     if args.partition_seed == 0:
         raise SystemExit("--partition-seed 0 is the evaluated partition; tune on another one")
     rows = [*ROWS, *CONFIG_ROWS, YARDSTICK] if args.only is None else args.only.split(",")
     resolved = {}
     for row in rows:
-        resolved[row] = YARDSTICK if row == YARDSTICK else (ROWS.get(row) or config_row(row, args.classes))
+        resolved[row] = resolve_row(row, args.classes)
         if resolved[row] is None:
-            raise SystemExit(f"--only: unknown row {row!r}; allowed: {[*ROWS, *CONFIG_ROWS, YARDSTICK]}")
+            raise SystemExit(f"--only: unknown row {row!r}; allowed: {[*ROWS, *CONFIG_ROWS, YARDSTICK]}, "
+                             f"or {ENSEMBLE_PREFIX}K:ROW for K members of a row")
     folds_run = args.folds_run[:1] if args.quick else args.folds_run
     results: dict[str, dict[int, dict]] = {row: {} for row in rows}
     for fold in folds_run:
         data = load_names(args.classes, data_dir=args.data_dir, seed=fold, folds=args.folds,
-                          partition_seed=args.partition_seed, device=device, per_class=40 if args.quick else None)
+                          partition_seed=args.partition_seed, device=device,
+                          per_class=40 if args.quick else args.per_class)
         for row in rows:
             r = results[row][fold] = measure(resolved[row], data, fold, 1 if args.quick else None)
             print(f"fold {fold} {row:16s} val acc {r['val_acc']:.4f} worst {r['val_worst']:.3f}  "
                   f"{r['seconds']:.1f} s  {r['names_per_s']:.0f} names/s", flush=True)
-    table = []
-    for row in rows:
-        runs = [results[row][fold] for fold in folds_run]
-        what = ("linear yardstick: char n-gram TF-IDF + logistic regression" if row == YARDSTICK
-                else resolved[row][0])
-        line = {"row": row, "what it changes": what}
-        for key, title in (("val_acc", "val acc"), ("val_worst", "val worst TPR")):
-            line[title] = mean_interval_text(*mean_interval([r[key] for r in runs]))
-        line["s / run"] = round(float(np.median([r["seconds"] for r in runs])), 1)
-        line["train names/s"] = round(float(np.median([r["names_per_s"] for r in runs])))
-        table.append(line)
+    table = tuning_table(results, folds_run, {row: describe(row, resolved[row]) for row in rows}, args.reference)
     where = f"{device}, {torch.get_num_threads()} thread(s)"
-    title = (f"Recurrent names model, tuning steps, classes={args.classes}, partition seed {args.partition_seed}, "
+    sample = f", {args.per_class} names a class" if args.per_class else ""
+    title = (f"Recurrent names model, tuning steps, classes={args.classes}{sample}, "
+             f"partition seed {args.partition_seed}, "
              f"folds {folds_run} of {args.folds} ({where}); validation only, mean ± 95 % t half-width over folds")
     name = f"names_rnn_tuning_{args.classes}{args.tag}" + ("_quick" if args.quick else "")
     common.write_outputs(args.out, name,
                          {"environment": common.environment(device), "folds_run": folds_run, "classes": args.classes,
-                          "partition_seed": args.partition_seed,
+                          "partition_seed": args.partition_seed, "per_class": args.per_class, "title": title,
+                          "what": {row: describe(row, resolved[row]) for row in rows},
                           "runs": {row: {str(f): r for f, r in by_fold.items()} for row, by_fold in results.items()},
                           "table": table},
-                         {title: common.markdown_table(table)})
+                         {title: common.markdown_table(table) + with_reading(results, folds_run, args.reference)})
 
+
+def with_reading(results: dict[str, dict], folds_run: list[int], reference: str | None) -> str:
+    text = reading(results, folds_run, reference)
+    return f"\n{text}\n" if text else ""
+
+
+def retable(path: Path, reference: str | None) -> None:
+    """Rewrite ``path`` (and its ``.md``) with the tables recomputed from its runs, e.g. with ``--reference``;
+    the run's own interference note is kept."""
+    saved = json.loads(path.read_text())
+    results = {row: {int(fold): run for fold, run in by_fold.items()} for row, by_fold in saved["runs"].items()}
+    what = saved.get("what") or {line["row"]: line["what it changes"] for line in saved["table"]}
+    saved["table"] = tuning_table(results, saved["folds_run"], what, reference)
+    title = saved.get("title") or next(line[4:] for line in path.with_suffix(".md").read_text().splitlines()
+                                       if line.startswith("### "))
+    saved["title"] = title
+    interference = saved.get("interference") or {}
+    note = (f"other processes used {interference['other_cpu_seconds']:.0f} CPU s during these "
+            f"{interference['wall_seconds']:.0f} s ({interference['other_cores_busy']:.2f} cores on average)"
+            if interference.get("other_cpu_seconds") is not None else "interference unknown")
+    table = common.markdown_table(saved["table"]) + with_reading(results, saved["folds_run"], reference)
+    rendered = f"### {title}\n\n{table}\n_{note}_\n"
+    path.with_suffix(".md").write_text(rendered, encoding="utf-8")
+    path.write_text(json.dumps(saved, indent=1, default=str) + "\n", encoding="utf-8")
+    print(rendered + f"\nwrote {path}", flush=True)
 
 if __name__ == "__main__":
     main()

@@ -73,6 +73,8 @@ class NameClassifier(nn.Module):
         pooling: str = "last",
         ngram_buckets: int = 0,
         ngram_orders=(2, 3),
+        words: bool = False,
+        embedding_dropout: float = 0.0,
     ):
         super().__init__()
         if cell not in CELLS:
@@ -88,8 +90,10 @@ class NameClassifier(nn.Module):
                              "2 <= shortest <= longest (single characters have their own embedding)")
         if ngram_buckets and ngram_buckets < 2:
             raise ValueError(f"ngram_buckets={ngram_buckets!r} is not allowed: 0 (none) or at least 2")
+        if words and not ngram_buckets:
+            raise ValueError("words=True needs ngram_buckets > 0: whole words share the n-grams' hashed table")
         self.cell, self.pooling = cell, pooling
-        self.ngram_buckets, self.ngram_orders = int(ngram_buckets), orders
+        self.ngram_buckets, self.ngram_orders, self.words = int(ngram_buckets), orders, bool(words)
         self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=PAD_INDEX)
         self.ngrams = nn.Embedding(self.ngram_buckets, embedding_dim, padding_idx=0) if ngram_buckets else None
         self.conv = (nn.Conv1d(embedding_dim, conv_channels, kernel_size, padding=kernel_size // 2)
@@ -98,6 +102,7 @@ class NameClassifier(nn.Module):
         self.rnn: nn.RNNBase = rnn_class(conv_channels or embedding_dim, hidden_size, num_layers, batch_first=True,
                                          bidirectional=cell.startswith("bi"))
         self.dropout = nn.Dropout(dropout)
+        self.embedding_dropout = nn.Dropout(embedding_dropout)  # on the summed input vectors, before the cells
         directions = 2 if self.rnn.bidirectional else 1
         self.classifier = nn.Linear((2 if pooling == "meanmax" else 1) * directions * hidden_size, num_classes)
 
@@ -106,8 +111,10 @@ class NameClassifier(nn.Module):
         embedded = self.embedding(codes)
         if self.ngrams is not None:
             ids = ending_ngram_ids(codes, lengths, self.ngram_orders, self.ngram_buckets)  # [B, T, orders]
+            if self.words:  # the whole word, at its last character
+                ids = torch.cat([ids, word_ids(codes, self.ngram_buckets)[..., None]], dim=2)
             embedded = embedded + self.ngrams(ids).sum(2)
-        features = embedded * valid.unsqueeze(-1)  # [B, T, E], padding exactly zero
+        features = self.embedding_dropout(embedded) * valid.unsqueeze(-1)  # [B, T, E], padding exactly zero
         if self.conv is not None:
             features = torch.relu(self.conv(features.transpose(1, 2))).transpose(1, 2)  # [B, T, C]
         # pack_padded_sequence wants lengths on the CPU; enforce_sorted=False

@@ -13,7 +13,7 @@ import torch
 
 from lbw_utils import names as names_module
 from lbw_utils.files import DataIntegrityError
-from lbw_utils.name_model import NameClassifier
+from lbw_utils.name_model import NameClassifier, word_ids
 from lbw_utils.names import files as names_files  # the module whose NAMES_URL the download reads
 from lbw_utils.names import (
     ALPHABET,
@@ -346,6 +346,7 @@ def test_bucketing_keeps_padding_small():
     ("lstm", {}), ("bigru", {}), ("bilstm", {"pooling": "meanmax", "conv_channels": 0}),
     ("gru", {"pooling": "mean", "ngram_buckets": 64}), ("bigru", {"pooling": "max", "ngram_buckets": 64,
                                                                   "ngram_orders": (2, 4)}),
+    ("bigru", {"pooling": "meanmax", "ngram_buckets": 64, "words": True, "embedding_dropout": 0.5}),
 ])
 def test_a_name_gets_the_same_logits_alone_and_in_a_padded_batch(cell, options):
     torch.manual_seed(0)
@@ -397,6 +398,20 @@ def test_model_trains_and_rejects_unknown_cell():
         NameClassifier(2, pooling="sum")
     with pytest.raises(ValueError, match=r"ngram_orders=\(1, 3\) is not allowed"):
         NameClassifier(2, ngram_buckets=64, ngram_orders=(1, 3))
+    with pytest.raises(ValueError, match=r"words=True needs ngram_buckets > 0"):
+        NameClassifier(2, words=True)
+
+
+def test_whole_word_embeddings_reach_the_logits():
+    """With ``words`` a name's logits change when only its whole-word rows of the hashed table change."""
+    torch.manual_seed(0)
+    model = NameClassifier(3, cell="bigru", embedding_dim=8, hidden_size=8, conv_channels=0, pooling="meanmax",
+                           ngram_buckets=4096, words=True).eval()
+    codes, lengths = encode_batch(["maria garcia"])
+    before = model(codes, lengths)
+    with torch.no_grad():
+        model.ngrams.weight[word_ids(codes, 4096)[0].unique()[1:]] += 1.0  # the rows of "maria" and "garcia"
+    assert not torch.allclose(model(codes, lengths), before)
 
 
 def test_ending_ngram_ids_see_the_characters_before_and_nothing_of_the_padding():
