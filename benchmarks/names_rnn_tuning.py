@@ -259,11 +259,17 @@ def main() -> None:
                         "change columns, in points")
     p.add_argument("--from-json", default=None,
                    help="rewrite the tables of an earlier run's JSON (with --reference) instead of training")
+    p.add_argument("--curve", nargs="+", default=None, metavar="JSON",
+                   help="write a learning curve from earlier runs' JSON files (each with a different --per-class, "
+                        "the same folds): every row's validation accuracy and worst-class TPR by names a class, "
+                        "and each row's change against --reference, paired by fold")
     p.add_argument("--per-class", type=int, default=None,
                    help="keep this many names of every class (a learning curve; default: all of them)")
     args = p.parse_args()
     if args.from_json:
         return retable(Path(args.from_json), args.reference)
+    if args.curve:
+        return learning_curve([Path(path) for path in args.curve], args.reference, Path(args.out), args.tag)
     device = common.setup(args)
     if args.partition_seed == 0:
         raise SystemExit("--partition-seed 0 is the evaluated partition; tune on another one")
@@ -293,7 +299,8 @@ def main() -> None:
     name = f"names_rnn_tuning_{args.classes}{args.tag}" + ("_quick" if args.quick else "")
     common.write_outputs(args.out, name,
                          {"environment": common.environment(device), "folds_run": folds_run, "classes": args.classes,
-                          "partition_seed": args.partition_seed, "per_class": args.per_class, "title": title,
+                          "partition_seed": args.partition_seed, "per_class": args.per_class, "folds": args.folds,
+                          "title": title,
                           "what": {row: describe(row, resolved[row]) for row in rows},
                           "runs": {row: {str(f): r for f, r in by_fold.items()} for row, by_fold in results.items()},
                           "table": table},
@@ -303,6 +310,41 @@ def main() -> None:
 def with_reading(results: dict[str, dict], folds_run: list[int], reference: str | None) -> str:
     text = reading(results, folds_run, reference)
     return f"\n{text}\n" if text else ""
+
+
+def learning_curve(paths: list[Path], reference: str | None, out: Path, tag: str) -> None:
+    """``names_rnn_tuning_curve_<classes><tag>.md``/``.json``: the rows common to every file, by names a class
+    (a file run without ``--per-class`` holds every name and reads "all"), each with its change in accuracy against ``reference`` paired by fold."""
+    saved = [json.loads(path.read_text()) for path in paths]
+    folds = {tuple(run["folds_run"]) for run in saved}
+    if len(folds) != 1:
+        raise SystemExit(f"--curve: the files ran different folds {sorted(folds)}; a curve pairs the same folds")
+    folds_run = list(folds.pop())
+    rows = [row for row in saved[0]["runs"] if all(row in run["runs"] for run in saved)]
+    if reference is not None and reference not in rows:
+        raise SystemExit(f"--reference {reference!r} is not a row of every file: {rows}")
+    saved.sort(key=lambda run: run.get("per_class") or float("inf"))
+    table = []
+    for run in saved:
+        results = {row: {int(f): r for f, r in run["runs"][row].items()} for row in rows}
+        line = {"names a class": run.get("per_class") or "all"}
+        for row in rows:
+            line[f"{row} val acc"] = mean_interval_text(*mean_interval([results[row][f]["val_acc"] for f in folds_run]))
+            line[f"{row} val worst TPR"] = mean_interval_text(
+                *mean_interval([results[row][f]["val_worst"] for f in folds_run]))
+        for row in rows if reference is not None else []:
+            if row != reference:
+                change = [100 * (results[row][f]["val_acc"] - results[reference][f]["val_acc"]) for f in folds_run]
+                line[f"Δ acc {row} vs {reference} (pts)"] = mean_interval_text(*mean_interval(change), digits=1)
+        table.append(line)
+    first = saved[0]
+    title = (f"Learning curve, classes={first['classes']}, partition seed {first['partition_seed']}, folds "
+             f"{folds_run} of {first.get('folds', 5)} (each class sub-sampled to that many names before the folds "
+             f"are cut; 'all': every name); "
+             f"validation only, mean ± 95 % t half-width over folds; from {', '.join(path.name for path in paths)}")
+    common.write_outputs(out, f"names_rnn_tuning_curve_{first['classes']}{tag}",
+                         {"files": [path.name for path in paths], "folds_run": folds_run, "reference": reference,
+                          "table": table}, {title: common.markdown_table(table)})
 
 
 def retable(path: Path, reference: str | None) -> None:
