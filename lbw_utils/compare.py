@@ -269,6 +269,64 @@ def _paired_changes(paired: pd.DataFrame, base: pd.DataFrame) -> dict:
     return row
 
 
+def family_difference(records: list[dict], other_records: list[dict], methods: list[str],
+                      baseline_label: str = "baseline") -> pd.DataFrame:
+    """Does a method act differently on two model families? Per method present in both: its change against
+    the same seed's (fold's) baseline of its own family, in ``records`` minus in ``other_records``, paired by
+    seed: mean and 95 % t half-width of that difference of changes, for accuracy and worst-class TPR, with the
+    paired t-test's p-value (Holm-adjusted over the methods) and the seeds both families have."""
+    first, second = run_table(records, baseline_label), run_table(other_records, baseline_label)
+    rows = []
+    for method in methods:
+        changes = []
+        for runs in (first, second):
+            base = runs[runs["method"] == baseline_label].set_index("seed")
+            treated = runs[(runs["method"] == method) & runs["seed"].isin(base.index)].set_index("seed")
+            changes.append(treated[["accuracy", "worst_class_tpr"]] - base.loc[treated.index,
+                                                                              ["accuracy", "worst_class_tpr"]])
+        seeds = sorted(set(changes[0].index) & set(changes[1].index))
+        if not seeds:
+            continue
+        row = {"method": method, "seeds": len(seeds)}
+        for key in ("accuracy", "worst_class_tpr"):
+            a, b = changes[0].loc[seeds, key].to_numpy(), changes[1].loc[seeds, key].to_numpy()
+            row[f"d_{key}_first"], row[f"d_{key}_second"] = float(a.mean()), float(b.mean())
+            row[f"diff_{key}"], row[f"diff_{key}_ci"] = mean_interval(a - b)
+            row[f"p_{key}"] = paired_p_value(a, b)
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    for key in ("accuracy", "worst_class_tpr"):
+        if not table.empty:
+            table[f"p_{key}_holm"] = holm(table[f"p_{key}"])
+    return table
+
+
+def family_difference_statement(table: pd.DataFrame, first: str, second: str, unit: str = "seed") -> str:
+    """The sentence on :func:`family_difference`: which methods changed worst-class TPR or accuracy differently
+    on ``first`` than on ``second`` (95 % interval of the paired difference away from 0), and which showed no
+    difference."""
+    if table.empty:
+        return f"No weighting ran on both {first} and {second}."
+    parts = []
+    for key, what in (("worst_class_tpr", "worst-class TPR"), ("accuracy", "accuracy")):
+        differ, same = [], []
+        for _, row in table.iterrows():
+            mean, half = 100 * row[f"diff_{key}"], 100 * row[f"diff_{key}_ci"]
+            if abs(mean) > half:
+                differ.append(f"{row['method']} {mean:+.1f} ± {half:.1f} points (Holm-adjusted p "
+                              f"{_p_text(row[f'p_{key}_holm'])})")
+            else:
+                same.append(row["method"])
+        parts.append(f"In {what}, " + ("; ".join(
+            ([f"different ({first} minus {second}): {', '.join(differ)}"] if differ else [])
+            + [f"no difference shown: {', '.join(same) if same else 'none'}"])) + ".")
+    low, high = int(table["seeds"].min()), int(table["seeds"].max())
+    count = f"{low}" if low == high else f"{low}-{high}"
+    return (f"Does a weighting act differently on {first} than on {second}? Each method's change against its own "
+            f"family's baseline of the same {unit}, {first} minus {second}, paired by {unit} over {count} {unit}s, "
+            f"{len(table)} methods: " + " ".join(parts))
+
+
 def paired_p_value(values, baseline_values) -> float:
     """Two-sided p-value of the paired t-test (``scipy.stats.ttest_rel``) of a method against the same
     seeds' baseline; NaN with fewer than 2 pairs or no variation in the differences."""

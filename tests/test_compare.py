@@ -326,3 +326,27 @@ def test_reference_rows_are_never_the_best_weighting():
     assert [is_reference(r) for r in records] == [True, True, True, False]
     assert best_by_validation(records) == "ema-alpha0.01"
     assert best_by_validation(records, weightings_only=False) == "author-lstm"
+
+
+def test_family_difference_pairs_each_familys_change_by_seed():
+    """A weighting that raises the worst class by 10 points on one family and not at all on the other acts
+    differently; one that does the same on both shows no difference; a method one family lacks is left out."""
+    from lbw_utils import compare
+
+    first, second = [], []
+    for seed, tpr in BASE.items():
+        first += [record("baseline", seed, tpr), record("lifts", seed, [tpr[0], tpr[1], tpr[2] + 0.1 + 0.01 * seed]),
+                  record("same", seed, [tpr[0], tpr[1], tpr[2] + 0.05 * (seed % 2)])]
+        bag = [t - 0.02 for t in tpr]
+        second += [record("baseline", seed, bag), record("lifts", seed, bag),
+                   record("same", seed, [bag[0], bag[1], bag[2] + 0.05 * (seed % 2)])]
+    table = compare.family_difference(first, second, ["lifts", "same", "absent"])
+    assert list(table["method"]) == ["lifts", "same"] and set(table["seeds"]) == {3}
+    lifts = table.set_index("method").loc["lifts"]
+    assert lifts["diff_worst_class_tpr"] == pytest.approx(0.11) and lifts["d_worst_class_tpr_second"] == 0
+    assert table.set_index("method").loc["same", "diff_worst_class_tpr"] == pytest.approx(0)
+    text = compare.family_difference_statement(table, "the recurrent network", "the n-gram bag", "fold")
+    assert "paired by fold over 3 folds, 2 methods" in text
+    assert "In worst-class TPR, different (the recurrent network minus the n-gram bag): lifts +11.0 ± 2.5" in text
+    assert "no difference shown: same." in text
+    assert compare.family_difference_statement(table.iloc[0:0], "a", "b") == "No weighting ran on both a and b."
