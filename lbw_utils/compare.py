@@ -303,28 +303,34 @@ def family_difference(records: list[dict], other_records: list[dict], methods: l
 
 def family_difference_statement(table: pd.DataFrame, first: str, second: str, unit: str = "seed") -> str:
     """The sentence on :func:`family_difference`: which methods changed worst-class TPR or accuracy differently
-    on ``first`` than on ``second`` (95 % interval of the paired difference away from 0), and which showed no
+    on ``first`` than on ``second``, reading the Holm-adjusted paired p-value (< 0.05) first; a method whose
+    unadjusted 95 % interval excludes 0 but whose adjusted p does not is named apart; the rest show no
     difference."""
     if table.empty:
         return f"No weighting ran on both {first} and {second}."
     parts = []
     for key, what in (("worst_class_tpr", "worst-class TPR"), ("accuracy", "accuracy")):
-        differ, same = [], []
+        differ, unadjusted, same = [], [], []
         for _, row in table.iterrows():
-            mean, half = 100 * row[f"diff_{key}"], 100 * row[f"diff_{key}_ci"]
-            if abs(mean) > half:
-                differ.append(f"{row['method']} {mean:+.1f} ± {half:.1f} points (Holm-adjusted p "
-                              f"{_p_text(row[f'p_{key}_holm'])})")
+            mean, half, p_value = 100 * row[f"diff_{key}"], 100 * row[f"diff_{key}_ci"], row[f"p_{key}_holm"]
+            text = f"{row['method']} {mean:+.1f} ± {half:.1f} points (Holm-adjusted p {_p_text(p_value)})"
+            if p_value < 0.05:
+                differ.append(text)
+            elif abs(mean) > half:
+                unadjusted.append(text)
             else:
                 same.append(row["method"])
-        parts.append(f"In {what}, " + ("; ".join(
-            ([f"different ({first} minus {second}): {', '.join(differ)}"] if differ else [])
-            + [f"no difference shown: {', '.join(same) if same else 'none'}"])) + ".")
+        found = [f"different ({first} minus {second}): {', '.join(differ)}"] if differ else []
+        found += ([f"interval away from 0 but not after Holm's adjustment: {', '.join(unadjusted)}"]
+                  if unadjusted else [])
+        found.append(f"no difference shown: {', '.join(same) if same else 'none'}")
+        parts.append(f"In {what}, " + "; ".join(found) + ".")
     low, high = int(table["seeds"].min()), int(table["seeds"].max())
     count = f"{low}" if low == high else f"{low}-{high}"
+    methods = f"{len(table)} method{'s' if len(table) != 1 else ''}"
     return (f"Does a weighting act differently on {first} than on {second}? Each method's change against its own "
             f"family's baseline of the same {unit}, {first} minus {second}, paired by {unit} over {count} {unit}s, "
-            f"{len(table)} methods: " + " ".join(parts))
+            f"{methods}: " + " ".join(parts))
 
 
 def paired_p_value(values, baseline_values) -> float:

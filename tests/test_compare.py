@@ -347,6 +347,12 @@ def test_family_difference_pairs_each_familys_change_by_seed():
     assert table.set_index("method").loc["same", "diff_worst_class_tpr"] == pytest.approx(0)
     text = compare.family_difference_statement(table, "the recurrent network", "the n-gram bag", "fold")
     assert "paired by fold over 3 folds, 2 methods" in text
-    assert "In worst-class TPR, different (the recurrent network minus the n-gram bag): lifts +11.0 ± 2.5" in text
+    assert ("In worst-class TPR, different (the recurrent network minus the n-gram bag): lifts +11.0 ± 2.5 points "
+            "(Holm-adjusted p 0.003)") in text
     assert "no difference shown: same." in text
+    # an interval away from 0 whose Holm-adjusted p is not below 0.05 is named apart, not as a difference
+    loose = table.assign(p_worst_class_tpr_holm=[0.2, 1.0])
+    assert ("interval away from 0 but not after Holm's adjustment: lifts +11.0 ± 2.5 points (Holm-adjusted p 0.200)"
+            in compare.family_difference_statement(loose, "a", "b"))
+    assert "over 3 seeds, 1 method:" in compare.family_difference_statement(table.iloc[:1], "a", "b")
     assert compare.family_difference_statement(table.iloc[0:0], "a", "b") == "No weighting ran on both a and b."
