@@ -1,16 +1,21 @@
 """Tuning the recurrent names model on folds that no table reads: validation only, one step at a time.
 
     python benchmarks/names_rnn_tuning.py                      # 5 classes, partition 1, folds 0 1
-    python benchmarks/names_rnn_tuning.py --classes all --folds-run 0 --only bag,rnn
+    python benchmarks/names_rnn_tuning.py --classes all --folds-run 0 --only ngram-bag,rnn
     python benchmarks/names_rnn_tuning.py --quick              # 40 names a class: checks the script only
-    python benchmarks/names_rnn_tuning.py --only rnn,+words --reference rnn   # changes paired by fold
+    python benchmarks/names_rnn_tuning.py --only rnn,+words,ensemble3:rnn --reference rnn   # paired by fold
+    python benchmarks/names_rnn_tuning.py --only rnn,ngram-bag --per-class 500 --tag _n500  # a learning curve point
+    python benchmarks/names_rnn_tuning.py --curve A.json B.json --reference ngram-bag       # ... and the curve
 
 Every row trains one configuration with plain cross-entropy on k-fold cross-fitting of *partition seed 1*
 (``--partition-seed``; the evaluated studies use partition 0, so no evaluated test name chose anything),
 and reports the validation accuracy and worst-class TPR (mean over the folds run), the seconds a run and
-the training names per second. Rows build on the one before (what each step bought is the difference), the
-n-gram bag (``model_config = "ngram-bag"``) and the linear yardstick stand beside them for the target.
-Output: ``<out>/names_rnn_tuning_<classes>.md`` and ``.json`` (default ``results/benchmarks/``).
+the training names per second. Round 1's rows build on the one before (``--reference previous``: what each
+step bought); rounds 2 and 3 vary the default one thing at a time (``--reference rnn``); ``ensembleK:ROW``
+averages the softmax of K independently trained members of a row. The n-gram bag (``model_config =
+"ngram-bag"``) and the linear yardstick stand beside them for the target. With ``--reference`` each row's
+change is paired fold by fold and a generated reading under the table names the rows above and below it.
+Output: ``<out>/names_rnn_tuning_<classes><tag>.md`` and ``.json`` (default ``results/benchmarks/``).
 """
 
 from __future__ import annotations
@@ -108,7 +113,7 @@ ROWS.update({
     "towers3": ("3 recurrent networks, logits averaged, trained together as one", TOWERS, {**RNN, "towers": 3},
                 DEFAULT_TRAINING),
 })
-# For all 42 nationalities, where the default trains 4 epochs at batch 256 to fit the cpu profile's time:
+# For all 42 nationalities, against the default's former 4 epochs at batch 256 there (the cpu profile's schedule):
 ROWS.update({
     "8epochs-b128": ("8 epochs at batch 128 (the 5-class schedule; the gpu profile's for 42 classes)", "name_rnn", RNN,
                      DEFAULT_TRAINING),
