@@ -427,6 +427,14 @@ def markdown_table(rows: list[dict], columns: list[str] | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
+def interference_note(interference: dict) -> str:
+    """The line under a benchmark's tables: how much CPU other processes used while it ran."""
+    if interference.get("other_cpu_seconds") is None:
+        return "interference unknown"
+    return (f"other processes used {interference['other_cpu_seconds']:.0f} CPU s during these "
+            f"{interference['wall_seconds']:.0f} s ({interference['other_cores_busy']:.2f} cores on average)")
+
+
 def write_outputs(out: str | Path, name: str, payload: dict, tables: dict[str, str]) -> Path:
     """Print the tables, write ``name.md`` (tables) and ``name.json`` (everything)."""
     out = Path(out)
@@ -437,9 +445,7 @@ def write_outputs(out: str | Path, name: str, payload: dict, tables: dict[str, s
     rendered = "\n".join(text)
     print(rendered, flush=True)
     interference = _MONITOR.report()
-    note = (f"other processes used {interference['other_cpu_seconds']:.0f} CPU s during these "
-            f"{interference['wall_seconds']:.0f} s ({interference['other_cores_busy']:.2f} cores on average)"
-            if interference.get("other_cpu_seconds") is not None else "interference unknown")
+    note = interference_note(interference)
     print(f"[{name}] {note}", flush=True)
     rendered += f"\n_{note}_\n"
     (out / f"{name}.md").write_text(rendered, encoding="utf-8")

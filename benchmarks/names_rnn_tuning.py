@@ -171,16 +171,27 @@ def tuning_table(results: dict[str, dict], folds_run: list[int], what: dict[str,
         for key, title in (("val_acc", "val acc"), ("val_worst", "val worst TPR")):
             line[title] = mean_interval_text(*mean_interval([r[key] for r in runs]))
         if reference is not None:
-            against = list(results)[index - 1] if reference == PREVIOUS else reference
-            itself = row == against or (reference == PREVIOUS and index == 0)
+            against = paired_with(list(results), index, reference)
             for key, title in (("val_acc", "acc"), ("val_worst", "worst TPR")):
-                change = [100 * (by_fold[fold][key] - results[against][fold][key]) for fold in folds_run]
-                line[f"Δ {title} vs {reference} (pts)"] = ("–" if itself else
-                                                           mean_interval_text(*mean_interval(change), digits=1))
+                line[f"Δ {title} vs {reference} (pts)"] = ("–" if against is None else mean_interval_text(
+                    *paired_change(results, folds_run, row, against, key), digits=1))
         line["s / run"] = round(float(np.median([r["seconds"] for r in runs])), 1)
         line["train names/s"] = round(float(np.median([r["names_per_s"] for r in runs])))
         table.append(line)
     return table
+
+
+def paired_with(rows: list[str], index: int, reference: str) -> str | None:
+    """The row that ``rows[index]`` is paired with under ``reference`` (a row name, or the row above it for
+    ``previous``); None for the reference itself and for the first row under ``previous``."""
+    against = rows[index - 1] if reference == PREVIOUS else reference
+    return None if rows[index] == against or (reference == PREVIOUS and index == 0) else against
+
+
+def paired_change(results: dict[str, dict], folds_run: list[int], row: str, against: str,
+                  key: str) -> tuple[float, float]:
+    """``row`` minus ``against`` in ``key``, fold by fold, in points: mean and 95 % t half-width."""
+    return mean_interval([100 * (results[row][fold][key] - results[against][fold][key]) for fold in folds_run])
 
 
 def reading(results: dict[str, dict], folds_run: list[int], reference: str | None) -> str:
@@ -194,10 +205,10 @@ def reading(results: dict[str, dict], folds_run: list[int], reference: str | Non
         moved = {"above": [], "below": []}
         unchanged = []
         for index, row in enumerate(rows):
-            against = rows[index - 1] if reference == PREVIOUS else reference
-            if row == against or (reference == PREVIOUS and index == 0):
+            against = paired_with(rows, index, reference)
+            if against is None:
                 continue
-            mean, half = mean_interval([100 * (results[row][f][key] - results[against][f][key]) for f in folds_run])
+            mean, half = paired_change(results, folds_run, row, against, key)
             label = f"{row}" + (f" (against {against})" if reference == PREVIOUS else "")
             if abs(mean) > half:
                 moved["above" if mean > 0 else "below"].append(f"{label} {mean:+.1f} ± {half:.1f}")
@@ -238,8 +249,7 @@ def _measure_one(row, data, seed: int, epochs_override: int | None, return_logit
         logits, seconds, epochs = outcome["val_logits"], outcome["train_seconds"], 1
     else:
         _, model_name, options, training = row
-        training = {**training, **({"epochs": epochs_override} if epochs_override else {})}
-        training = dict(training)
+        training = {**training, **({"epochs": epochs_override} if epochs_override else {})}  # a copy to pop from
         data.name_switch = training.pop("name_switch", NAME_SWITCH)
         seed_everything(seed)
         network = (NameClassifierTowers(data.num_classes, **options) if model_name == TOWERS
@@ -362,10 +372,7 @@ def retable(path: Path, reference: str | None) -> None:
     title = saved.get("title") or next(line[4:] for line in path.with_suffix(".md").read_text().splitlines()
                                        if line.startswith("### "))
     saved["title"] = title
-    interference = saved.get("interference") or {}
-    note = (f"other processes used {interference['other_cpu_seconds']:.0f} CPU s during these "
-            f"{interference['wall_seconds']:.0f} s ({interference['other_cores_busy']:.2f} cores on average)"
-            if interference.get("other_cpu_seconds") is not None else "interference unknown")
+    note = common.interference_note(saved.get("interference") or {})
     table = common.markdown_table(saved["table"]) + with_reading(results, saved["folds_run"], reference)
     rendered = f"### {title}\n\n{table}\n_{note}_\n"
     path.with_suffix(".md").write_text(rendered, encoding="utf-8")

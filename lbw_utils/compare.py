@@ -275,21 +275,26 @@ def family_difference(records: list[dict], other_records: list[dict], methods: l
     the same seed's (fold's) baseline of its own family, in ``records`` minus in ``other_records``, paired by
     seed: mean and 95 % t half-width of that difference of changes, for accuracy and worst-class TPR, with the
     paired t-test's p-value (Holm-adjusted over the methods) and the seeds both families have."""
-    first, second = run_table(records, baseline_label), run_table(other_records, baseline_label)
+    keys = ["accuracy", "worst_class_tpr"]
+
+    def changes(family: list[dict]) -> pd.DataFrame:
+        """Each run's change against its seed's baseline, indexed by (method, seed)."""
+        runs = run_table(family, baseline_label)
+        base = runs[runs["method"] == baseline_label].set_index("seed")[keys]
+        paired = runs[runs["seed"].isin(base.index)]
+        return paired.set_index(["method", "seed"])[keys] - base.loc[paired["seed"]].to_numpy()
+
+    first, second = changes(records), changes(other_records)
     rows = []
     for method in methods:
-        changes = []
-        for runs in (first, second):
-            base = runs[runs["method"] == baseline_label].set_index("seed")
-            treated = runs[(runs["method"] == method) & runs["seed"].isin(base.index)].set_index("seed")
-            changes.append(treated[["accuracy", "worst_class_tpr"]] - base.loc[treated.index,
-                                                                              ["accuracy", "worst_class_tpr"]])
-        seeds = sorted(set(changes[0].index) & set(changes[1].index))
+        if method not in first.index or method not in second.index:
+            continue
+        seeds = sorted(set(first.loc[method].index) & set(second.loc[method].index))
         if not seeds:
             continue
         row = {"method": method, "seeds": len(seeds)}
-        for key in ("accuracy", "worst_class_tpr"):
-            a, b = changes[0].loc[seeds, key].to_numpy(), changes[1].loc[seeds, key].to_numpy()
+        for key in keys:
+            a, b = first.loc[method].loc[seeds, key].to_numpy(), second.loc[method].loc[seeds, key].to_numpy()
             row[f"d_{key}_first"], row[f"d_{key}_second"] = float(a.mean()), float(b.mean())
             row[f"diff_{key}"], row[f"diff_{key}_ci"] = mean_interval(a - b)
             row[f"p_{key}"] = paired_p_value(a, b)
