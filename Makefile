@@ -33,11 +33,11 @@ test: $(STAMP)
 ## Every notebook of a profile, under the profile for this hardware (PROFILE=smoke|cpu|gpu|length to override),
 ## its runs trained by WORKERS parallel processes (WORKERS=N to override). Writes only under results/<profile>/.
 reproduce: $(STAMP)
-	@$(BIN)/python -m lbw_utils.reproduce --profile $(PROFILE) --workers $(WORKERS)
+	@$(BIN)/python -m lbw_utils.runner.reproduce --profile $(PROFILE) --workers $(WORKERS)
 
 ## Maintainers: copy a finished profile's key tables and figures to docs/results/ and the README.
 publish: $(STAMP)
-	@$(BIN)/python -m lbw_utils.publish --profile $(PROFILE)
+	@$(BIN)/python -m lbw_utils.runner.publish --profile $(PROFILE)
 
 ## JupyterLab with the project's kernel (and ipywidgets, for the studies' progress bars). Installs the git
 ## pre-commit hook of .pre-commit-config.yaml first (outputs stripped from notebooks, ruff), which needs no

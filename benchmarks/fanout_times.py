@@ -4,9 +4,9 @@
     python benchmarks/fanout_times.py --profile gpu --gpus all          # on a multi-GPU machine
 
 Three timings, each in a fresh folder under ``--scratch``:
-1. sequential: ``lbw_utils.reproduce`` (what ``make reproduce`` does);
-2. shards: ``python -m lbw_utils.fanout local ... --no-merge`` (one process per device);
-3. merge: ``python -m lbw_utils.fanout merge`` (copies the records, then every notebook
+1. sequential: ``lbw_utils.runner.reproduce`` (what ``make reproduce`` does);
+2. shards: ``python -m lbw_utils.runner.fanout local ... --no-merge`` (one process per device);
+3. merge: ``python -m lbw_utils.runner.fanout merge`` (copies the records, then every notebook
    with every run read back).
 It also checks that both ways give the same run records (same units, same test accuracy).
 """
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import common
 
-from lbw_utils import records
+from lbw_utils.runs import records
 
 
 def timed(command: list[str], log: Path) -> float:
@@ -51,12 +51,12 @@ def main() -> None:
     rows, name = [], Path(args.profile).stem
     workers = ["--gpus", args.gpus] if args.gpus else ["--cpu-workers", str(args.cpu_workers)]
     if not args.skip_sequential:
-        seconds = timed([python, "-m", "lbw_utils.reproduce", "--profile", args.profile, "--results-dir",
+        seconds = timed([python, "-m", "lbw_utils.runner.reproduce", "--profile", args.profile, "--results-dir",
                          str(sequential_root)], scratch / "sequential.log")
         rows.append({"way": "sequential (reproduce)", "wall s": seconds})
-    shards = timed([python, "-m", "lbw_utils.fanout", "local", "--profile", args.profile, "--results-dir",
+    shards = timed([python, "-m", "lbw_utils.runner.fanout", "local", "--profile", args.profile, "--results-dir",
                     str(fan_root), "--no-merge", *workers], scratch / "shards.log")
-    merge = timed([python, "-m", "lbw_utils.fanout", "merge", "--profile", args.profile, "--results-dir",
+    merge = timed([python, "-m", "lbw_utils.runner.fanout", "merge", "--profile", args.profile, "--results-dir",
                    str(fan_root)], scratch / "merge.log")
     label = f"fan-out, {args.gpus + ' GPUs' if args.gpus else f'{args.cpu_workers} CPU workers'}"
     rows += [{"way": f"{label}: shards", "wall s": shards}, {"way": f"{label}: merge (notebooks, runs reused)",

@@ -43,13 +43,13 @@ import torch
 import common
 
 from lbw_utils.data import CIFAR10_FOLDER, CIFAR10_MD5, DEFAULT_VAL_SIZE, IMAGE_READERS, ImageData
-from lbw_utils.experiments import BASELINE, Settings, load_data, method_label
+from lbw_utils.runs.experiments import BASELINE, Settings, load_data, method_label
 from lbw_utils.methods import METHODS, candidate_methods, exponent_key
 from lbw_utils.models import make_model
 from lbw_utils.name_model import name_model_parameters
-from lbw_utils.profiles import load_profile, notebook_parameters
+from lbw_utils.runner.profiles import load_profile, notebook_parameters
 from lbw_utils.train import TrainConfig, autocast_precision, fit, seed_everything
-from lbw_utils import training_length, tuning
+from lbw_utils.studies import training_length, tuning
 
 NO_CUDA = ("gpu-check: no CUDA device is present (torch.cuda.is_available() is False); nothing was measured "
            "and nothing was written. Run it on a machine with an NVIDIA GPU; `--device cpu --tiny` checks the "

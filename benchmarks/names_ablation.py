@@ -26,7 +26,7 @@ from lbw_utils.models import make_model
 from lbw_utils.name_model import name_model_parameters
 from lbw_utils.names import load_names
 from lbw_utils.train import TrainConfig, fit, predict, seed_everything
-from lbw_utils.yardstick import ngram_logreg_outcome
+from lbw_utils.methods.yardstick import ngram_logreg_outcome
 
 TUNED_TRAINING = {key: value for key, value in name_model_parameters("ngram-bag").items()
                   if key not in ("model", "model_options")}

@@ -35,7 +35,7 @@ from lbw_utils.name_model import NameClassifier, name_model_parameters
 from lbw_utils.names import load_names
 from lbw_utils.names.dataset import NAME_SWITCH
 from lbw_utils.train import TrainConfig, fit, predict, seed_everything
-from lbw_utils.yardstick import ngram_logreg_outcome
+from lbw_utils.methods.yardstick import ngram_logreg_outcome
 
 TRAINING = {"optimizer": "adamw", "weight_decay": 0.01, "label_smoothing": 0.0, "augment": False}
 SMALL = {"embedding_dim": 64, "conv_channels": 0, "num_layers": 1, "dropout": 0.3}

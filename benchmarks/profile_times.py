@@ -3,7 +3,7 @@
     python benchmarks/profile_times.py --run smoke              # run a profile into a scratch folder, timed
     python benchmarks/profile_times.py --collect results/cpu    # read a finished `make reproduce` run
 
-``--run`` executes the profile with ``lbw_utils.reproduce`` into a fresh
+``--run`` executes the profile with ``lbw_utils.runner.reproduce`` into a fresh
 results folder (``<--scratch>/<profile name>``, default
 ``results/benchmarks/profiles/<name>``, emptied first), so nothing is reused and the time is the full cost.
 ``--collect`` reads ``summary.md`` (per-step wall time, total) and every run
@@ -41,7 +41,8 @@ def parse_summary(path: Path) -> dict:
 
 
 def collect(folder: Path) -> dict:
-    from lbw_utils import records, training_length
+    from lbw_utils.runs import records
+    from lbw_utils.studies import training_length
 
     summary_path = folder / "summary.md"
     summary = parse_summary(summary_path) if summary_path.exists() else {"steps": [], "total_seconds": None}
@@ -73,7 +74,7 @@ def collect(folder: Path) -> dict:
 
 
 def run_profile(profile: str, scratch: Path, name: str) -> dict:
-    from lbw_utils.reproduce import reproduce
+    from lbw_utils.runner.reproduce import reproduce
 
     if (scratch / name).exists():
         shutil.rmtree(scratch / name)

@@ -376,7 +376,7 @@ def autocast_precision(device: torch.device | str, amp: bool) -> str | None:
 
 def _cuda_has_native_bf16() -> bool:
     # Compute capability 8.0 or later (or ROCm). It asks about the current CUDA device: the one a study
-    # trains on (lbw_utils.fanout gives each worker process one GPU).
+    # trains on (lbw_utils.runner.fanout gives each worker process one GPU).
     return torch.cuda.is_bf16_supported(including_emulation=False)
 
 

@@ -19,11 +19,13 @@ import pytest
 import torch
 import yaml
 
-from lbw_utils import events, fanout, records, sequential
-from lbw_utils import reproduce as runner
-from lbw_utils.execution import LineSink
-from lbw_utils.fanout import Shard, hardware
-from lbw_utils.profiles import Step, profile_path
+from lbw_utils.runs import events, records
+
+from lbw_utils.runner import fanout, sequential
+from lbw_utils.runner import reproduce as runner
+from lbw_utils.runner.execution import LineSink
+from lbw_utils.runner.fanout import Shard, hardware
+from lbw_utils.runner.profiles import Step, profile_path
 
 # --- the real thing: two workers against one process ---------------------------------------------
 

@@ -1,4 +1,4 @@
-"""lbw_utils.fanout: shard planning, commands, device environments, merging records, executor config.
+"""lbw_utils.runner.fanout: shard planning, commands, device environments, merging records, executor config.
 
 Nothing here trains or needs a GPU: subprocesses are stand-ins, jobs are never submitted.
 """
@@ -12,11 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from lbw_utils import events, fanout, records, sequential
-from lbw_utils.fanout import Shard
-from lbw_utils.fanout import local as fanout_local
-from lbw_utils.profiles import ProfileError, load_profile
-from lbw_utils.sequential import select_steps
+from lbw_utils.runs import events, records
+
+from lbw_utils.runner import fanout, sequential
+from lbw_utils.runner.fanout import Shard
+from lbw_utils.runner.fanout import local as fanout_local
+from lbw_utils.runner.profiles import ProfileError, load_profile
+from lbw_utils.runner.sequential import select_steps
 
 
 def test_smoke_profile_has_one_shard_per_study_and_seed():
@@ -65,7 +67,7 @@ def test_select_steps_replaces_seeds_and_drops_final_steps():
 
 def test_shard_command_and_device_environment():
     command = fanout.shard_command("gpu", Shard("cifar10", (3,)), "/scratch/results", python="python")
-    assert command == ["python", "-m", "lbw_utils.fanout", "run-shard", "--profile", "gpu", "--shard",
+    assert command == ["python", "-m", "lbw_utils.runner.fanout", "run-shard", "--profile", "gpu", "--shard",
                        "cifar10-seed3", "--results-dir", "/scratch/results"]
     assert fanout.device_env("1") == {"CUDA_VISIBLE_DEVICES": "1"}
     assert fanout.device_env("cuda:2") == {"CUDA_VISIBLE_DEVICES": "2"}
@@ -240,7 +242,7 @@ def two_shard_profile(tmp_path: Path) -> Path:
 # A stand-in shard: the prose and event lines of one trained run, then the shard's own last line.
 SHARD_SCRIPT = """
 import sys, time
-from lbw_utils import events
+from lbw_utils.runs import events
 seed = sys.argv[1]
 time.sleep(0.2 if seed == "0" else 1.5)  # far apart, so the finishing order is fixed on a loaded machine
 print(f"    [done] fashion_mnist / baseline / seed {seed}: test acc 0.500, worst-class TPR 0.100 (Shirt), 0.2 s")

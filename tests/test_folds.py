@@ -1,5 +1,5 @@
 """k-fold cross-fitting of the names task (lbw_utils.names, folds=k) and the pooled per-class TPR
-(lbw_utils.pooled): every name a test name exactly once, refusals of bad folds, the Wilson interval."""
+(lbw_utils.studies.pooled): every name a test name exactly once, refusals of bad folds, the Wilson interval."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from collections import Counter
 
 import pytest
 
-from lbw_utils.experiments import DataOptions, Settings, run_study
+from lbw_utils.runs.experiments import DataOptions, Settings, run_study
 from lbw_utils.names import NAMES_FILE, load_names
-from lbw_utils.pooled import pooled_summary, pooled_tpr, wilson_interval
+from lbw_utils.studies.pooled import pooled_summary, pooled_tpr, wilson_interval
 from lbw_utils.train import TrainConfig
 
 NATIONALITIES = ("alpha", "beta", "gamma")
@@ -104,7 +104,7 @@ def test_pooled_tpr_adds_the_folds_confusions_and_refuses_random_splits():
 
 
 def test_fold_wording_says_folds_where_compare_says_seeds():
-    from lbw_utils.pooled import fold_wording
+    from lbw_utils.studies.pooled import fold_wording
 
     text = "ema (5 seeds): +1.0 points against the same seed's baseline (the baseline's seed-to-seed std)"
     assert fold_wording(text) == ("ema (5 folds): +1.0 points against the same fold's baseline (the baseline's "

@@ -8,8 +8,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from lbw_utils import experiments, representation
-from lbw_utils.experiments import BASELINE, ModelOptions, run
+from lbw_utils.runs import experiments
+
+from lbw_utils.studies import representation
+from lbw_utils.runs.experiments import BASELINE, ModelOptions, run
 from lbw_utils.methods import check_method, make_loss, method_label
 from lbw_utils.methods.frontier import PairMarginLoss, confused_group, pair_margins
 from lbw_utils.methods.registry import MethodSpec

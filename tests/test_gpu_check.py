@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from lbw_utils.config import REPO_ROOT
-from lbw_utils.profiles import load_profile
+from lbw_utils.runner.profiles import load_profile
 
 sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
 import gpu_check  # noqa: E402  (a script of benchmarks/, importable once its folder is on the path)

@@ -1,6 +1,6 @@
-"""The gpu profile end to end at tiny scale, on the CPU, through ``lbw_utils.reproduce``.
+"""The gpu profile end to end at tiny scale, on the CPU, through ``lbw_utils.runner.reproduce``.
 
-The profile that runs is derived from ``lbw_utils/profiles/gpu.yaml`` as it is: the same studies,
+The profile that runs is derived from ``lbw_utils/runner/profiles/gpu.yaml`` as it is: the same studies,
 notebooks and overrides, with only the sizes shrunk (epochs, budgets, batch size, model size, subsets,
 seeds) and the device set to the CPU, so a change to gpu.yaml is exercised here automatically. A
 parameter of gpu.yaml this module does not know fails the test until it is told to shrink or keep it:
@@ -28,9 +28,9 @@ import pytest
 import torch
 import yaml
 
-from lbw_utils import records
-from lbw_utils.profiles import load_profile, profile_path
-from lbw_utils.reproduce import reproduce
+from lbw_utils.runs import records
+from lbw_utils.runner.profiles import load_profile, profile_path
+from lbw_utils.runner.reproduce import reproduce
 from lbw_utils.train import autocast_precision
 from test_data import write_cifar10
 
@@ -189,7 +189,7 @@ def test_gpu_checks_run_count_matches_what_the_profile_trained(tiny_gpu_run):
 
     from lbw_utils.config import REPO_ROOT
     from lbw_utils.methods import METHODS
-    from lbw_utils.training_length import load_ladder
+    from lbw_utils.studies.training_length import load_ladder
 
     sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
     import gpu_check

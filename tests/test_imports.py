@@ -3,8 +3,8 @@
 The graph is read from the source with ``ast`` (nothing is imported): an edge A -> B for every
 ``import lbw_utils.B`` / ``from lbw_utils.B import x`` / ``from lbw_utils import B`` / relative import,
 wherever it stands in A (module level, inside a function, under ``if TYPE_CHECKING``). A package's
-``__init__`` counts as the package's module: importing ``lbw_utils.fanout.local`` runs
-``lbw_utils.fanout``'s ``__init__`` first, so ``lbw_utils.fanout.local`` -> ``lbw_utils.fanout``
+``__init__`` counts as the package's module: importing ``lbw_utils.runner.fanout.local`` runs
+``lbw_utils.runner.fanout``'s ``__init__`` first, so ``lbw_utils.runner.fanout.local`` -> ``lbw_utils.runner.fanout``
 is an edge too (a submodule importing its own package's ``__init__`` is not, Python has it loading already).
 """
 
@@ -107,17 +107,17 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
 
 def test_the_package_has_no_import_cycle():
     graph = import_graph()
-    assert len(graph) > 30 and "lbw_utils.fanout" in graph["lbw_utils.reproduce"]
+    assert len(graph) > 30 and "lbw_utils.runner.fanout" in graph["lbw_utils.runner.reproduce"]
     cycle = find_cycle(graph)
     assert cycle is None, "import cycle in lbw_utils: " + " -> ".join(cycle)
 
 
 def test_reproduce_and_fanout_share_the_sequential_pass_below_both():
     graph = import_graph()
-    assert "lbw_utils.sequential" in graph["lbw_utils.reproduce"]
-    assert "lbw_utils.sequential" in graph["lbw_utils.fanout.shards"]
-    assert not any(target.startswith("lbw_utils.reproduce") for target in graph["lbw_utils.fanout.shards"]
-                   | graph["lbw_utils.fanout.merge"] | graph["lbw_utils.sequential"])
+    assert "lbw_utils.runner.sequential" in graph["lbw_utils.runner.reproduce"]
+    assert "lbw_utils.runner.sequential" in graph["lbw_utils.runner.fanout.shards"]
+    assert not any(target.startswith("lbw_utils.runner.reproduce") for target in graph["lbw_utils.runner.fanout.shards"]
+                   | graph["lbw_utils.runner.fanout.merge"] | graph["lbw_utils.runner.sequential"])
 
 
 @pytest.mark.parametrize("files, cycle", [

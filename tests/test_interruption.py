@@ -25,7 +25,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from lbw_utils import compare, records
+from lbw_utils import compare
+
+from lbw_utils.runs import records
 
 TESTS_DIR = Path(__file__).resolve().parent
 METHODS = [
@@ -48,7 +50,7 @@ DRIVER = textwrap.dedent('''
     sys.path.insert(0, {tests_dir!r})
     from conftest import build_image_data  # the tests' tiny synthetic ImageData
 
-    from lbw_utils import experiments
+    from lbw_utils.runs import experiments
     from lbw_utils.methods import kinds
     from lbw_utils.train import TrainConfig
 

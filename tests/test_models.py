@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lbw_utils.experiments import BASELINE, ModelOptions, run_fingerprint
+from lbw_utils.runs.experiments import BASELINE, ModelOptions, run_fingerprint
 from lbw_utils.models import STEMS, WHITENING_IMAGES, PatchWhitening, SmallMapConv, make_model
 from lbw_utils.train import TrainConfig, fit
 

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import torch
 
-from lbw_utils import plots
+from lbw_utils.reporting import plots
 from lbw_utils.compare import group_tpr_change
 from lbw_utils.metrics import confusion_groups
 from lbw_utils.models import make_model

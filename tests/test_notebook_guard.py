@@ -1,10 +1,10 @@
-"""lbw_utils.notebook.ParameterGuard: papermill's injected parameters must be ones the notebook declares."""
+"""lbw_utils.runs.notebook.ParameterGuard: papermill's injected parameters must be ones the notebook declares."""
 
 from __future__ import annotations
 
 import pytest
 
-from lbw_utils.notebook import ParameterGuard, UnknownParameterError, literal_assignments
+from lbw_utils.runs.notebook import ParameterGuard, UnknownParameterError, literal_assignments
 
 PARAMETERS_CELL = 'dataset = "fashion_mnist"\nepochs = 5\nlr = 0.1\nseeds = [0, 1, 2]\nresults_dir = None\n'
 
@@ -18,7 +18,7 @@ def run_cell(history: list[str], namespace: dict, source: str) -> None:
 def start(cells_before: tuple[str, ...] = ("import lbw_utils",)) -> tuple[list[str], dict, ParameterGuard]:
     history = ["", *cells_before]  # IPython's In[0] is an empty string
     namespace: dict = {}
-    guard_cell = "from lbw_utils.notebook import ParameterGuard\nguard = ParameterGuard()"
+    guard_cell = "from lbw_utils.runs.notebook import ParameterGuard\nguard = ParameterGuard()"
     history.append(guard_cell)  # the guard's own cell is already in the history while it runs
     guard = ParameterGuard(history)
     return history, namespace, guard

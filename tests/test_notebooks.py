@@ -1,6 +1,6 @@
 """Every notebook runs end to end through papermill (smoke profile), and is committed clean.
 
-The smoke profile runs once per test session, as a user runs it: ``python -m lbw_utils.reproduce``
+The smoke profile runs once per test session, as a user runs it: ``python -m lbw_utils.runner.reproduce``
 in a fresh copy of this checkout (its own git repository), so the tests can check what the
 terminal shows and that nothing outside ``results/`` changed.
 """
@@ -18,10 +18,10 @@ import papermill
 import pytest
 
 from lbw_utils.config import REPO_ROOT
-from lbw_utils.notebook import literal_assignments
-from lbw_utils.profiles import NOTEBOOK_DIR, load_profile
-from lbw_utils.execution import KERNEL
-from lbw_utils.reproduce import reproduce
+from lbw_utils.runs.notebook import literal_assignments
+from lbw_utils.runner.profiles import NOTEBOOK_DIR, load_profile
+from lbw_utils.runner.execution import KERNEL
+from lbw_utils.runner.reproduce import reproduce
 
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
 EXPECTED = ["01_baseline", "02_tpr_analysis", "03_static_weighting", "04_dynamic_weighting",
@@ -79,7 +79,7 @@ def smoke_run(tmp_path_factory):
     checkout = copy_of_checkout(tmp_path_factory.mktemp("checkout"))
     env = {key: value for key, value in os.environ.items() if key != "LBW_RESULTS_DIR"}
     env["PYTHONPATH"] = str(checkout)  # the copy's package, in this process's kernel too
-    shown = subprocess.run([sys.executable, "-m", "lbw_utils.reproduce", "--profile", "smoke"], cwd=checkout,
+    shown = subprocess.run([sys.executable, "-m", "lbw_utils.runner.reproduce", "--profile", "smoke"], cwd=checkout,
                            env=env, capture_output=True, text=True, timeout=1200)
     terminal = shown.stdout + shown.stderr
     assert shown.returncode == 0, terminal[-5000:]

@@ -1,4 +1,4 @@
-"""lbw_utils.plots: the Pareto plot's front and goal region, and the per-class paired changes."""
+"""lbw_utils.reporting.plots: the Pareto plot's front and goal region, and the per-class paired changes."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
-from lbw_utils import compare, plots
+from lbw_utils import compare
+
+from lbw_utils.reporting import plots
 
 
 def records() -> list[dict]:

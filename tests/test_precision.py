@@ -15,11 +15,13 @@ import pytest
 import torch
 from torch import nn
 
-from lbw_utils import experiments, train
-from lbw_utils.experiments import BASELINE, ModelOptions, Settings, run, run_fingerprint
+from lbw_utils.runs import experiments
+
+from lbw_utils import train
+from lbw_utils.runs.experiments import BASELINE, ModelOptions, Settings, run, run_fingerprint
 from lbw_utils.models import make_model
-from lbw_utils.notebook import ParameterGuard
-from lbw_utils.profiles import NOTEBOOK_DIR, notebook_parameters
+from lbw_utils.runs.notebook import ParameterGuard
+from lbw_utils.runner.profiles import NOTEBOOK_DIR, notebook_parameters
 from lbw_utils.train import (TrainConfig, autocast_dtype, autocast_precision, fit, make_grad_scaler,
                              make_optimizer, make_scheduler)
 

@@ -1,4 +1,4 @@
-"""lbw_utils.profiles: a profile with a typo stops before anything runs, with a message naming the problem
+"""lbw_utils.runner.profiles: a profile with a typo stops before anything runs, with a message naming the problem
 and what is allowed; the shipped profiles load, and every step passes only parameters its notebook declares."""
 
 from __future__ import annotations
@@ -9,10 +9,10 @@ import textwrap
 import pytest
 import yaml
 
-from lbw_utils import training_length
-from lbw_utils.experiments import Settings, check_method
+from lbw_utils.studies import training_length
+from lbw_utils.runs.experiments import Settings, check_method
 from lbw_utils.name_model import name_model_parameters
-from lbw_utils.profiles import (
+from lbw_utils.runner.profiles import (
     PROFILE_KEYS,
     STUDY_KEYS,
     ProfileError,
@@ -154,7 +154,7 @@ def test_sections_of_the_wrong_shape(tmp_path, content, words):
 
 def test_profile_error_comes_before_any_output(tmp_path, monkeypatch):
     """reproduce() checks the whole profile before it creates the results folder or runs anything."""
-    from lbw_utils import reproduce, sequential
+    from lbw_utils.runner import reproduce, sequential
 
     def must_not_run(*args, **kwargs):
         raise AssertionError("a notebook ran although the profile is invalid")
@@ -217,8 +217,8 @@ def test_shipped_profile_values_make_valid_settings(name):
 
 
 def test_profile_text_in_the_module_docstring_is_a_valid_profile(tmp_path):
-    """The example in lbw_utils.profiles' docstring is what users copy: it must load."""
-    import lbw_utils.profiles as module
+    """The example in lbw_utils.runner.profiles' docstring is what users copy: it must load."""
+    import lbw_utils.runner.profiles as module
 
     example = module.__doc__.split("looks like::")[1].split("Every key is checked")[0]
     path = write(tmp_path, textwrap.dedent(example))

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from lbw_utils.publish import NotPublishable, check_publishable, main, publish
+from lbw_utils.runner.publish import NotPublishable, check_publishable, main, publish
 
 
 def test_publish_copies_tables_and_figures_and_rewrites_the_marked_block(tmp_path):
@@ -117,7 +117,7 @@ def test_publish_refuses_incomplete_or_dirty_results_and_writes_nothing(tmp_path
     folder = _finished_results(tmp_path, **(marker or {}))
     if marker is None:
         (folder / "complete.json").unlink()
-    monkeypatch.setattr("lbw_utils.publish.REPO_ROOT", tmp_path / "repo")
+    monkeypatch.setattr("lbw_utils.runner.publish.REPO_ROOT", tmp_path / "repo")
     assert main(["--profile", "cpu", "--results-dir", str(tmp_path / "results")]) == 1
     assert message in capsys.readouterr().err
     assert not (tmp_path / "repo").exists()
@@ -132,7 +132,7 @@ def test_publish_cli_publishes_a_complete_clean_run(tmp_path, monkeypatch, capsy
     (repo / "README.md").write_text("<!-- headline:start -->\n<!-- headline:end -->\n")
     (repo / "docs").mkdir()
     (repo / "docs" / "results.md").write_text("<!-- cpu-results:start -->\nold\n<!-- cpu-results:end -->\n")
-    monkeypatch.setattr("lbw_utils.publish.REPO_ROOT", repo)
+    monkeypatch.setattr("lbw_utils.runner.publish.REPO_ROOT", repo)
     assert main(["--profile", "cpu", "--results-dir", str(tmp_path / "results")]) == 0
     assert "published" in capsys.readouterr().out
     text = (repo / "docs" / "results.md").read_text()

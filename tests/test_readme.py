@@ -67,7 +67,7 @@ def test_every_module_is_named_in_docs_package_md():
     text = (ROOT / "docs" / "package.md").read_text(encoding="utf-8")
     named = set(re.findall(r"^\| `([^`]+)` \|", text, re.MULTILINE))
     modules = package_modules()
-    assert "fanout/merge" in modules and "methods/registry" in modules and "train" in modules
+    assert "runner/fanout/merge" in modules and "methods/registry" in modules and "train" in modules
     assert not modules - named, f"modules missing from docs/package.md: {sorted(modules - named)}"
     assert not named - modules, f"docs/package.md names modules that do not exist: {sorted(named - modules)}"
 

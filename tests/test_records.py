@@ -1,4 +1,4 @@
-"""lbw_utils.records: run records are complete or absent, and corrupt ones say which file."""
+"""lbw_utils.runs.records: run records are complete or absent, and corrupt ones say which file."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import os
 
 import pytest
 
-from lbw_utils import records
-from lbw_utils.records import (
+from lbw_utils.runs import records
+from lbw_utils.runs.records import (
     SCHEMA_VERSION,
     CorruptRecordError,
     environment,

@@ -40,9 +40,9 @@ import pytest
 import torch
 
 from lbw_utils import data as data_module
-from lbw_utils import experiments, records
+from lbw_utils.runs import experiments, records
 from lbw_utils.data import FASHION_MNIST_SHA256, DataNotFoundError, load_image_dataset
-from lbw_utils.experiments import (
+from lbw_utils.runs.experiments import (
     BASELINE,
     METHOD_NAMES,
     DataOptions,
@@ -58,8 +58,8 @@ from lbw_utils.methods import CDBLoss, make_loss
 from lbw_utils.models import CNN_SIZES, MODELS
 from lbw_utils.names import NAMES_FILE, NamesFileContentError, load_names
 from lbw_utils.names import files as names_files
-from lbw_utils.profiles import NOTEBOOK_DIR
-from lbw_utils.execution import KERNEL
+from lbw_utils.runner.profiles import NOTEBOOK_DIR
+from lbw_utils.runner.execution import KERNEL
 from lbw_utils.train import TrainConfig, bf16_pays
 
 CONFIG = TrainConfig(epochs=2, batch_size=16, lr=0.05, eval_batch_size=64)
@@ -539,7 +539,7 @@ def test_figure_names_with_a_dot_are_kept_whole(tmp_path):
     # Labels like "ema-alpha0.01" contain dots; a suffix must be appended, never substituted.
     import matplotlib.pyplot as plt
 
-    from lbw_utils import plots
+    from lbw_utils.reporting import plots
 
     for label in ("ema-alpha0.01", "ema-alpha0.01-norm"):
         plots.class_curves(np.ones((3, 2)), ["a", "b"], xlabel="step", ylabel="weight",

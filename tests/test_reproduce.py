@@ -13,15 +13,17 @@ from pathlib import Path
 import pytest
 from jupyter_client.manager import AsyncKernelManager
 
-from lbw_utils import events, sequential
-from lbw_utils import reproduce as runner
-from lbw_utils.execution import LineSink
-from lbw_utils.experiments import _study_bar
-from lbw_utils.profiles import load_profile
-from lbw_utils.progress import Progress
-from lbw_utils.sequential import select_steps
-from lbw_utils.profiles import Step
-from lbw_utils.publish import check_publishable
+from lbw_utils.runs import events
+
+from lbw_utils.runner import sequential
+from lbw_utils.runner import reproduce as runner
+from lbw_utils.runner.execution import LineSink
+from lbw_utils.runs.experiments import _study_bar
+from lbw_utils.runner.profiles import load_profile
+from lbw_utils.runner.progress import Progress
+from lbw_utils.runner.sequential import select_steps
+from lbw_utils.runner.profiles import Step
+from lbw_utils.runner.publish import check_publishable
 
 STEPS = [Step("fashion_mnist", "01_baseline", {"seeds": [0, 1]}),
          Step("fashion_mnist", "02_tpr_analysis", {}),
@@ -239,7 +241,7 @@ def test_replacing_the_seeds_of_a_profile_with_a_tuning_study_is_refused_before_
 def test_a_relative_results_folder_still_names_the_same_files_once_papermill_changes_directory(tmp_path, monkeypatch):
     """papermill runs a notebook with the notebooks' folder as working directory: every path it is given
     (the output notebook, the kernel's log, results_dir) must be absolute, or a relative --results-dir breaks."""
-    from lbw_utils import execution
+    from lbw_utils.runner import execution
 
     seen = {}
 

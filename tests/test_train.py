@@ -1,4 +1,4 @@
-"""lbw_utils.train (fit, predict, TrainConfig) and lbw_utils.experiments.run on a tiny synthetic dataset."""
+"""lbw_utils.train (fit, predict, TrainConfig) and lbw_utils.runs.experiments.run on a tiny synthetic dataset."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ import pytest
 import torch
 from torch import nn
 
-from lbw_utils import experiments, records
+from lbw_utils.runs import experiments, records
 from lbw_utils.methods import kinds
-from lbw_utils.experiments import BASELINE, ModelOptions, method_label, run
+from lbw_utils.runs.experiments import BASELINE, ModelOptions, method_label, run
 from lbw_utils.methods import static_weights
 from lbw_utils.metrics import summarize
 from lbw_utils.methods.posthoc import fit_logit_offsets

@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from lbw_utils import training_length
-from lbw_utils.experiments import BASELINE, Settings
+from lbw_utils.studies import training_length
+from lbw_utils.runs.experiments import BASELINE, Settings
 
 
 @pytest.mark.parametrize("budgets, message", [
@@ -90,7 +90,7 @@ def test_focus_class_is_chosen_on_validation_and_checked():
 
 def test_each_budget_is_its_own_run_and_a_rerun_trains_nothing(tmp_path, tiny_data, monkeypatch):
     data = tiny_data(num_classes=3, per_class={"train": 30, "val": 12, "test": 12})
-    monkeypatch.setattr("lbw_utils.experiments.load_data", lambda options, seed: data)
+    monkeypatch.setattr("lbw_utils.runs.experiments.load_data", lambda options, seed: data)
     params = {"dataset": "fashion_mnist", "seeds": [0], "batch_size": 16, "model_size": "tiny",
               "augment": False, "results_dir": str(tmp_path), "track_train_tpr": True}
     methods = [{"name": "static", "scheme": "cdb", "tau": 1}]

@@ -2,8 +2,8 @@
 
 import pytest
 
-from lbw_utils import tuning
-from lbw_utils.experiments import method_label
+from lbw_utils.studies import tuning
+from lbw_utils.runs.experiments import method_label
 
 GRID = {"margin": {"method": {"name": "margin", "source": "static"}, "key": "gamma", "values": [2, 4, 8]}}
 

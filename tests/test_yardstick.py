@@ -10,12 +10,12 @@ import torch
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
-from lbw_utils import records
-from lbw_utils.experiments import BASELINE, ModelOptions, check_method, method_label, run
+from lbw_utils.runs import records
+from lbw_utils.runs.experiments import BASELINE, ModelOptions, check_method, method_label, run
 from lbw_utils.methods import static_weights
 from lbw_utils.train import TrainConfig
 from lbw_utils.methods import METHODS
-from lbw_utils.yardstick import ngram_logreg_outcome
+from lbw_utils.methods.yardstick import ngram_logreg_outcome
 from tests.test_names import load_tiny, tiny_names, write_names_dir
 
 TRAIN = TrainConfig(epochs=1, batch_size=16, optimizer="adamw", lr=3e-3, augment=False, amp=False)

@@ -26,7 +26,7 @@ from typing import Any, Callable
 
 import torch
 
-from lbw_utils import records
+from lbw_utils.runs import records
 from lbw_utils.methods.posthoc import apply_logit_offsets, fit_logit_offsets
 from lbw_utils.models import cnn_options, make_model
 from lbw_utils.train import autocast_precision, fit, predict, seed_everything

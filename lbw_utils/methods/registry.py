@@ -20,7 +20,7 @@ below (or :func:`register` from anywhere); ``docs/extending.md`` works one examp
 
 A method of kind ``"fit"``: one entry whose ``fit`` names its function as ``"package.module:function"``,
 e.g. ``MethodSpec("ngram-logreg", "fit", {"C": Parameter(1.0, positive_number)},
-fit="lbw_utils.yardstick:fit_ngram_logreg")``. The name is resolved only when a run needs it
+fit="lbw_utils.methods.yardstick:fit_ngram_logreg")``. The name is resolved only when a run needs it
 (:func:`lbw_utils.methods.kinds.resolve_fit`), so that module may import ``lbw_utils.methods`` without an
 import cycle. The
 function is called as ``fn(method, data, seed, tpr) -> outcome`` (``method``: the run's dict as given;
@@ -346,7 +346,7 @@ METHODS: dict[str, MethodSpec] = {spec.name: spec for spec in [
                {"C": Parameter(3.0, lambda v: _is_number(v) and v > 0, "a finite number > 0"),
                 "scheme": Parameter(None, lambda v: v is None or v in STATIC_SCHEMES, f"None or one of {STATIC_SCHEMES}"),
                 "gamma": non_negative(1.0), "tau": non_negative(1.0)},
-               fit="lbw_utils.yardstick:ngram_logreg_outcome", needs_baseline_tpr=lambda o: o["scheme"] is not None,
+               fit="lbw_utils.methods.yardstick:ngram_logreg_outcome", needs_baseline_tpr=lambda o: o["scheme"] is not None,
                constraint=_ngram_logreg_constraint, label_leading=("scheme",),
                summary="linear yardstick for names: character n-gram TF-IDF + logistic regression (C chosen on "
                        "validation, 5 classes, seed 0), optionally with the Q&A question's recipe's class weights"),

@@ -1,6 +1,6 @@
 """Study profiles: plain YAML files saying which notebooks run with which parameters.
 
-A profile (``smoke``, ``cpu``, ``gpu`` ship in ``lbw_utils/profiles/``; any
+A profile (``smoke``, ``cpu``, ``gpu`` ship in ``lbw_utils/runner/profiles/``; any
 other YAML file of the same shape works) looks like::
 
     description: one line
@@ -31,7 +31,7 @@ import papermill
 import yaml
 
 PROFILE_DIR = Path(__file__).resolve().parent / "profiles"
-NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
+NOTEBOOK_DIR = Path(__file__).resolve().parents[2] / "notebooks"
 PROFILE_KEYS = {"description", "shared", "studies", "final", "seeds_per_shard"}
 STUDY_KEYS = {"parameters", "notebooks", "overrides", "seeds_per_shard", "minutes_per_seed"}
 

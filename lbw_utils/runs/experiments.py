@@ -32,7 +32,7 @@ from pathlib import Path
 
 import torch
 
-from lbw_utils import events, records
+from lbw_utils.runs import events, records
 from lbw_utils.ceiling import ceiling
 from lbw_utils.config import DEVICES
 from lbw_utils.config import results_dir as default_results_root
@@ -150,7 +150,7 @@ def _run(method: dict, data, seed: int, results_dir, *, train: TrainConfig, mode
     return record
 
 
-# Tags that start the progress lines of a run, for people; programs read the event lines (lbw_utils.events).
+# Tags that start the progress lines of a run, for people; programs read the event lines (lbw_utils.runs.events).
 PLAN_TAG, START_TAG, DONE_TAG, REUSED_TAG = "[plan]", "[run ]", "[done]", "[reused]"
 
 
@@ -197,7 +197,7 @@ def _study_bar(total: int, dataset: str):
     """A progress bar over a study's runs where it renders as a widget: a Jupyter kernel (JupyterLab) with
     ipywidgets installed (``make lab`` installs them). None elsewhere: in a terminal or a log the
     ``[plan]``/``[run ]``/``[done]`` lines are the progress, and a text bar would add carriage returns to
-    them. ``lbw_utils.reproduce`` sets ``TQDM_DISABLE`` for its kernels: their output is a log."""
+    them. ``lbw_utils.runner.reproduce`` sets ``TQDM_DISABLE`` for its kernels: their output is a log."""
     if (os.environ.get("TQDM_DISABLE") or "ipykernel.zmqshell" not in sys.modules
             or importlib.util.find_spec("ipywidgets") is None):
         return None

@@ -11,12 +11,12 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from lbw_utils import events, records
-from lbw_utils.fanout.hardware import device_env
-from lbw_utils.fanout.merge import merge_records
-from lbw_utils.fanout.shards import (SHARDS_FOLDER, Shard, estimated_minutes, plan_shards, profile_folder,
+from lbw_utils.runs import events, records
+from lbw_utils.runner.fanout.hardware import device_env
+from lbw_utils.runner.fanout.merge import merge_records
+from lbw_utils.runner.fanout.shards import (SHARDS_FOLDER, Shard, estimated_minutes, plan_shards, profile_folder,
                                      shard_command, shard_folder, shard_title)
-from lbw_utils.progress import format_minutes
+from lbw_utils.runner.progress import format_minutes
 
 
 def run_local(profile: str, devices: list[str], results_root: str | Path | None = None, *,
@@ -25,7 +25,7 @@ def run_local(profile: str, devices: list[str], results_root: str | Path | None 
     """Run the shards as subprocesses, at most one per device at a time; a free device takes the next shard.
 
     Each shard's output goes to ``<its folder>/log.txt``; with ``lines`` (a callable ``(shard, line)``) it is
-    also handed on as it comes, one whole line at a time, event lines included (:mod:`lbw_utils.events`: the
+    also handed on as it comes, one whole line at a time, event lines included (:mod:`lbw_utils.runs.events`: the
     shards print them). ``after`` is called with each shard's result as it finishes. ``log``, ``lines`` and
     ``after`` are never called from two workers at once. Returns one dict per shard with its exit code, in
     the shards' order.

@@ -1,14 +1,14 @@
 """The runner's progress lines: the notebooks' streamed output echoed, its runs counted, the time left.
 
-The runs are counted from the notebooks' event lines (:mod:`lbw_utils.events`, JSON), never from prose."""
+The runs are counted from the notebooks' event lines (:mod:`lbw_utils.runs.events`, JSON), never from prose."""
 
 from __future__ import annotations
 
 import time
 from collections import Counter
 
-from lbw_utils import events
-from lbw_utils.profiles import Step
+from lbw_utils.runs import events
+from lbw_utils.runner.profiles import Step
 
 
 class Progress:
@@ -16,7 +16,7 @@ class Progress:
 
     ``experiments.run`` prints a ``done`` event when it trains a run and a ``reused`` event when it
     reads a finished record back; ``run_study`` announces a ``plan`` event (N runs). Event lines are
-    not shown; in a process whose own events are read (a fan-out's shard, :func:`lbw_utils.events.enabled`)
+    not shown; in a process whose own events are read (a fan-out's shard, :func:`lbw_utils.runs.events.enabled`)
     they are passed on unchanged, for the process that watches it. After each run this handler prints
     one overall line: run k of N in the whole profile, the step and its runs, runs
     trained and reused, elapsed time, and the time left.

@@ -11,8 +11,8 @@ from pathlib import Path
 
 from lbw_utils.checks import check_positive_int
 from lbw_utils.files import atomic_write_json
-from lbw_utils.profiles import load_profile
-from lbw_utils.sequential import SHARDS_FOLDER, profile_folder, run_profile
+from lbw_utils.runner.profiles import load_profile
+from lbw_utils.runner.sequential import SHARDS_FOLDER, profile_folder, run_profile
 
 MARKER = "shard.json"
 
@@ -139,7 +139,7 @@ def shard_title(shard: Shard, shards: list[Shard] | None = None) -> str:
 def shard_command(profile: str, shard: Shard, results_root: str | Path | None = None, *,
                   seeds_per_shard: int | None = None, seeds: list[int] | None = None,
                   python: str | None = None) -> list[str]:
-    command = [python or sys.executable, "-m", "lbw_utils.fanout", "run-shard", "--profile", str(profile),
+    command = [python or sys.executable, "-m", "lbw_utils.runner.fanout", "run-shard", "--profile", str(profile),
                "--shard", shard.name]
     if results_root is not None:
         command += ["--results-dir", str(results_root)]

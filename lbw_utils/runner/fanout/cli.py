@@ -1,19 +1,19 @@
 """Three ways to run the shards, none of them a scheduler of ours:
 
-    python -m lbw_utils.fanout plan  --profile gpu                       # list the shards
-    python -m lbw_utils.fanout local --profile gpu --gpus all            # one process per GPU, then merge
-    python -m lbw_utils.fanout local --profile cpu --cpu-workers 2       # processes sharing the CPU cores
-    python -m lbw_utils.fanout slurm --profile gpu --partition gpu --timeout-min 180 --wait
-    python -m lbw_utils.fanout merge --profile gpu
+    python -m lbw_utils.runner.fanout plan  --profile gpu                       # list the shards
+    python -m lbw_utils.runner.fanout local --profile gpu --gpus all            # one process per GPU, then merge
+    python -m lbw_utils.runner.fanout local --profile cpu --cpu-workers 2       # processes sharing the CPU cores
+    python -m lbw_utils.runner.fanout slurm --profile gpu --partition gpu --timeout-min 180 --wait
+    python -m lbw_utils.runner.fanout merge --profile gpu
 
 ``slurm`` submits a job array through submitit (``pip install -e ".[cluster]"``),
 one task per shard, each on one GPU; ``--dry-run`` prints the job parameters
 without submitting. Every shard is also runnable by hand (any scheduler's job
 script can call it)::
 
-    python -m lbw_utils.fanout run-shard --profile gpu --shard cifar10-seed3
+    python -m lbw_utils.runner.fanout run-shard --profile gpu --shard cifar10-seed3
 
-See :mod:`lbw_utils.fanout` for what a shard is and how the merge works.
+See :mod:`lbw_utils.runner.fanout` for what a shard is and how the merge works.
 """
 
 from __future__ import annotations
@@ -21,15 +21,15 @@ from __future__ import annotations
 import argparse
 import json
 
-from lbw_utils.fanout.hardware import local_devices
-from lbw_utils.fanout.local import run_local
-from lbw_utils.fanout.merge import merge
-from lbw_utils.fanout.shards import plan_shards, run_shard
-from lbw_utils.fanout.slurm import slurm_parameters, submit
+from lbw_utils.runner.fanout.hardware import local_devices
+from lbw_utils.runner.fanout.local import run_local
+from lbw_utils.runner.fanout.merge import merge
+from lbw_utils.runner.fanout.shards import plan_shards, run_shard
+from lbw_utils.runner.fanout.slurm import slurm_parameters, submit
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m lbw_utils.fanout", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m lbw_utils.runner.fanout", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         for item, job in zip(shards, jobs):
             print(f"{item.name}: job {job.job_id}")
         if not args.wait:
-            print(f"when they finish: python -m lbw_utils.fanout merge --profile {args.profile}")
+            print(f"when they finish: python -m lbw_utils.runner.fanout merge --profile {args.profile}")
             return 0
         for job in jobs:
             job.result()  # raises if a shard failed

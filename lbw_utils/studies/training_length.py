@@ -30,10 +30,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from lbw_utils import plots
-from lbw_utils import records as run_records
+from lbw_utils.reporting import plots
+from lbw_utils.runs import records as run_records
 from lbw_utils.compare import mean_interval, mean_interval_text
-from lbw_utils.experiments import BASELINE, Settings, figure_path, table_path
+from lbw_utils.runs.experiments import BASELINE, Settings, figure_path, table_path
 from lbw_utils.files import atomic_write_text
 
 LENGTH_FOLDER = "length"

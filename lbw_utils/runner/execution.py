@@ -13,7 +13,7 @@ from jupyter_client.manager import AsyncKernelManager
 from jupyter_core.paths import jupyter_runtime_dir
 from traitlets import default
 
-from lbw_utils.profiles import NOTEBOOK_DIR, Step
+from lbw_utils.runner.profiles import NOTEBOOK_DIR, Step
 
 KERNEL = "python3"
 

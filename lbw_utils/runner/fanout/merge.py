@@ -5,11 +5,11 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from lbw_utils import records
-from lbw_utils.fanout.shards import MARKER, SHARDS_FOLDER, Shard, plan_shards, profile_folder, shard_folder
+from lbw_utils.runs import records
+from lbw_utils.runner.fanout.shards import MARKER, SHARDS_FOLDER, Shard, plan_shards, profile_folder, shard_folder
 from lbw_utils.files import atomic_write_bytes
 from lbw_utils.methods import METHODS
-from lbw_utils.sequential import run_profile
+from lbw_utils.runner.sequential import run_profile
 
 
 def unfinished_shards(folder: str | Path, shards: list[Shard]) -> list[str]:

@@ -244,7 +244,7 @@ def seed_spread(tpr_per_seed: np.ndarray, classes: list[str], *, title: str = ""
 
 def budget_curves(table, columns: dict[str, str], *, arm: str = "main", title: str = "",
                   save_to: str | Path | None = None):
-    """One panel per column of a training-length table (see :func:`lbw_utils.training_length.ladder_table`):
+    """One panel per column of a training-length table (see :func:`lbw_utils.studies.training_length.ladder_table`):
     the column's mean against the epoch budget, one line per method, a 95 % band (``<column>_ci``)."""
     rows = table[table["arm"] == arm]
     matplotlib.rcParams.update(STYLE)

@@ -1,25 +1,25 @@
 """Run the notebooks of a profile in order with papermill and write ``summary.md``.
 
-    python -m lbw_utils.reproduce --profile cpu      # or smoke, gpu, path/to/profile.yaml
-    python -m lbw_utils.reproduce --profile cpu --studies fashion_mnist --seeds 0 --no-final
-    python -m lbw_utils.reproduce --profile cpu --workers 1      # one process, no fan-out (auto: from the hardware)
+    python -m lbw_utils.runner.reproduce --profile cpu      # or smoke, gpu, path/to/profile.yaml
+    python -m lbw_utils.runner.reproduce --profile cpu --studies fashion_mnist --seeds 0 --no-final
+    python -m lbw_utils.runner.reproduce --profile cpu --workers 1      # one process, no fan-out (auto: from the hardware)
 
-A study fans out over processes, GPUs or cluster jobs with :mod:`lbw_utils.fanout`. With
+A study fans out over processes, GPUs or cluster jobs with :mod:`lbw_utils.runner.fanout`. With
 ``--workers N`` (N > 1; the default ``auto`` chooses N from the hardware, see
 :func:`resolve_workers`), the profile's shards (a study for one seed each, or for the profile's
-``seeds_per_shard``) first train in N processes on this machine (:func:`lbw_utils.fanout.fan_out`: on the
+``seeds_per_shard``) first train in N processes on this machine (:func:`lbw_utils.runner.fanout.fan_out`: on the
 CPU one torch thread each,
 on a multi-GPU machine one process per GPU), their records are merged, and then the sequential
 pass below runs every notebook, finds every run finished, and computes the tables and figures.
 
 Executed notebooks, figures, tables, run records and ``summary.md`` go to
 ``results/<profile>/``, and nothing is written anywhere else: copying results next to
-the README is a separate, explicit step (``make publish``, :mod:`lbw_utils.publish`).
+the README is a separate, explicit step (``make publish``, :mod:`lbw_utils.runner.publish`).
 An interrupted study resumes: finished run records are skipped by the notebooks
 themselves, so rerunning the command only trains what is missing.
 
 The terminal shows what each notebook prints as it runs (papermill streams it, line by
-line, through :class:`lbw_utils.execution.LineSink`): a line per run as it starts and ends, the training loop's
+line, through :class:`lbw_utils.runner.execution.LineSink`): a line per run as it starts and ends, the training loop's
 line per epoch, and after every run an overall progress line (the step's runs, the whole
 profile's runs, runs trained and reused, elapsed time, estimated time left). Plain lines
 only, readable in a log: no bars, no carriage returns. During a fan-out each shard's lines are
@@ -27,7 +27,7 @@ prefixed by the shard, each finished shard gets a line (shard k/N, its time), th
 shards done, the time elapsed and the time left; only the very last lines say the profile finished.
 
 This module decides whether to fan out (:func:`resolve_workers`) and then runs the sequential pass
-(:func:`lbw_utils.sequential.run_profile`), which the fan-out's shards and merge also run.
+(:func:`lbw_utils.runner.sequential.run_profile`), which the fan-out's shards and merge also run.
 """
 
 from __future__ import annotations
@@ -35,15 +35,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from lbw_utils import fanout
-from lbw_utils.profiles import Step, load_profile, profile_path
-from lbw_utils.sequential import FanOut, profile_folder, run_profile, select_steps
+from lbw_utils.runner import fanout
+from lbw_utils.runner.profiles import Step, load_profile, profile_path
+from lbw_utils.runner.sequential import FanOut, profile_folder, run_profile, select_steps
 
 # Profiles whose runs take a second or so: `--workers auto` runs them in one process, because the fan-out's
 # extra notebook executions (each shard runs its study's notebooks, and the sequential pass runs them all
 # again) would cost more than training in parallel saves.
 SEQUENTIAL_PROFILES = ("smoke",)
-# The notebook that chooses hyper-parameters on seeds no table evaluates (lbw_utils.tuning).
+# The notebook that chooses hyper-parameters on seeds no table evaluates (lbw_utils.studies.tuning).
 TUNING_NOTEBOOK = "08_tuning_seeds"
 
 
@@ -52,10 +52,10 @@ def reproduce(profile: str, results_root: str | Path | None = None, log=print, *
               workers: int | str = 1) -> Path:
     """Run every step of ``profile``; return the path of the summary.
 
-    ``studies``, ``seeds`` and ``final`` restrict the run (see :func:`lbw_utils.sequential.select_steps`);
+    ``studies``, ``seeds`` and ``final`` restrict the run (see :func:`lbw_utils.runner.sequential.select_steps`);
     ``folder`` replaces ``<results_root>/<profile>`` as the output folder (a shard's own folder).
     ``workers`` (an int, or 'auto': see :func:`resolve_workers`) above 1 first trains the profile's
-    shards in that many processes (:func:`lbw_utils.fanout.fan_out`); 1 runs everything here, in order.
+    shards in that many processes (:func:`lbw_utils.runner.fanout.fan_out`); 1 runs everything here, in order.
     Only a whole profile run to its end writes the completion marker that ``make publish`` asks for.
     """
     _, steps = load_profile(profile)  # a wrong profile stops here, before anything is written
@@ -92,7 +92,7 @@ def resolve_workers(workers: int | str, profile_name: str, steps: list[Step],
                     shards: int) -> tuple[list[str], int | None]:
     """(worker devices, torch threads per worker) for ``workers``; one device: the sequential path.
 
-    ``auto``: the hardware's degree (:func:`lbw_utils.fanout.hardware_workers`: on the CPU one one-thread
+    ``auto``: the hardware's degree (:func:`lbw_utils.runner.fanout.hardware_workers`: on the CPU one one-thread
     process per core, capped by memory; one process per GPU on a multi-GPU machine; one process on a
     machine with one GPU), never more than the profile's shards; one process for the profiles in
     :data:`SEQUENTIAL_PROFILES`. An int: that many workers (1: the sequential path).

@@ -1,7 +1,7 @@
 """Progress events: one JSON object per line behind a fixed prefix, for programs; people read the prose lines.
 
 A study's runs print readable lines (``[run ] ...``, ``[done] ... 3.2 s``); the runner that executes the
-notebooks (:mod:`lbw_utils.reproduce`) and the fan-out that watches its shards (:mod:`lbw_utils.fanout`)
+notebooks (:mod:`lbw_utils.runner.reproduce`) and the fan-out that watches its shards (:mod:`lbw_utils.runner.fanout`)
 need the same facts as data: how many runs a study plans, which run finished, how long it took. Those
 travel as event lines, ``@lbw-event {"event": "done", ...}``, parsed with :func:`parse` (``json.loads``),
 never by picking prose apart.

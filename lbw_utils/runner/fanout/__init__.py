@@ -23,14 +23,14 @@ finds every run finished.
 
 The modules, by family: :mod:`.shards` (planning and running one shard), :mod:`.hardware` (how many
 workers, on which devices), :mod:`.local` (the local pool and the fan-out), :mod:`.merge`,
-:mod:`.slurm` (job arrays through submitit) and :mod:`.cli` (``python -m lbw_utils.fanout``).
+:mod:`.slurm` (job arrays through submitit) and :mod:`.cli` (``python -m lbw_utils.runner.fanout``).
 """
 
-from lbw_utils.fanout.shards import (MARKER, SHARDS_FOLDER, Shard, estimated_minutes, find_shard, plan_shards,
+from lbw_utils.runner.fanout.shards import (MARKER, SHARDS_FOLDER, Shard, estimated_minutes, find_shard, plan_shards,
                                      profile_folder, run_shard, shard_command, shard_folder, shard_title)
-from lbw_utils.fanout.hardware import (MEMORY_PER_CPU_WORKER, cpu_degree, device_env, hardware_workers,
+from lbw_utils.runner.fanout.hardware import (MEMORY_PER_CPU_WORKER, cpu_degree, device_env, hardware_workers,
                                        local_devices, usable_cores, workers_for)
-from lbw_utils.fanout.local import fan_out, fan_out_line, run_local, share_finished_records
-from lbw_utils.fanout.merge import merge, merge_records, unfinished_shards
-from lbw_utils.fanout.slurm import make_executor, slurm_parameters, submit
-from lbw_utils.fanout.cli import main
+from lbw_utils.runner.fanout.local import fan_out, fan_out_line, run_local, share_finished_records
+from lbw_utils.runner.fanout.merge import merge, merge_records, unfinished_shards
+from lbw_utils.runner.fanout.slurm import make_executor, slurm_parameters, submit
+from lbw_utils.runner.fanout.cli import main

@@ -1,6 +1,6 @@
 """Copy a profile's key figures and tables into docs/, and the headline into the README.
 
-    make publish PROFILE=cpu          # = python -m lbw_utils.publish --profile cpu
+    make publish PROFILE=cpu          # = python -m lbw_utils.runner.publish --profile cpu
 
 ``results/`` is git-ignored; ``docs/results/<profile>/`` is not. ``docs/results.md`` shows
 the profile's tables and figures from there: the block between its
@@ -47,7 +47,7 @@ KEY_FIGURES = ("fig1_tpr_bars", "fig2_tpr_bars", "pareto", "baseline_vs_best", "
 HEADLINE_DATASET = "fashion_mnist"
 HEADLINE_ROWS = 5
 HEADLINE_COLUMNS = ("method", "accuracy", "worst-class TPR", "Δ accuracy (pts)", "Δ worst-class TPR (pts)")
-# The marker lbw_utils.reproduce writes when a whole profile ran to its end.
+# The marker lbw_utils.runner.reproduce writes when a whole profile ran to its end.
 COMPLETE_MARKER = "complete.json"
 
 

@@ -1,14 +1,14 @@
 """The sequential pass of a profile: every step's notebook in order, into one folder; then its summary.
 
-What ``make reproduce`` runs after an optional fan-out (:mod:`lbw_utils.reproduce` decides whether to fan
-out and hands the fan-out in as :class:`FanOut`), and what a shard (:func:`lbw_utils.fanout.run_shard`) and
-a merge (:func:`lbw_utils.fanout.merge`) run. It sits below both ``reproduce`` and ``fanout``: neither
+What ``make reproduce`` runs after an optional fan-out (:mod:`lbw_utils.runner.reproduce` decides whether to fan
+out and hands the fan-out in as :class:`FanOut`), and what a shard (:func:`lbw_utils.runner.fanout.run_shard`) and
+a merge (:func:`lbw_utils.runner.fanout.merge`) run. It sits below both ``reproduce`` and ``fanout``: neither
 imports the other through it, so there is no import cycle between them.
 
 The terminal shows what each notebook prints as it runs (papermill streams it, line by line, through
-:class:`lbw_utils.execution.LineSink`): a line per run as it starts and ends, the training loop's line per
-epoch, and after every run an overall progress line (:class:`lbw_utils.progress.Progress`). The counts
-come from the notebooks' event lines (:mod:`lbw_utils.events`), not from their prose.
+:class:`lbw_utils.runner.execution.LineSink`): a line per run as it starts and ends, the training loop's line per
+epoch, and after every run an overall progress line (:class:`lbw_utils.runner.progress.Progress`). The counts
+come from the notebooks' event lines (:mod:`lbw_utils.runs.events`), not from their prose.
 """
 
 from __future__ import annotations
@@ -22,15 +22,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from lbw_utils import events
+from lbw_utils.runs import events
 from lbw_utils.config import REPO_ROOT
 from lbw_utils.config import results_dir as default_results_root
-from lbw_utils.execution import IPCKernelManager, execute_step
+from lbw_utils.runner.execution import IPCKernelManager, execute_step
 from lbw_utils.files import atomic_write_json, atomic_write_text
-from lbw_utils.profiles import Step, available_profiles, load_profile, profile_path
-from lbw_utils.progress import Progress, format_minutes
-from lbw_utils.publish import COMPLETE_MARKER
-from lbw_utils.records import environment, hardware_summary
+from lbw_utils.runner.profiles import Step, available_profiles, load_profile, profile_path
+from lbw_utils.runner.progress import Progress, format_minutes
+from lbw_utils.runner.publish import COMPLETE_MARKER
+from lbw_utils.runs.records import environment, hardware_summary
 
 # Each step's run count and wall time, rewritten after every step: the next run's estimate of the time left.
 TIMINGS = "timings.json"
@@ -41,7 +41,7 @@ SHARDS_FOLDER = "shards"
 @dataclass
 class FanOut:
     """A fan-out to run before the steps: ``run()`` trains the shards in ``devices`` parallel processes of
-    ``threads`` torch threads each (None: the default) and returns :func:`lbw_utils.fanout.fan_out`'s report.
+    ``threads`` torch threads each (None: the default) and returns :func:`lbw_utils.runner.fanout.fan_out`'s report.
     ``kernel_env``: the environment of this pass's kernels on top of this process's (after a CPU fan-out, one
     torch thread: a run this pass trains, one a shard did not finish, then gives the same bits as a worker's)."""
 
@@ -109,7 +109,7 @@ def run_profile(profile: str, results_root: str | Path | None = None, log=print,
         fanned = fan_out.run()
     progress = Progress(steps, timings, log, trained_by_workers=fanned["trained"] if fanned else None)
     progress.started = started
-    # The kernels print event lines for progress to count (lbw_utils.events), and after a fan-out run as its workers.
+    # The kernels print event lines for progress to count (lbw_utils.runs.events), and after a fan-out run as its workers.
     IPCKernelManager.kernel_env = {**(fan_out.kernel_env if fan_out is not None else {}), events.ENABLED_ENV: "1"}
     finished_steps = []
     try:

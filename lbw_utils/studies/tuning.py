@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from lbw_utils.compare import GOAL_MAX_ACCURACY_LOSS
-from lbw_utils.experiments import BASELINE, check_method, method_label
+from lbw_utils.runs.experiments import BASELINE, check_method, method_label
 from lbw_utils.methods import METHODS
 
 TUNING_FOLDER = "tuning"

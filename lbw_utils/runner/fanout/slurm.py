@@ -6,7 +6,7 @@ import functools
 from pathlib import Path
 
 from lbw_utils.config import results_dir as default_results_root
-from lbw_utils.fanout.shards import Shard, plan_shards, profile_folder, run_shard
+from lbw_utils.runner.fanout.shards import Shard, plan_shards, profile_folder, run_shard
 
 
 def slurm_parameters(*, timeout_min: int = 120, partition: str | None = None, gpus_per_node: int = 1,
