@@ -42,11 +42,11 @@ import torch
 
 import common
 
-from lbw_utils.data import CIFAR10_FOLDER, CIFAR10_MD5, DEFAULT_VAL_SIZE, IMAGE_READERS, ImageData
+from lbw_utils.data.images import CIFAR10_FOLDER, CIFAR10_MD5, DEFAULT_VAL_SIZE, IMAGE_READERS, ImageData
 from lbw_utils.runs.experiments import BASELINE, Settings, load_data, method_label
 from lbw_utils.methods import METHODS, candidate_methods, exponent_key
 from lbw_utils.models import make_model
-from lbw_utils.name_model import name_model_parameters
+from lbw_utils.models.recurrent import name_model_parameters
 from lbw_utils.runner.profiles import load_profile, notebook_parameters
 from lbw_utils.train import TrainConfig, autocast_precision, fit, seed_everything
 from lbw_utils.studies import training_length, tuning
@@ -262,7 +262,7 @@ def measure_recipe(device: torch.device, args) -> dict:
     recipe = dict(RECIPES["gpu"])
     real = not args.tiny and real_cifar10_present(args.data_dir)
     if real:
-        from lbw_utils.data import load_image_dataset
+        from lbw_utils.data.images import load_image_dataset
 
         data = load_image_dataset("cifar10", data_dir=args.data_dir, val_size=DEFAULT_VAL_SIZE, seed=0,
                                   device=device, download=False)

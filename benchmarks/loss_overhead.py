@@ -26,7 +26,7 @@ import torch
 
 import common
 
-from lbw_utils.data import load_image_dataset
+from lbw_utils.data.images import load_image_dataset
 from lbw_utils.methods import make_loss
 from lbw_utils.models import make_model
 from lbw_utils.train import TrainConfig, fit, predict
@@ -165,7 +165,7 @@ def main() -> None:
                "isolated_seconds_per_call": micro}
 
     if not args.skip_names:
-        from lbw_utils.names import load_names
+        from lbw_utils.data.names import load_names
 
         names = load_names("paper", per_class=100 if quick else None, seed=0, device=device)
         names_config = TrainConfig(epochs=1, batch_size=128, optimizer="adamw", lr=0.003, weight_decay=1e-5,

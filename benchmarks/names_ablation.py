@@ -23,8 +23,8 @@ import common
 from lbw_utils.compare import mean_interval, mean_interval_text
 from lbw_utils.metrics import per_class_tpr
 from lbw_utils.models import make_model
-from lbw_utils.name_model import name_model_parameters
-from lbw_utils.names import load_names
+from lbw_utils.models.recurrent import name_model_parameters
+from lbw_utils.data.names import load_names
 from lbw_utils.train import TrainConfig, fit, predict, seed_everything
 from lbw_utils.methods.yardstick import ngram_logreg_outcome
 

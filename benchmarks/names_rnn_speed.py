@@ -22,8 +22,8 @@ from torch import nn
 
 import common
 from lbw_utils.models import make_model
-from lbw_utils.name_model import NameClassifier, name_model_parameters
-from lbw_utils.names import load_names
+from lbw_utils.models.recurrent import NameClassifier, name_model_parameters
+from lbw_utils.data.names import load_names
 from lbw_utils.train import predict, seed_everything
 
 
@@ -39,7 +39,7 @@ class PaddedRecurrent(nn.Module):
         valid = torch.arange(codes.shape[1])[None, :] < lengths[:, None]
         embedded = m.embedding(codes)
         if m.ngrams is not None:
-            from lbw_utils.name_model import ending_ngram_ids
+            from lbw_utils.models.recurrent import ending_ngram_ids
 
             embedded = embedded + m.ngrams(ending_ngram_ids(codes, lengths, m.ngram_orders, m.ngram_buckets)).sum(2)
         features = embedded * valid.unsqueeze(-1)

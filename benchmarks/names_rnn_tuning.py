@@ -31,9 +31,9 @@ import common
 from lbw_utils.compare import mean_interval, mean_interval_text
 from lbw_utils.metrics import per_class_tpr
 from lbw_utils.models import make_model
-from lbw_utils.name_model import NameClassifier, name_model_parameters
-from lbw_utils.names import load_names
-from lbw_utils.names.dataset import NAME_SWITCH
+from lbw_utils.models.recurrent import NameClassifier, name_model_parameters
+from lbw_utils.data.names import load_names
+from lbw_utils.data.names.dataset import NAME_SWITCH
 from lbw_utils.train import TrainConfig, fit, predict, seed_everything
 from lbw_utils.methods.yardstick import ngram_logreg_outcome
 
@@ -127,7 +127,7 @@ YARDSTICK = "yardstick"
 
 
 def config_row(name: str, classes: str):
-    from lbw_utils.name_model import NAME_MODEL_CONFIGS
+    from lbw_utils.models.recurrent import NAME_MODEL_CONFIGS
 
     if name not in NAME_MODEL_CONFIGS:
         return None

@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader, Subset
 from torchvision import transforms
 
 from lbw_utils.config import data_dir as resolve_data_dir
-from lbw_utils.data import take_per_class, stratified_split
+from lbw_utils.data.images import take_per_class, stratified_split
 from lbw_utils.models import make_model
 
 

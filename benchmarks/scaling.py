@@ -24,7 +24,7 @@ import torch
 import common
 from profile_times import collect
 
-from lbw_utils.data import load_image_dataset
+from lbw_utils.data.images import load_image_dataset
 from lbw_utils.models import make_model
 from lbw_utils.train import TrainConfig, fit
 

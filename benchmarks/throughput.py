@@ -29,7 +29,7 @@ from torch import nn
 import common
 from reference import Reference
 
-from lbw_utils.data import load_image_dataset
+from lbw_utils.data.images import load_image_dataset
 from lbw_utils.models import make_model
 from lbw_utils.train import TrainConfig, autocast, make_optimizer, make_scheduler, bf16_pays, fit, predict
 
@@ -188,7 +188,7 @@ def image_benchmarks(args, device, peaks) -> tuple[list, list, list, dict]:
 
 
 def names_benchmarks(args, device, peaks) -> tuple[list, dict]:
-    from lbw_utils.names import load_names
+    from lbw_utils.data.names import load_names
 
     quick = args.quick
     rows = []

@@ -34,7 +34,7 @@ import common
 from plain_loop import PlainLoop
 from reference import Reference
 
-from lbw_utils.data import load_image_dataset
+from lbw_utils.data.images import load_image_dataset
 from lbw_utils.methods import CrossEntropy
 from lbw_utils.models import make_model
 from lbw_utils.train import TrainConfig, fit, predict

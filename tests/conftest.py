@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lbw_utils.data import ImageData
+from lbw_utils.data.images import ImageData
 
 
 @pytest.fixture(autouse=True)

@@ -1,4 +1,4 @@
-"""lbw_utils.data: the CIFAR-10 reader on small files in CIFAR-10's own format, splits, batching, augmentation."""
+"""lbw_utils.data.images: the CIFAR-10 reader on small files in CIFAR-10's own format, splits, batching, augmentation."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from lbw_utils import data as data_module
-from lbw_utils.data import (
+from lbw_utils.data import images as data_module
+from lbw_utils.data.images import (
     CIFAR10_FOLDER,
     FASHION_MNIST_SHA256,
     DataNotFoundError,

@@ -1,4 +1,4 @@
-"""k-fold cross-fitting of the names task (lbw_utils.names, folds=k) and the pooled per-class TPR
+"""k-fold cross-fitting of the names task (lbw_utils.data.names, folds=k) and the pooled per-class TPR
 (lbw_utils.studies.pooled): every name a test name exactly once, refusals of bad folds, the Wilson interval."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from collections import Counter
 import pytest
 
 from lbw_utils.runs.experiments import DataOptions, Settings, run_study
-from lbw_utils.names import NAMES_FILE, load_names
+from lbw_utils.data.names import NAMES_FILE, load_names
 from lbw_utils.studies.pooled import pooled_summary, pooled_tpr, wilson_interval
 from lbw_utils.train import TrainConfig
 

@@ -125,7 +125,7 @@ def tiny_gpu_run(tmp_path_factory):
     site.mkdir()
     (site / "sitecustomize.py").write_text(
         "# written by tests/test_gpu_profile.py: CIFAR-10's MD5s pinned to the test's small files\n"
-        f"import lbw_utils.data\nlbw_utils.data.CIFAR10_MD5 = {json.dumps(digests)}\n")
+        f"import lbw_utils.data.images\nlbw_utils.data.CIFAR10_MD5 = {json.dumps(digests)}\n")
     profile = tiny_gpu_profile(yaml.safe_load(profile_path("gpu").read_text()), root / "data")
     path = root / "gpu_tiny.yaml"
     path.write_text(yaml.safe_dump(profile, sort_keys=False))

@@ -11,7 +11,7 @@ from lbw_utils.reporting import plots
 from lbw_utils.compare import group_tpr_change
 from lbw_utils.metrics import confusion_groups
 from lbw_utils.models import make_model
-from lbw_utils.name_model import (
+from lbw_utils.models.recurrent import (
     NAME_MODEL_CONFIGS,
     NgramBagClassifier,
     name_model_parameters,
@@ -19,7 +19,7 @@ from lbw_utils.name_model import (
     predict_nationalities,
     word_ids,
 )
-from lbw_utils.names import PAD_INDEX, encode_batch
+from lbw_utils.data.names import PAD_INDEX, encode_batch
 from lbw_utils.train import TrainConfig
 
 

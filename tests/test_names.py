@@ -1,4 +1,4 @@
-"""Tests of the name -> nationality data (lbw_utils.names) and model (lbw_utils.name_model)."""
+"""Tests of the name -> nationality data (lbw_utils.data.names) and model (lbw_utils.models.recurrent)."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from lbw_utils import names as names_module
+from lbw_utils.data import names as names_module
 from lbw_utils.files import DataIntegrityError
-from lbw_utils.name_model import NameClassifier, word_ids
-from lbw_utils.names import files as names_files  # the module whose NAMES_URL the download reads
-from lbw_utils.names import (
+from lbw_utils.models.recurrent import NameClassifier, word_ids
+from lbw_utils.data.names import files as names_files  # the module whose NAMES_URL the download reads
+from lbw_utils.data.names import (
     ALPHABET,
     NAMES_FILE,
     PAD_INDEX,
@@ -415,7 +415,7 @@ def test_whole_word_embeddings_reach_the_logits():
 
 
 def test_ending_ngram_ids_see_the_characters_before_and_nothing_of_the_padding():
-    from lbw_utils.name_model import ending_ngram_ids
+    from lbw_utils.models.recurrent import ending_ngram_ids
 
     codes, lengths = encode_batch(["anna", "an"])
     ids = ending_ngram_ids(codes, lengths, (2, 3), 1024)

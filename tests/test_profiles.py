@@ -11,7 +11,7 @@ import yaml
 
 from lbw_utils.studies import training_length
 from lbw_utils.runs.experiments import Settings, check_method
-from lbw_utils.name_model import name_model_parameters
+from lbw_utils.models.recurrent import name_model_parameters
 from lbw_utils.runner.profiles import (
     PROFILE_KEYS,
     STUDY_KEYS,

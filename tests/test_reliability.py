@@ -39,9 +39,9 @@ import papermill
 import pytest
 import torch
 
-from lbw_utils import data as data_module
+from lbw_utils.data import images as data_module
 from lbw_utils.runs import experiments, records
-from lbw_utils.data import FASHION_MNIST_SHA256, DataNotFoundError, load_image_dataset
+from lbw_utils.data.images import FASHION_MNIST_SHA256, DataNotFoundError, load_image_dataset
 from lbw_utils.runs.experiments import (
     BASELINE,
     METHOD_NAMES,
@@ -56,8 +56,8 @@ from lbw_utils.runs.experiments import (
 from lbw_utils.files import DataIntegrityError
 from lbw_utils.methods import CDBLoss, make_loss
 from lbw_utils.models import CNN_SIZES, MODELS
-from lbw_utils.names import NAMES_FILE, NamesFileContentError, load_names
-from lbw_utils.names import files as names_files
+from lbw_utils.data.names import NAMES_FILE, NamesFileContentError, load_names
+from lbw_utils.data.names import files as names_files
 from lbw_utils.runner.profiles import NOTEBOOK_DIR
 from lbw_utils.runner.execution import KERNEL
 from lbw_utils.train import TrainConfig, bf16_pays

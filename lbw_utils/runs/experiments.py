@@ -36,13 +36,13 @@ from lbw_utils.runs import events, records
 from lbw_utils.ceiling import ceiling
 from lbw_utils.config import DEVICES
 from lbw_utils.config import results_dir as default_results_root
-from lbw_utils.data import DEFAULT_VAL_SIZE, IMAGE_READERS, image_datasets, load_image_dataset
+from lbw_utils.data.images import DEFAULT_VAL_SIZE, IMAGE_READERS, image_datasets, load_image_dataset
 from lbw_utils.files import atomic_write_bytes
 from lbw_utils.methods import METHODS, RunContext, check_method, method_label  # the last two re-exported
 from lbw_utils.methods.kinds import BASELINE  # re-exported: the notebooks' {"name": "baseline"}
 from lbw_utils.metrics import summarize
 from lbw_utils.models import CNN_SIZES, MODELS, make_model
-from lbw_utils.names import check_folds, load_names
+from lbw_utils.data.names import check_folds, load_names
 from lbw_utils.train import TrainConfig
 
 

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lbw_utils.name_model import NAME_MODELS
+from lbw_utils.models.recurrent import NAME_MODELS
 
 # (block widths, convolutions per block, first convolution). Every block but the last halves the
 # resolution after its first convolution, so the costly convolutions run at 14x14 and below: "small" costs

@@ -8,15 +8,15 @@ own ``name,nationality`` CSV file can stand in for it.
 Modules: ``files`` (where the file is published, download, checksum, safe reading, CSV),
 ``encoding`` (alphabet, preprocessing, codes), ``dataset`` (splits, :class:`NameData`,
 :func:`load_names`). The models, and a trained model's top nationalities for typed names
-(``predict_nationalities``), live in :mod:`lbw_utils.name_model`.
+(``predict_nationalities``), live in :mod:`lbw_utils.models.recurrent`.
 """
 
-from lbw_utils.names.dataset import PAPER_CLASSES, SPLITS, NameData, check_folds, load_names
-from lbw_utils.names.encoding import (
+from lbw_utils.data.names.dataset import PAPER_CLASSES, SPLITS, NameData, check_folds, load_names
+from lbw_utils.data.names.encoding import (
     ALPHABET, PAD_INDEX, UNKNOWN_CHAR, UNKNOWN_INDEX, VOCAB_SIZE, decode_name, encode_batch, encode_name,
     normalise_name,
 )
-from lbw_utils.names.files import (
+from lbw_utils.data.names.files import (
     NAMES_COMMIT, NAMES_FILE, NAMES_REPO_PATH, NAMES_REPOSITORY, NAMES_SHA256, NAMES_URL, NamesFileContentError,
     NamesFileMissingError, ensure_names_file, names_file_path, read_names_csv, read_names_pickle,
 )

@@ -22,9 +22,9 @@ import torch
 
 from lbw_utils.checks import check_positive_int
 from lbw_utils.config import select_device
-from lbw_utils.data import SPLITS
-from lbw_utils.names.encoding import encode_name, normalise_name, pad_codes
-from lbw_utils.names.files import read_names_source
+from lbw_utils.data.images import SPLITS
+from lbw_utils.data.names.encoding import encode_name, normalise_name, pad_codes
+from lbw_utils.data.names.files import read_names_source
 
 PAPER_CLASSES = ("british", "spanish", "american", "german", "italian")
 # The share of training names the author's augmentation rewrites (train_stats.json "augmentation" of his final

@@ -1,6 +1,6 @@
 """Name -> nationality classifiers: recurrent networks (the draft paper's family) and a hashed n-gram bag.
 
-Both take ``(codes [B, T] int64, lengths [B])`` from :mod:`lbw_utils.names` and return logits.
+Both take ``(codes [B, T] int64, lengths [B])`` from :mod:`lbw_utils.data.names` and return logits.
 A *model configuration* (``NAME_MODEL_CONFIGS``) names a model and the training it gets:
 
 - ``"rnn"`` (the default of every names study): :class:`NameClassifier` as a one-layer bidirectional
@@ -35,11 +35,11 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from lbw_utils.names import PAD_INDEX, VOCAB_SIZE, encode_batch
+from lbw_utils.data.names import PAD_INDEX, VOCAB_SIZE, encode_batch
 
 CELLS = ("lstm", "gru", "bilstm", "bigru")
 POOLINGS = ("last", "mean", "max", "meanmax")
-SPACE_CODE = 27  # the code of " " in lbw_utils.names' alphabet (a=1 ... z=26, " "=27, "-"=28)
+SPACE_CODE = 27  # the code of " " in lbw_utils.data.names' alphabet (a=1 ... z=26, " "=27, "-"=28)
 BOUNDARY_CODE = VOCAB_SIZE  # an extra symbol framing each name, so n-grams see its start and end
 _CODE_BASE = VOCAB_SIZE + 1
 _HASH_MULTIPLIER = 2654435761  # Knuth's multiplicative hash; n-gram ids stay far below 2**63 / this
@@ -55,7 +55,7 @@ class NameClassifier(nn.Module):
     layer's final state(s) (``pooling="last"``) or the mean / max / both over time of its outputs ->
     dropout -> linear. Defaults are the author's sizes: embedding 200, 64 conv channels (kernel 3),
     2-layer LSTM with hidden size 200, last state; ``vocab_size`` defaults to the 30 symbols of
-    :mod:`lbw_utils.names` (padding, 28 characters, unknown).
+    :mod:`lbw_utils.data.names` (padding, 28 characters, unknown).
     """
 
     def __init__(
