@@ -214,7 +214,7 @@ def peak_table(device: torch.device, override: float | None = None, quick: bool 
 
 
 def environment(device: torch.device) -> dict:
-    from lbw_utils.train import autocast_precision, bf16_pays
+    from lbw_utils.speed import autocast_precision, bf16_pays
 
     env = {
         "python": platform.python_version(),

@@ -31,7 +31,8 @@ from reference import Reference
 
 from lbw_utils.data.images import load_image_dataset
 from lbw_utils.models import make_model
-from lbw_utils.train import TrainConfig, autocast, make_optimizer, make_scheduler, bf16_pays, fit, predict
+from lbw_utils.speed import autocast, bf16_pays
+from lbw_utils.train import TrainConfig, make_optimizer, make_scheduler, fit, predict
 
 
 def _fractions(row: dict, gflops: float, dtype: str, peaks: dict) -> dict:

@@ -4,29 +4,23 @@ Design choices, each for speed or fairness:
 - the data already sits on the device; a batch is an index into it;
 - no host-device synchronisation inside a step: losses are summed on the
   device and read once per epoch;
-- any ``loss(logits, targets)`` callable plugs in; a stateful loss may define
-  ``on_epoch_end(epoch, val_logits, val_targets)`` to see validation predictions
-  (class-difficulty-balanced weights need them);
-- mixed precision by capability (:func:`autocast_dtype`, the one place that
-  decides): bf16 autocast where the hardware has native bf16 (CUDA with
-  ``torch.cuda.is_bf16_supported(including_emulation=False)``, CPUs with
-  AVX512-BF16 / AMX), fp16 autocast with a ``GradScaler`` on other CUDA GPUs
-  (V100, T4), else fp32; the learning rate follows a one-cycle or triangular
-  schedule stepped per batch.
+- any ``loss(logits, targets)`` callable plugs in; the optional hooks a loss may
+  define to see validation predictions or steer the loop (``on_epoch_end``,
+  ``on_validation`` every ``validation_every`` steps, ``augment_classes``) are
+  described once, in :class:`lbw_utils.methods.common.LossHooks`;
+- mixed precision by capability, decided in one place with the other speed
+  tricks (:mod:`lbw_utils.speed`);
+- the learning rate follows a one-cycle or triangular schedule stepped per batch.
 """
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import ctypes
-import ctypes.util
 import inspect
 import math
 import random
 import sys
 import time
-import warnings
 from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
@@ -35,6 +29,7 @@ from torch import nn
 
 from lbw_utils.checks import check_bool, check_positive_int
 from lbw_utils.metrics import per_class_tpr
+from lbw_utils.speed import autocast, keep_freed_memory, make_grad_scaler, scaled_step
 
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("triangular", "onecycle", "constant", "step")
@@ -45,7 +40,13 @@ STEP_DECAY, STEP_INTERVAL = 0.9875, 100
 
 @dataclass
 class TrainConfig:
-    """Everything that shapes one training run; stored whole in its run record."""
+    """Everything that shapes one training run; stored whole in its run record.
+
+    Each default here is the study's one default: a notebook run without parameters trains with it, and a
+    profile (``lbw_utils/runner/profiles/*.yaml``) or a names model configuration names what its regime changes.
+    Every field is a notebook parameter of the same name (``experiments.TRAIN_PARAMETERS``, read from the
+    fields) and part of a run's fingerprint: a new one reaches the notebooks with no other edit, and asks only
+    for a new ``methods.kinds.FINGERPRINT_VERSION``."""
 
     epochs: int = 5
     batch_size: int = 256
@@ -117,30 +118,6 @@ class History:
         return {key: value for key, value in asdict(self).items() if key != "best_val_state"}
 
 
-# glibc's malloc returns a freed block of 32 MiB or more to the kernel at once (mmap threshold) and trims
-# free heap beyond 128 KiB, so a tensor of that size that is freed and allocated again every step (the
-# names model's dense embedding gradient: 2^17 x 64 floats) is page-faulted in anew each time: 10 of the
-# 38 ms of a one-thread names step. Keeping such blocks on the heap makes the step 27 ms; values are not
-# affected. Other C libraries are left alone.
-_MALLOC_SETTINGS = {-3: 64 * 2**20, -1: 256 * 2**20}  # M_MMAP_THRESHOLD, M_TRIM_THRESHOLD (bytes)
-_malloc_tuned = False
-
-
-def keep_freed_memory() -> None:
-    """Let glibc keep freed blocks below 64 MiB, and up to 256 MiB of free heap, for reuse (once per process)."""
-    global _malloc_tuned
-    if _malloc_tuned or not sys.platform.startswith("linux"):
-        return
-    _malloc_tuned = True
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):  # not glibc (e.g. musl): nothing to tune
-        return
-    for option, value in _MALLOC_SETTINGS.items():
-        mallopt(option, value)
-
-
 def seed_everything(seed: int) -> torch.Generator:
     """Seed Python, NumPy and torch; return the generator that orders the batches."""
     random.seed(seed)
@@ -179,10 +156,10 @@ def fit(
     scheduler = make_scheduler(optimizer, config, steps_per_epoch * config.epochs)
     train_probe = _train_probe(data, config, seed)
     # A loss that follows validation within an epoch (e.g. min-recall every k steps) sees a fixed slice.
-    validation_every = getattr(loss_fn, "validation_every", None)
+    validation_every = loss_hook(loss_fn, "validation_every")
     val_probe = _val_probe(data, config) if validation_every else None
     # A loss may name the classes whose examples are augmented (class-targeted augmentation); else all are.
-    augment_classes = getattr(loss_fn, "augment_classes", None)
+    augment_classes = loss_hook(loss_fn, "augment_classes")
     batch_options = {"augment": config.augment}
     if augment_classes is not None:
         if "augment_classes" not in inspect.signature(data.batches).parameters:
@@ -211,7 +188,7 @@ def fit(
                 optimizer.step()
                 scheduler.step()
             else:
-                _scaled_step(scaler, loss, optimizer, scheduler)
+                scaled_step(scaler, loss, optimizer, scheduler)
             if averaged is not None:
                 averaged.update(step)
             loss_sum += loss.detach() * len(targets)
@@ -274,8 +251,22 @@ def _record_epoch(history, data, loss_fn, model, config, epoch, loss_sum, val_lo
         margin, cross_entropy = _per_class_margin_and_ce(probe_logits, train_probe[1], data.num_classes)
         history.train_margin.append(margin)
         history.train_subset_ce.append(cross_entropy)
-    if hasattr(loss_fn, "on_epoch_end"):
-        loss_fn.on_epoch_end(epoch, val_logits, val_targets)
+    on_epoch_end = loss_hook(loss_fn, "on_epoch_end")
+    if on_epoch_end is not None:
+        on_epoch_end(epoch, val_logits, val_targets)
+
+
+# The members of lbw_utils.methods.common.LossHooks, the one description of them (this module sits below
+# lbw_utils.methods and does not import it; tests/test_methods.py checks that the two agree).
+LOSS_HOOKS = ("validation_every", "augment_classes", "on_validation", "on_epoch_end", "record")
+
+
+def loss_hook(loss_fn, name: str):
+    """The hook ``name`` of :class:`lbw_utils.methods.common.LossHooks` as ``loss_fn`` defines it, or None:
+    every hook is optional (a plain ``nn.CrossEntropyLoss`` defines none)."""
+    if name not in LOSS_HOOKS:
+        raise ValueError(f"loss hook {name!r} is not known: expected one of {LOSS_HOOKS}")
+    return getattr(loss_fn, name, None)
 
 
 def _per_class_margin_and_ce(logits: torch.Tensor, targets: torch.Tensor, num_classes: int
@@ -346,78 +337,6 @@ def predict(model: nn.Module, data, split: str, *, batch_size: int = TrainConfig
         with autocast(data.device, amp):
             outputs.append(model(*inputs).float())
     return torch.cat(outputs)
-
-
-def autocast_dtype(device: torch.device | str, amp: bool) -> torch.dtype | None:
-    """The dtype a run on ``device`` autocasts to when ``amp`` asks for mixed precision; None: fp32.
-
-    The one place that decides (the training loop, prediction and the run record all ask it):
-    - bf16 where the hardware has it natively: a CUDA GPU with native bf16 (Ampere and later;
-      ``is_bf16_supported`` would also say yes for the emulated bf16 of a V100 or T4, which is slow),
-      or a CPU with AVX512-BF16 / AMX (~1.4x faster convolutions there, slower elsewhere);
-    - fp16 on any other CUDA GPU (V100, T4: fp16 tensor cores), with loss scaling (:func:`make_grad_scaler`);
-    - otherwise none (fp32): CPUs without native bf16, MPS, or ``amp=False``.
-    """
-    if not amp:
-        return None
-    device = torch.device(device)
-    if device.type == "cuda":
-        return torch.bfloat16 if _cuda_has_native_bf16() else torch.float16
-    if device.type == "cpu" and torch.ops.mkldnn._is_mkldnn_bf16_supported():
-        return torch.bfloat16
-    return None
-
-
-def autocast_precision(device: torch.device | str, amp: bool) -> str | None:
-    """:func:`autocast_dtype` as a name for the run record: "bfloat16", "float16", or None (fp32)."""
-    dtype = autocast_dtype(device, amp)
-    return None if dtype is None else str(dtype).removeprefix("torch.")
-
-
-def _cuda_has_native_bf16() -> bool:
-    # Compute capability 8.0 or later (or ROCm). It asks about the current CUDA device: the one a study
-    # trains on (lbw_utils.runner.fanout gives each worker process one GPU).
-    return torch.cuda.is_bf16_supported(including_emulation=False)
-
-
-def autocast(device: torch.device, enabled: bool):
-    """Autocast to :func:`autocast_dtype`'s choice, or a no-op context when that is fp32."""
-    dtype = autocast_dtype(device, enabled)
-    if dtype is None:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=torch.device(device).type, dtype=dtype)
-
-
-def bf16_pays(device: torch.device) -> bool:
-    """Whether ``device`` has native bf16 (autocast then runs in bf16 when ``amp`` is on)."""
-    return autocast_dtype(device, True) == torch.bfloat16
-
-
-def make_grad_scaler(device: torch.device, amp: bool) -> torch.amp.GradScaler | None:
-    """A loss scaler when the run autocasts to fp16 (bf16 has fp32's exponent range and needs none), else None."""
-    if autocast_dtype(device, amp) != torch.float16:
-        return None
-    return torch.amp.GradScaler(torch.device(device).type)
-
-
-def _scaled_step(scaler: torch.amp.GradScaler, loss: torch.Tensor, optimizer: torch.optim.Optimizer,
-                 scheduler) -> None:
-    """One training step's backward pass and updates under fp16 loss scaling.
-
-    ``scaler.step`` unscales the gradients (one foreach kernel for all of them) and skips the step when
-    any is inf or NaN; a fused optimizer (AdamW here) receives the scale and the inf flag and does both
-    inside its own kernel. ``update`` then lowers the scale after a skipped step and raises it after a
-    run of good ones. The learning-rate schedule advances either way, as PyTorch's AMP recipe does: a few
-    skipped steps at the start shift nothing but those steps.
-    """
-    scaler.scale(loss).backward()
-    scaler.step(optimizer)
-    scaler.update()
-    with warnings.catch_warnings():
-        # When the first step is skipped for an overflow (the scale starts at 2^16 and falls), the scheduler
-        # warns that it stepped before the optimizer: expected under loss scaling, not a misuse.
-        warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler.step\(\)` before")
-        scheduler.step()
 
 
 def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:

@@ -12,7 +12,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from lbw_utils.runs.experiments import BASELINE, ModelOptions, run_fingerprint
-from lbw_utils.models import STEMS, WHITENING_IMAGES, PatchWhitening, SmallMapConv, make_model
+from lbw_utils.models import make_model
+from lbw_utils.models.cnn import STEMS, WHITENING_IMAGES, PatchWhitening
+from lbw_utils.speed import SmallMapConv
 from lbw_utils.train import TrainConfig, fit
 
 

@@ -1,4 +1,4 @@
-"""Precision by capability (lbw_utils.train.autocast_dtype): bf16, fp16 with loss scaling, or fp32.
+"""Precision by capability (lbw_utils.speed.autocast_dtype): bf16, fp16 with loss scaling, or fp32.
 
 No GPU is needed: the capability is faked with monkeypatch. The fp16 branch's training loop runs for
 real on the CPU (fp16 autocast and ``torch.amp.GradScaler("cpu")``), so ``scaler.scale(loss).backward()``,
@@ -17,13 +17,13 @@ from torch import nn
 
 from lbw_utils.runs import experiments
 
-from lbw_utils import train
+from lbw_utils import speed, train
 from lbw_utils.runs.experiments import BASELINE, ModelOptions, Settings, run, run_fingerprint
 from lbw_utils.models import make_model
 from lbw_utils.runs.notebook import ParameterGuard
 from lbw_utils.runner.profiles import NOTEBOOK_DIR, notebook_parameters
-from lbw_utils.train import (TrainConfig, autocast_dtype, autocast_precision, fit, make_grad_scaler,
-                             make_optimizer, make_scheduler)
+from lbw_utils.speed import autocast_dtype, autocast_precision, make_grad_scaler
+from lbw_utils.train import TrainConfig, fit, make_optimizer, make_scheduler
 
 CPU, CUDA, MPS = torch.device("cpu"), torch.device("cuda"), torch.device("mps")
 TRAINING_NOTEBOOKS = ["01_baseline", "03_static_weighting", "04_dynamic_weighting", "07_training_length",
@@ -58,8 +58,8 @@ def fp16_on_cpu(monkeypatch):
 
     ``autocast_dtype`` is the one function every part asks (the loop, prediction, the scaler, the record),
     so faking it here fakes the capability everywhere at once."""
-    real = train.autocast_dtype
-    monkeypatch.setattr(train, "autocast_dtype",
+    real = speed.autocast_dtype
+    monkeypatch.setattr(speed, "autocast_dtype",
                         lambda device, amp: torch.float16 if amp and torch.device(device).type == "cpu"
                         else real(device, amp))
 
@@ -97,7 +97,7 @@ def test_cuda_with_native_bf16_autocasts_to_bf16_without_a_scaler(cuda_bf16):
     calls = cuda_bf16(True)
     assert autocast_dtype(CUDA, True) is torch.bfloat16
     assert autocast_precision("cuda:0", True) == "bfloat16"
-    assert train.bf16_pays(CUDA)
+    assert speed.bf16_pays(CUDA)
     assert calls and not any(calls), "native bf16 must be asked for with including_emulation=False"
 
 
@@ -105,7 +105,7 @@ def test_cuda_without_native_bf16_autocasts_to_fp16_and_scales_the_loss(cuda_bf1
     cuda_bf16(False)  # a V100 or T4: is_bf16_supported() alone would say True (emulated)
     assert autocast_dtype(CUDA, True) is torch.float16
     assert autocast_precision(CUDA, True) == "float16"
-    assert not train.bf16_pays(CUDA)
+    assert not speed.bf16_pays(CUDA)
     with warnings.catch_warnings():  # on a machine without a GPU the scaler warns that CUDA is not available
         warnings.simplefilter("ignore", UserWarning)
         assert isinstance(make_grad_scaler(CUDA, True), torch.amp.GradScaler)
@@ -130,7 +130,7 @@ def test_amp_off_and_mps_train_in_fp32(cuda_bf16, cpu_bf16):
 def test_fp32_autocast_is_a_no_op_context(cpu_bf16):
     cpu_bf16(False)
     layer = nn.Linear(4, 2)
-    with train.autocast(CPU, True):
+    with speed.autocast(CPU, True):
         assert layer(torch.randn(3, 4)).dtype is torch.float32
 
 
@@ -155,7 +155,7 @@ def test_scaled_step_steps_on_finite_gradients_and_skips_on_overflow(optimizer):
 
     before = [p.detach().clone() for p in model.parameters()]
     opt.zero_grad(set_to_none=True)
-    train._scaled_step(scaler, nn.functional.cross_entropy(model(inputs), targets), opt, scheduler)
+    speed.scaled_step(scaler, nn.functional.cross_entropy(model(inputs), targets), opt, scheduler)
     assert all(not torch.equal(a, b) for a, b in zip(before, model.parameters())), "a finite step must update"
     assert all(torch.isfinite(p).all() for p in model.parameters())
     assert scaler.scales[-1] == 2.0**10  # no overflow: the scale stays (it grows only after 2000 good steps)
@@ -163,7 +163,7 @@ def test_scaled_step_steps_on_finite_gradients_and_skips_on_overflow(optimizer):
     before = [p.detach().clone() for p in model.parameters()]
     opt.zero_grad(set_to_none=True)
     overflow = (model(inputs) * torch.tensor(float("inf"))).sum()  # every gradient inf
-    train._scaled_step(scaler, overflow, opt, scheduler)
+    speed.scaled_step(scaler, overflow, opt, scheduler)
     assert all(torch.equal(a, b) for a, b in zip(before, model.parameters())), "an overflowing step must be skipped"
     assert scaler.scales[-1] == 2.0**9  # halved after the overflow
     assert scaler.calls == {"scale": 2, "step": 2, "update": 2} and scaler.optimizers == [opt, opt]
@@ -208,15 +208,16 @@ def test_the_record_says_fp16_and_a_bf16_or_fp32_record_is_not_reused_for_fp16(t
     tiny = ModelOptions(size="tiny")
     first = run(BASELINE, data, 0, tmp_path, train=config, model=tiny, progress=False)
     assert first["autocast"] == autocast_precision(CPU, True)  # this CPU's own answer: bfloat16 or None
-    assert "autocast" not in first["fingerprint"]["train"] and "compile" not in first["fingerprint"]["train"]
+    setup = first["fingerprint"]["train"]
+    assert setup["float16_autocast"] is False and setup["compile"] is False
 
-    real = train.autocast_dtype
-    monkeypatch.setattr(train, "autocast_dtype",
+    real = speed.autocast_dtype
+    monkeypatch.setattr(speed, "autocast_dtype",
                         lambda device, amp: torch.float16 if amp else real(device, amp))
-    with pytest.raises(ValueError, match=r"other settings \(train.autocast\)"):
+    with pytest.raises(ValueError, match=r"other settings \(train.float16_autocast\)"):
         run(BASELINE, data, 0, tmp_path, train=config, model=tiny, progress=False)
     again = run(BASELINE, data, 0, tmp_path, train=config, model=tiny, redo=True, progress=False)
-    assert again["autocast"] == "float16" and again["fingerprint"]["train"]["autocast"] == "float16"
+    assert again["autocast"] == "float16" and again["fingerprint"]["train"]["float16_autocast"] is True
     assert json.loads(json.dumps(again))["autocast"] == "float16"
     # amp off: fp32 whatever the hardware, and the record says so
     plain = run(BASELINE, data, 1, tmp_path, train=TrainConfig(epochs=1, batch_size=32, amp=False), model=tiny,
@@ -224,11 +225,11 @@ def test_the_record_says_fp16_and_a_bf16_or_fp32_record_is_not_reused_for_fp16(t
     assert plain["autocast"] is None and plain["fingerprint"]["train"]["amp"] is False
 
 
-def test_compile_is_in_the_fingerprint_only_when_on(tiny_data):
+def test_compile_is_in_the_fingerprint(tiny_data):
     data = tiny_data(seed=0)
     plain = run_fingerprint(BASELINE, data, TrainConfig(), ModelOptions())
     compiled = run_fingerprint(BASELINE, data, TrainConfig(compile=True), ModelOptions())
-    assert "compile" not in plain["train"]  # records written before compile was fingerprinted stay reusable
+    assert plain["train"]["compile"] is False
     assert compiled["train"]["compile"] is True and compiled != plain
     assert run_fingerprint(BASELINE, data, TrainConfig(amp=False), ModelOptions()) != plain
 
@@ -249,9 +250,10 @@ def test_a_record_trained_otherwise_compiled_is_not_reused(tiny_data, tmp_path):
 
 
 @pytest.mark.parametrize("notebook", TRAINING_NOTEBOOKS)
-def test_training_notebooks_declare_amp_and_compile(notebook):
-    declared = notebook_parameters(notebook)  # papermill's inspection: each default as its source text
-    assert declared["amp"] == "True" and declared["compile"] == "False"
+def test_training_notebooks_take_amp_and_compile(notebook):
+    taken = notebook_parameters(notebook)  # each default as its source text; "None": TrainConfig's own
+    assert taken["amp"] == taken["compile"] == "None"
+    assert TrainConfig.amp is True and TrainConfig.compile is False
 
 
 @pytest.mark.parametrize("notebook", TRAINING_NOTEBOOKS)
@@ -260,8 +262,8 @@ def test_the_guard_accepts_compile_and_amp_and_settings_carry_them(notebook):
 
     cells = nbformat.read(NOTEBOOK_DIR / f"{notebook}.ipynb", as_version=4).cells
     (parameters,) = [c.source for c in cells if "parameters" in c.metadata.get("tags", [])]
-    history, namespace = ["", "guard = ParameterGuard()"], {}
-    guard = ParameterGuard(history)
+    history, namespace = ["", "guard = ParameterGuard(settings=True)"], {}
+    guard = ParameterGuard(history, settings=True)
     for cell in (parameters, "# Parameters\ncompile = True\namp = False\n"):  # papermill -p compile True -p amp False
         history.append(cell)
         exec(cell, namespace)

@@ -347,10 +347,11 @@ def test_custom_label_names_the_record_and_is_not_a_loss_option(data, tmp_path):
 _RUN_WITH_A_BIG_GRADIENT = """
 import json, sys, torch
 from torch import nn
+import lbw_utils.speed as speed
 import lbw_utils.train as train
 from tests.conftest import build_image_data
 if sys.argv[1] == "glibc-defaults":
-    train._malloc_tuned = True  # as if already done, so fit leaves glibc's defaults in place
+    speed._malloc_tuned = True  # as if already done, so fit leaves glibc's defaults in place
 data = build_image_data(shape=(1, 8, 8))
 torch.manual_seed(0)
 model = nn.Sequential(nn.Flatten(), nn.Linear(64, 131072), nn.ReLU(), nn.Linear(131072, data.num_classes))
