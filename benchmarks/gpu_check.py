@@ -44,11 +44,12 @@ import common
 
 from lbw_utils.data.images import CIFAR10_FOLDER, CIFAR10_MD5, DEFAULT_VAL_SIZE, IMAGE_READERS, ImageData
 from lbw_utils.runs.experiments import BASELINE, Settings, load_data, method_label
-from lbw_utils.methods import METHODS, candidate_methods, exponent_key
+from lbw_utils.methods import METHODS, exponent_key
 from lbw_utils.models import make_model
 from lbw_utils.models.recurrent import name_model_parameters
 from lbw_utils.runner.profiles import load_profile, notebook_parameters
-from lbw_utils.train import TrainConfig, autocast_precision, fit, seed_everything
+from lbw_utils.speed import autocast_precision
+from lbw_utils.train import TrainConfig, fit, seed_everything
 from lbw_utils.studies import training_length, tuning
 
 NO_CUDA = ("gpu-check: no CUDA device is present (torch.cuda.is_available() is False); nothing was measured "
@@ -71,12 +72,6 @@ def notebook_defaults(notebook: str) -> dict:
 
 def step_parameters(step) -> dict:
     return {**notebook_defaults(step.notebook), **step.parameters}
-
-
-def _candidates_04(p: dict) -> list[dict]:
-    """The methods notebook 04 trains (its cell that builds ``methods``), before the post-hoc combination."""
-    candidates = p["methods"] if p["methods"] is not None else candidate_methods(p, p["families"])
-    return [m for m in candidates if p["families"] is None or m["name"] in p["families"]]
 
 
 def _names_methods(p: dict) -> list[dict]:
@@ -112,7 +107,7 @@ def planned_runs(steps) -> list[dict]:
                     + [{"name": "static", "scheme": "cdb", "tau": tau} for tau in p["cdb_taus"]]:
                 add("", method, p["epochs"])
         elif step.notebook == "04_dynamic_weighting":
-            for method in [BASELINE] + _candidates_04(p):
+            for method in [BASELINE] + p["methods"]:  # notebook 04's list, before the post-hoc combination
                 add("", method, p["epochs"])
         elif step.notebook == "05_name_nationality_rnn":
             tuned = name_model_parameters(p["model_config"], _names_overrides(p), p["classes"])

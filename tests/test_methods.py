@@ -1,4 +1,5 @@
-"""Tests for lbw_utils.methods: static weights, the weighted losses and the registry."""
+"""Tests for lbw_utils.methods: static weights, the weighted losses, and every loss method of the registry
+(iterated, so that a new method file is tested without editing this one)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from lbw_utils.methods.frontier import AugmentedCrossEntropy, PairMarginLoss
 from lbw_utils.methods import (
     LOSS_METHODS,
+    METHODS,
     DynamicMarginLoss,
     LogitAdjustedLoss,
     MinRecallLoss,
@@ -538,19 +539,97 @@ def test_every_loss_runs_on_cuda_without_host_syncs():
 # make_loss
 # --------------------------------------------------------------------------
 
-def test_make_loss_builds_every_method():
-    expected = {
-        "baseline": CrossEntropy, "static": WeightedCrossEntropy, "ema": EMAWeightedCrossEntropy,
-        "focal": FocalLoss, "cdb": CDBLoss, "dro": ClassDROLoss, "minrecall": MinRecallLoss,
-        "margin": LogitAdjustedLoss, "augment": AugmentedCrossEntropy, "average": CrossEntropy,
-        "capacity": CrossEntropy, "pair-margin": PairMarginLoss,
-    }
-    assert set(LOSS_METHODS) == set(expected)
-    confusion = [[8, 2, 0], [1, 9, 0], [0, 0, 10]]  # what pair-margin reads of the baseline instead of TPRs
-    for name, cls in expected.items():
-        method = {"name": name, "group": 2} if name == "augment" else {"name": name}  # a group within 3 classes
-        loss = make_loss(method, 3, tpr=confusion if name == "pair-margin" else SEED_TPR, label_smoothing=0.1)
-        assert isinstance(loss, cls) and loss.label_smoothing == 0.1
+# What a loss method may read of the same seed's baseline (MethodSpec.reads), for a 5-class problem: its
+# validation TPRs or its validation confusion matrix (rows: true class).
+FIVE_CLASSES = 5
+BASELINE_READS = {
+    "tpr": [0.95, 0.6, 0.8, 0.7, 0.9],
+    "confusion": [[19, 1, 0, 0, 0], [3, 12, 2, 3, 0], [0, 2, 16, 2, 0], [0, 4, 2, 14, 0], [0, 0, 0, 2, 18]],
+}
+
+
+def test_every_trained_method_is_a_loss_method():
+    assert LOSS_METHODS == tuple(name for name, spec in METHODS.items() if spec.kind.trains_a_loss)
+    assert {"baseline", "static", "ema", "cdb", "minrecall", "margin"} <= set(LOSS_METHODS)
+
+
+def build_with_defaults(name: str, **kwargs) -> torch.nn.Module:
+    return make_loss({"name": name}, FIVE_CLASSES, tpr=BASELINE_READS[METHODS[name].reads], **kwargs)
+
+
+@pytest.mark.parametrize("name", LOSS_METHODS)
+def test_every_loss_method_builds_with_its_defaults_and_keeps_the_loss_contract(name):
+    loss = build_with_defaults(name, label_smoothing=0.1)
+    assert isinstance(loss, torch.nn.Module)
+    logits, targets = random_batch(32, FIVE_CLASSES, torch.Generator().manual_seed(3))
+    logits = logits.bfloat16().requires_grad_(True)
+    value = loss(logits, targets)  # the loss computes in float32, whatever the logits' precision
+    assert value.dtype == torch.float32 and value.dim() == 0 and torch.isfinite(value)
+    value.backward()
+    assert torch.isfinite(logits.grad.float()).all()
+    val_logits, val_targets = random_batch(50, FIVE_CLASSES, torch.Generator().manual_seed(4))
+    for hook in ("on_epoch_end", "on_validation"):
+        if hasattr(loss, hook):
+            getattr(loss, hook)(0, val_logits, val_targets)
+    if hasattr(loss, "record"):
+        assert "weights" in json.loads(json.dumps(loss.record()))
+
+
+@pytest.mark.parametrize("name", LOSS_METHODS)
+def test_every_loss_method_trains_with_its_defaults_on_tiny_data(name, tiny_data):
+    from lbw_utils.models import make_model
+    from lbw_utils.train import TrainConfig, fit
+
+    data = tiny_data(num_classes=FIVE_CLASSES, per_class={"train": 12, "val": 6, "test": 4})
+    loss = build_with_defaults(name)
+    model = make_model("cnn", num_classes=FIVE_CLASSES, input_shape=(1, 8, 8), size="tiny")
+    history = fit(model, data, loss, TrainConfig(epochs=1, batch_size=20, augment=False), progress=False)
+    assert len(history.train_loss) == 1 and math.isfinite(history.train_loss[0])
+
+
+class HookSpy(torch.nn.Module):
+    """Cross-entropy with every hook of LossHooks, each call written down."""
+
+    validation_every = 2
+
+    def __init__(self, num_classes: int) -> None:
+        super().__init__()
+        self.calls = []
+        self.register_buffer("augment_classes", torch.tensor([True] + [False] * (num_classes - 1)))
+
+    def forward(self, logits, targets):
+        return F.cross_entropy(logits.float(), targets)
+
+    def on_validation(self, step, val_logits, val_targets):
+        self.calls.append(("on_validation", step, len(val_targets)))
+
+    def on_epoch_end(self, epoch, val_logits, val_targets):
+        self.calls.append(("on_epoch_end", epoch, len(val_targets)))
+
+    def record(self):
+        return {"weights": None}
+
+
+def test_the_training_loop_calls_the_hooks_that_loss_hooks_describes(tiny_data):
+    from lbw_utils.methods import LossHooks
+    from lbw_utils.models import make_model
+    from lbw_utils.train import LOSS_HOOKS, TrainConfig, fit, loss_hook
+
+    described = {name for name in vars(LossHooks) if not name.startswith("_")} | set(LossHooks.__annotations__)
+    assert described == set(LOSS_HOOKS) == {"validation_every", "augment_classes", "on_validation", "on_epoch_end",
+                                            "record"}
+    with pytest.raises(ValueError, match="loss hook 'on_step' is not known: expected one of"):
+        loss_hook(HookSpy(3), "on_step")
+    data = tiny_data(num_classes=3, per_class={"train": 20, "val": 10, "test": 5})
+    spy = HookSpy(3)
+    model = make_model("cnn", num_classes=3, input_shape=(1, 8, 8), size="tiny")
+    fit(model, data, spy, TrainConfig(epochs=2, batch_size=20, augment=False), progress=False)
+    # 60 training images / batch 20 = 3 steps an epoch: steps 2, 4 and 6 validate on a slice, every epoch ends
+    assert spy.calls == [("on_validation", 2, 30), ("on_epoch_end", 0, 30), ("on_validation", 4, 30),
+                         ("on_validation", 6, 30), ("on_epoch_end", 1, 30)]
+    plain = fit(make_model("cnn", num_classes=3, input_shape=(1, 8, 8), size="tiny"), data,
+                torch.nn.CrossEntropyLoss(), TrainConfig(epochs=1, batch_size=20, augment=False), progress=False)
+    assert math.isfinite(plain.train_loss[0])  # a loss with no hook at all trains too
 
 
 def test_make_loss_passes_the_method_options_on():

@@ -1,8 +1,13 @@
-"""Tests for lbw_utils.methods.registry: the one list of methods, checked once, dispatched on kind."""
+"""Tests for lbw_utils.methods.registry: the one list of methods, collected from the method files, checked once,
+dispatched on kind. The tests iterate the registry: a new method file is tested without editing them."""
 
 from __future__ import annotations
 
+import ast
+import importlib
 import inspect
+import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -27,7 +32,8 @@ from lbw_utils.methods import (
     resolve_fit,
     static_weights,
 )
-from lbw_utils.methods import kinds, registry
+from lbw_utils.methods import kinds, margin, registry, static
+from lbw_utils.methods.spec import Adjustment
 from lbw_utils.train import TrainConfig
 
 CONFIG = TrainConfig(epochs=1, batch_size=20, lr=0.05, eval_batch_size=64, augment=False)
@@ -44,7 +50,7 @@ def signature_defaults(function) -> dict:
     ("dro", ClassDROLoss), ("minrecall", MinRecallLoss), ("posthoc", fit_logit_offsets),
 ])
 def test_registry_defaults_are_those_of_the_code_they_build(name, function):
-    # A default lives in the registry; the class keeps the same one for direct use. They must agree, or a
+    # A default lives in the method's entry; the class keeps the same one for direct use. They must agree, or a
     # method dict and a direct call with the same options would train different things.
     # (static's "tau" is the function's gamma under scheme "cdb": it has no default of its own there)
     declared = {key: value for key, value in METHODS[name].defaults().items()
@@ -75,16 +81,98 @@ def test_a_kind_is_named_or_given_and_an_unknown_one_is_refused():
         MethodSpec("x", "fitted")
 
 
-def test_notebook_04_candidates_come_from_the_registry():
-    params = {"alphas": [0.01], "focal_gamma": 2.0, "cdb_tau": "dynamic", "dro_eta": 0.01, "minrecall_eta": 1.0,
-              "minrecall_every": "epoch", "margin_gamma": 4, "margin_alpha": 0.01, "posthoc_budget": 0.01}
-    every = registry.candidate_methods(params)
-    assert [m["name"] for m in every][:3] == ["ema", "ema", "focal"] and every[-1]["name"] == "posthoc"
-    assert {m["name"] for m in every} == {n for n, spec in METHODS.items() if spec.candidates is not None}
-    assert registry.candidate_methods(params, ["focal"]) == [{"name": "focal", "gamma": 2.0}]
-    with pytest.raises(ValueError, match="families \\['mixup'\\] are not known"):
-        registry.candidate_methods(params, ["mixup"])
-    for method in every:
+METHODS_DIR = Path(registry.__file__).parent
+
+
+def test_the_registry_collects_every_method_file_in_module_order():
+    files = [path.stem for path in sorted(METHODS_DIR.glob("*.py"))
+             if any(isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "SPECS" for t in node.targets)
+                    for node in ast.parse(path.read_text(encoding="utf-8")).body)]
+    assert {"static", "dynamic", "robust", "margin", "frontier", "posthoc", "yardstick"} <= set(files)
+    assert not {"registry", "spec", "kinds", "common"} & set(files)  # the machinery declares no method
+    assert registry.method_modules() == [f"lbw_utils.methods.{name}" for name in files]
+    declared = [spec for name in files for spec in importlib.import_module(f"lbw_utils.methods.{name}").SPECS]
+    assert [spec.name for spec in declared] == list(METHODS)[:len(declared)]
+    assert all(METHODS[spec.name] is spec for spec in declared)
+
+
+def test_collecting_refuses_a_shared_name_and_an_entry_that_is_not_a_spec(monkeypatch):
+    with pytest.raises(ValueError, match="'baseline' is declared twice, in lbw_utils.methods.static and in "
+                                         "lbw_utils.methods.static"):
+        registry.collect(["lbw_utils.methods.static", "lbw_utils.methods.static"])
+    monkeypatch.setattr(static, "SPECS", [*static.SPECS, {"name": "dict-entry"}])
+    with pytest.raises(ValueError, match="SPECS holds {'name': 'dict-entry'}: expected only MethodSpec"):
+        registry.collect(["lbw_utils.methods.static"])
+    monkeypatch.setattr(static, "SPECS", "baseline")
+    with pytest.raises(ValueError, match="SPECS='baseline' is not allowed: expected a list of MethodSpec"):
+        registry.collect(["lbw_utils.methods.static"])
+
+
+def test_register_adds_a_new_name_to_this_process_only(monkeypatch):
+    monkeypatch.setattr(registry, "METHODS", dict(METHODS))
+    spec = MethodSpec("toy-loss", "train", build=lambda o, k, t, ls: torch.nn.CrossEntropyLoss())
+    assert registry.register(spec) is spec and registry.METHODS["toy-loss"] is spec
+    with pytest.raises(ValueError, match="'toy-loss' is already registered"):
+        registry.register(spec)
+    with pytest.raises(ValueError, match="expected a MethodSpec"):
+        registry.register({"name": "toy"})
+    assert "only the process that calls it" in registry.register.__doc__
+
+
+@pytest.mark.parametrize("name", list(METHODS))
+def test_every_entry_gives_what_its_kind_runs_with(name):
+    spec = METHODS[name]
+    if spec.kind.trains_a_loss:
+        assert callable(spec.build) and spec.fit is None and spec.adjustment is None
+    elif spec.kind is kinds.FIT:
+        assert callable(resolve_fit(spec)) and spec.build is None
+    else:
+        assert spec.kind.adjusts_a_run and isinstance(spec.adjustment, Adjustment) and spec.build is None
+    assert spec.summary, f"method {name!r} has no summary"
+    for key, parameter in spec.parameters.items():
+        if parameter.default is not None:
+            parameter.check(key, parameter.default)  # every default is allowed by its own parameter
+
+
+def test_a_posthoc_entry_needs_its_adjustment():
+    with pytest.raises(ValueError, match="method 'offsets' of kind 'posthoc' adjusts a run: it needs adjustment="):
+        MethodSpec("offsets", "posthoc")
+
+
+@pytest.mark.parametrize("name", list(METHODS))
+def test_every_method_refuses_an_unknown_key_naming_the_allowed_ones(name):
+    with pytest.raises(ValueError) as caught:
+        check_method({"name": name, "no_such_key": 1})
+    message = str(caught.value)
+    assert f"method {name!r} got unknown key(s) ['no_such_key']" in message
+    assert f"allowed keys are {METHODS[name].keys}" in message
+
+
+def test_every_method_runs_with_its_defaults_under_a_label_of_its_own():
+    plain = [{"name": name} for name in METHODS]
+    for method in plain:
+        check_method(method)
+    # with every default spelled out (whether or not the constraints allow them together), still one label each
+    given = [{"name": name, **{k: v for k, v in spec.defaults().items() if v is not None}}
+             for name, spec in METHODS.items()]
+    for methods in (plain, given):
+        labels = [method_label(method) for method in methods]
+        assert len(set(labels)) == len(labels), labels
+        assert all("/" not in label and " " not in label for label in labels)
+
+
+def notebook_parameter_cell(name: str) -> dict:
+    notebook = json.loads((METHODS_DIR.parent.parent / "notebooks" / f"{name}.ipynb").read_text(encoding="utf-8"))
+    cell = next(c for c in notebook["cells"] if "parameters" in c.get("metadata", {}).get("tags", []))
+    return {node.targets[0].id: ast.literal_eval(node.value) for node in ast.parse("".join(cell["source"])).body}
+
+
+def test_notebook_04s_default_list_is_a_literal_of_methods_that_check():
+    methods = notebook_parameter_cell("04_dynamic_weighting")["methods"]
+    assert [m["name"] for m in methods][:3] == ["ema", "ema", "focal"] and methods[-1]["name"] == "posthoc"
+    labels = [method_label(m) for m in methods]
+    assert len(set(labels)) == len(labels)
+    for method in methods:
         check_method(method)
 
 
@@ -124,7 +212,8 @@ def test_check_method_builds_nothing(monkeypatch):
     def must_not_build(*args, **kwargs):
         raise AssertionError("check_method built a loss")
 
-    monkeypatch.setattr(registry, "static_weights", must_not_build)
+    monkeypatch.setattr(static, "static_weights", must_not_build)
+    monkeypatch.setattr(margin, "static_weights", must_not_build)
     check_method({"name": "static", "scheme": "mean-ratio", "gamma": 4})
     check_method({"name": "margin", "source": "static", "gamma": 2})
 
@@ -138,7 +227,7 @@ def test_a_static_run_builds_its_weights_once(tiny_data, tmp_path, monkeypatch):
         calls.append(args)
         return static_weights(*args, **kwargs)
 
-    monkeypatch.setattr(registry, "static_weights", counted)
+    monkeypatch.setattr(static, "static_weights", counted)
     run({"name": "static", "scheme": "cdb", "tau": 1}, data, 0, tmp_path, train=CONFIG, model=TINY, progress=False)
     assert len(calls) == 1
 
@@ -200,6 +289,6 @@ def test_the_class_difficulty_scheme_names_its_exponent_tau(method, message):
 
 def test_tau_is_the_exponent_the_cdb_scheme_uses():
     tpr = [0.9, 0.5]
-    options = registry.METHODS["static"].with_defaults({"scheme": "cdb", "tau": 2.0})
-    weights = registry.scheme_weights(options, tpr, 2)
+    options = METHODS["static"].with_defaults({"scheme": "cdb", "tau": 2.0})
+    weights = static.scheme_weights(options, tpr, 2)
     assert weights.tolist() == pytest.approx([0.1 ** 2, 0.5 ** 2])  # (1 - s) ** tau; the default gamma 4 unused

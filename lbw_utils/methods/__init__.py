@@ -1,45 +1,36 @@
-"""Every method a study can run: training losses that weight classes by how hard they are to learn (one
-module per family), the post-hoc logit offsets, and the registry that declares them all with their kind
-(a loss trained by the loop, a model fitted directly such as the linear yardstick, or a post-hoc
-adjustment of another run). Formerly ``lbw_utils.losses``: not everything here is a loss.
+"""Every method a study can run: training losses that weight classes by how hard they are to learn, the
+post-hoc logit offsets, the linear yardstick, and the machinery that declares and collects them with their
+kind (a loss trained by the loop, a model fitted directly, or a post-hoc adjustment of another run).
+Formerly ``lbw_utils.losses``: not everything here is a loss.
 
-Every loss is an ``nn.Module`` called as ``loss(logits, targets)`` with float logits ``[B, C]`` and
-int64 targets ``[B]``; it returns a scalar. The forward pass never waits for the device (no
-``.item()``, no Python loop over classes), so the training loop stays asynchronous on a GPU. Under
-autocast the loss is computed in float32.
+A method is one file here: its code and its entries (``SPECS``, a list of
+:class:`~lbw_utils.methods.spec.MethodSpec`); the registry collects every such file, so adding a method is
+adding a file (:mod:`lbw_utils.methods.registry` says how). What the training loop asks of a loss (its
+optional hooks: ``on_epoch_end``, ``on_validation``, ``record``, ...) is :class:`LossHooks`.
 
-Optional hooks, called by the training loop when present:
-
-* ``on_epoch_end(epoch, val_logits, val_targets)`` after every epoch, with the logits of the whole
-  validation split (CDB, min-recall);
-* ``on_validation(step, val_logits, val_targets)`` every ``validation_every`` training steps, on a
-  fixed validation slice (min-recall with ``every=<steps>``);
-* ``record()`` returns JSON-serialisable data for the run record: always a ``"weights"`` entry and,
-  for losses whose weights change during training, a ``"trajectory"``.
-
-Families
---------
-``static``    ``static_weights`` (the draft paper's mean-ratio formula and variants), ``CrossEntropy``, ``WeightedCrossEntropy``
-``dynamic``   ``EMAWeightedCrossEntropy`` (the blog post), ``CDBLoss`` (Sinha et al. 2020, both official forms)
-``robust``    ``FocalLoss`` (Lin et al. 2017), ``ClassDROLoss`` (Sagawa et al. 2020),
-              ``MinRecallLoss`` (Narasimhan & Menon 2021)
-``margin``    ``LogitAdjustedLoss``, ``DynamicMarginLoss`` (difficulty margins, after Menon et al. 2021;
-              LDAM-style form)
-``frontier``  beyond re-deciding (notebook 09): ``AugmentedCrossEntropy`` (class-targeted augmentation),
-              ``PairMarginLoss`` (pairwise confusion margins); weight averaging and a larger CNN change the loop
-              and the network through their registry entries
-``posthoc``   ``fit_logit_offsets``, ``apply_logit_offsets``: per-class offsets fitted on validation logits
-``registry``  ``METHODS``: the one list of methods, their labels and checks, ``make_loss``
+The machinery
+-------------
+``spec``      ``Parameter`` and its constructors, ``MethodSpec``: how a method is declared
+``registry``  ``METHODS``, collected from the method files: the one list of methods, their labels and checks,
+              ``make_loss``, ``register``
 ``kinds``     how each kind runs (``train``, ``fit``, ``posthoc``): outcome, fingerprint, autocast, label
+``common``    what every loss shares: ``LossHooks``, argument checks, constants, weight trajectories
+
+Every other module here is a method file: one family of methods, described by its docstring (``static``,
+``dynamic``, ``robust``, ``margin``, ``frontier``, ``posthoc``, ``yardstick``, ...). The names below are
+re-exported for the notebooks and tests; a new method file's names are imported from its own module.
 """
 
-from lbw_utils.methods.common import CDB_DYNAMIC_TAU_EPSILON, MAX_TRAJECTORY_ROWS, MIN_BASE, STATIC_SCHEMES
+from lbw_utils.methods.common import (CDB_DYNAMIC_TAU_EPSILON, MAX_TRAJECTORY_ROWS, MIN_BASE, STATIC_SCHEMES,
+                                     LossHooks)
 from lbw_utils.methods.dynamic import CDB_VARIANTS, CDBLoss, EMAWeightedCrossEntropy, cdb_dynamic_tau
 from lbw_utils.methods.margin import MARGIN_FORMS, MARGIN_SOURCES, DynamicMarginLoss, LogitAdjustedLoss
 from lbw_utils.methods.posthoc import OFFSET_OBJECTIVES, apply_logit_offsets, fit_logit_offsets
 from lbw_utils.methods.kinds import FIT, KINDS, POSTHOC, TRAIN, Kind, RunContext, resolve_fit, resolve_kind
-from lbw_utils.methods.registry import (LOSS_METHODS, METHODS, MethodSpec, Parameter, build_loss, candidate_methods,
-                                       check_method, check_method_options, exponent_key, make_loss, method_label,
-                                       method_spec, methods_of_kind, needs_baseline_tpr, register, scheme_weights)
+from lbw_utils.methods.registry import (LOSS_METHODS, METHODS, build_loss, check_method, check_method_options,
+                                       make_loss, method_label, method_spec, methods_of_kind, needs_baseline_tpr,
+                                       register)
 from lbw_utils.methods.robust import DRO_FORMS, MINRECALL_FORMS, ClassDROLoss, FocalLoss, MinRecallLoss
-from lbw_utils.methods.static import CrossEntropy, WeightedCrossEntropy, static_weights
+from lbw_utils.methods.spec import (Adjustment, MethodSpec, Parameter, choice, flag, fraction, non_negative,
+                                   positive_int, positive_number)
+from lbw_utils.methods.static import CrossEntropy, WeightedCrossEntropy, exponent_key, scheme_weights, static_weights

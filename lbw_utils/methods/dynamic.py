@@ -1,7 +1,9 @@
-"""Weights that follow the model during training: the blog post's EMA of batch false-negative rates, and
-the class-wise difficulty-balanced (CDB) loss in both forms of its official code."""
+"""Weights that follow the model during training: the blog post's EMA of batch false-negative rates (method
+``ema``), and the class-wise difficulty-balanced loss in both forms of its official code (method ``cdb``)."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -10,6 +12,7 @@ from torch import nn
 from lbw_utils.methods.common import (CDB_DYNAMIC_TAU_EPSILON, _as_list, _check_batch, _class_counts_and_hits,
                                      _finite_number, _is_number, _label_smoothing, _num_classes, _one_of,
                                      _per_class_recall, _smoothing_factor, _Trajectory)
+from lbw_utils.methods.spec import MethodSpec, Parameter, choice, flag, fraction
 
 
 # --------------------------------------------------------------------------
@@ -189,3 +192,30 @@ class CDBLoss(nn.Module):
         taus = [float(t) for t in torch.stack(self._taus).cpu().tolist()] if self._taus else []
         return {"weights": _as_list(self.weights), "trajectory": rows, "trajectory_epochs": epochs, "tau": taus,
                 "tau_setting": self.tau, "variant": self.variant, "floor": self.floor}
+
+
+# --------------------------------------------------------------------------
+# The entries. Defaults, and why:
+# - ema alpha 0.01: the blog post's value (about 100 batches of memory, a third of a Fashion-MNIST epoch);
+# - cdb tau "dynamic", variant "cifar", no floor: the official CIFAR-LT code, the setting closest to ours.
+# --------------------------------------------------------------------------
+
+def _cdb_tau(value: Any) -> bool:
+    return value == "dynamic" or (_is_number(value) and value >= 0)
+
+
+def _cdb_floor(value: Any) -> bool:
+    return value is None or (_is_number(value) and 0 < value < 1)
+
+
+SPECS = [
+    MethodSpec("ema", "train", {"alpha": fraction(0.01, open_low=True), "normalize": flag(False)},
+               build=lambda o, k, t, ls: EMAWeightedCrossEntropy(k, label_smoothing=ls, **o),
+               label_short={"normalize": "norm"}, summary="the blog post: weights = EMA of batch false-negative rates"),
+    MethodSpec("cdb", "train",
+               {"tau": Parameter("dynamic", _cdb_tau, "a finite number >= 0 or 'dynamic'"),
+                "variant": choice("cifar", CDB_VARIANTS),
+                "floor": Parameter(None, _cdb_floor, "a number in (0, 1), or None")},
+               build=lambda o, k, t, ls: CDBLoss(k, label_smoothing=ls, **o),
+               summary="class-wise difficulty-balanced loss, CIFAR-LT (default) or ImageNet-LT form"),
+]

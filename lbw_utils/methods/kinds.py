@@ -1,6 +1,6 @@
 """How a method runs: one object per kind, the one place that knows what a kind means.
 
-A registry entry (:class:`lbw_utils.methods.registry.MethodSpec`) names its kind; the experiment layer
+A registry entry (:class:`lbw_utils.methods.spec.MethodSpec`) names its kind; the experiment layer
 asks the kind, never tests its name:
 
 ``TRAIN``    ``"train"``: a loss for :func:`lbw_utils.train.fit`; the network and the loop's settings make
@@ -8,13 +8,15 @@ asks the kind, never tests its name:
 ``FIT``      ``"fit"``: a model fitted directly by the function the entry names (``fit="module:function"``,
              e.g. the linear yardstick); no network, no training loop; a reference row in the tables.
 ``POSTHOC``  ``"posthoc"``: adjusts the logits of another, already finished run (``"of"``, default the
-             baseline); never trains, keeps no artifact of its own.
+             baseline) with the entry's ``adjustment``; never trains, keeps no artifact of its own.
 
 Every kind answers :meth:`Kind.outcome` (what the record and artifact are made of), :meth:`Kind.fingerprint`
 (what beyond the method and the data determines the result), :meth:`Kind.autocast` (the record's field),
 :meth:`Kind.label` (a label's prefix: a post-hoc run's names the run it adjusts) and :meth:`Kind.check`
-(nested methods). This module sits below the registry: it never imports it; the run's
-:class:`RunContext` carries what a kind needs of the experiment layer (the label of another method).
+(nested methods). This module sits below the registry, :mod:`~lbw_utils.methods.spec` and the method files:
+it imports none of them; a kind reads what is particular to a method from its entry (``build``, ``fit``,
+``adjustment``), and the run's :class:`RunContext` carries what a kind needs of the experiment layer (the
+label of another method).
 """
 
 from __future__ import annotations
@@ -27,17 +29,23 @@ from typing import Any, Callable
 import torch
 
 from lbw_utils.runs import records
-from lbw_utils.methods.posthoc import apply_logit_offsets, fit_logit_offsets
 from lbw_utils.models import cnn_options, make_model
-from lbw_utils.train import autocast_precision, fit, predict, seed_everything
+from lbw_utils.speed import autocast_precision
+from lbw_utils.train import fit, loss_hook, predict, seed_everything
 
 BASELINE = {"name": "baseline"}
 
 # What the function of a "fit" method returns (state_dict and best_val optional).
 FIT_OUTCOME_KEYS = ("val_logits", "test_logits", "history", "train_seconds", "loss_record", "model")
 
-# Options that change how a run is watched or how fast it goes, not what it learns.
-NOT_IN_FINGERPRINT = ("track_train_tpr", "eval_batch_size", "compile")
+# The form of a run's fingerprint (what makes two runs the same run). Bump it whenever what determines a run, or
+# how the fingerprint says it, changes: a record made under another version is refused, not reused (rerun with
+# redo=True), so no field needs a rule that keeps older records reusable. 2: every TrainConfig field but those of
+# NOT_IN_FINGERPRINT, and whether training ran in float16 autocast.
+FINGERPRINT_VERSION = 2
+
+# Options that change how a run is watched, not what it learns.
+NOT_IN_FINGERPRINT = ("track_train_tpr", "eval_batch_size")
 
 
 @dataclass(frozen=True)
@@ -83,27 +91,22 @@ class Kind:
         raise NotImplementedError
 
     def fingerprint(self, train, model, device) -> dict:
-        """The parts of a run's fingerprint besides ``method`` and ``data``."""
+        """The parts of a run's fingerprint besides ``method`` and ``data``: its ``version``, and for a kind that
+        trains with the loop the loop's settings (``train``) and the network's (``model``)."""
         if not self.trains_with_loop:
-            return {}
+            return {"version": FINGERPRINT_VERSION}
         setup = {k: v for k, v in train.to_dict().items() if k not in NOT_IN_FINGERPRINT}
-        if not train.average_weights:  # named only when on, so records made before the option stay reusable
-            setup.pop("average_weights")
-        # Named only when they differ from what every earlier record trained with (no torch.compile; bf16 or
-        # fp32, never fp16), so those records stay reusable, while a record trained compiled, or in fp16 on a
-        # GPU without native bf16, is not reused for a run set up otherwise (nor the other way round).
-        if train.compile:
-            setup["compile"] = True
-        if autocast_precision(device, train.amp) == "float16":
-            setup["autocast"] = "float16"
-        # A CNN's stem is named even when it is its size's default: records made before the whitening stem
-        # have no "stem" and are not reused.
+        # float16 trains with loss scaling, another procedure; bf16 and fp32 differ in rounding only, like a CPU and
+        # a GPU, which the fingerprint leaves out so that a study resumes, or merges its shards, on other hardware.
+        setup["float16_autocast"] = autocast_precision(device, train.amp) == "float16"
+        # every option of the network, its size's defaults included (a CNN's stem, say)
         options = cnn_options(model.size, model.options) if model.name == "cnn" else model.options
-        return {"train": setup, "model": {"name": model.name, "size": model.size, **options}}
+        return {"version": FINGERPRINT_VERSION, "train": setup,
+                "model": {"name": model.name, "size": model.size, **options}}
 
     def autocast(self, train, device) -> str | None:
         """The record's ``autocast``: the precision training ran in. ``amp`` asks for mixed precision, the
-        hardware decides which (train.autocast_dtype: "bfloat16", "float16" with loss scaling, or None for fp32)."""
+        hardware decides which (speed.autocast_dtype: "bfloat16", "float16" with loss scaling, or None for fp32)."""
         return autocast_precision(device, train.amp) if self.trains_with_loop else None
 
     def label(self, own: str, method: dict, label_of: Callable[[dict], str]) -> str:
@@ -138,7 +141,8 @@ class TrainedLoss(Kind):
             return predict(network, data, split, batch_size=train.eval_batch_size, amp=train.amp).cpu()
 
         val_logits, test_logits = logits("val"), logits("test")
-        extra = loss.record() if hasattr(loss, "record") else {}
+        record = loss_hook(loss, "record")
+        extra = record() if record is not None else {}
         best = {"epoch": history.best_val_epoch, "val_logits": val_logits, "test_logits": test_logits}
         if history.best_val_epoch != train.epochs - 1:  # an earlier epoch validated best: evaluate its weights too
             last_state = {k: v.detach().clone() for k, v in network.state_dict().items()}
@@ -207,16 +211,17 @@ class PostHoc(Kind):
         saved = torch.load(source, map_location="cpu", weights_only=True)
         options = spec.options_of(method)
         options.pop("of")
+        adjustment = spec.adjustment
         val_logits, val_targets = saved["val_logits"], data.labels("val").cpu()
-        offsets = fit_logit_offsets(val_logits, val_targets, **options)
+        offsets = adjustment.fit(val_logits, val_targets, **options)
         cross_fitted = val_logits.clone()
         halves = stratified_halves(val_targets, seed)
         for fit_on, predict_on in (halves, halves[::-1]):
-            half_offsets = fit_logit_offsets(val_logits[fit_on], val_targets[fit_on], **options)
-            cross_fitted[predict_on] = apply_logit_offsets(val_logits[predict_on], half_offsets)
+            half_offsets = adjustment.fit(val_logits[fit_on], val_targets[fit_on], **options)
+            cross_fitted[predict_on] = adjustment.apply(val_logits[predict_on], half_offsets)
         return {
             "val_logits": cross_fitted,
-            "test_logits": apply_logit_offsets(saved["test_logits"], offsets),
+            "test_logits": adjustment.apply(saved["test_logits"], offsets),
             "history": None,
             "train_seconds": 0.0,
             "loss_record": {"offsets": offsets.tolist(), "adjusts": base_label,

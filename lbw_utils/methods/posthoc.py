@@ -1,4 +1,4 @@
-"""Post-hoc per-class logit offsets: even out recall without retraining.
+"""Post-hoc per-class logit offsets (method ``posthoc``): even out recall without retraining.
 
 A trained model's logits get one additive offset per class,
 ``prediction = argmax(logits + offsets)``. The offsets are fitted on the
@@ -44,6 +44,7 @@ import torch
 
 from lbw_utils.checks import check_positive_int
 from lbw_utils.methods.common import _is_number
+from lbw_utils.methods.spec import Adjustment, MethodSpec, Parameter, choice, fraction, positive_int
 
 OFFSET_OBJECTIVES = ("worst", "budget", "equalize")
 
@@ -271,3 +272,22 @@ def _fraction(name: str, value: Any) -> float:
     if not (_is_number(value) and 0.0 <= value <= 1.0):
         raise ValueError(f"{name}={value!r} is not allowed: expected a number in [0, 1]")
     return float(value)
+
+
+# --------------------------------------------------------------------------
+# The entry: offsets fitted on a finished run's validation logits ("of", default the baseline), applied to its
+# test logits; the kind (lbw_utils.methods.kinds.PostHoc) cross-fits its validation scores.
+# --------------------------------------------------------------------------
+
+# "of": the trained run to adjust, itself a method dict, checked by the kind (experiments.check_method).
+METHOD_DICT = Parameter(None, lambda v: isinstance(v, dict), "a method dict such as {'name': 'baseline'}")
+
+SPECS = [
+    MethodSpec("posthoc", "posthoc",
+               {"objective": choice("worst", OFFSET_OBJECTIVES), "max_accuracy_drop": fraction(0.01),
+                "grid_steps": positive_int(8), "refinements": positive_int(6), "max_passes": positive_int(10),
+                "of": METHOD_DICT},
+               adjustment=Adjustment(fit_logit_offsets, apply_logit_offsets),
+               label_leading=("objective",), label_short={"max_accuracy_drop": "drop"},
+               summary="per-class logit offsets fitted on validation, applied to a trained run's logits"),
+]

@@ -1,4 +1,5 @@
-"""Fixed class weights: the Q&A question's recipe's weights from measured TPRs, plain and weighted cross-entropy."""
+"""Fixed class weights: the Q&A question's recipe's weights from measured TPRs, plain and weighted cross-entropy;
+the methods ``baseline`` and ``static``."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from torch import nn
 
 from lbw_utils.methods.common import (STATIC_SCHEMES, _as_float64_vector, _as_list, _check_batch, _class_weight_vector,
                                      _difficulty_base, _label_smoothing, _non_negative, _one_of)
+from lbw_utils.methods.spec import MethodSpec, choice, flag, non_negative
 
 
 # --------------------------------------------------------------------------
@@ -128,3 +130,44 @@ class WeightedCrossEntropy(nn.Module):
 
     def record(self) -> dict:
         return {"weights": _as_list(self.weights)}
+
+
+# --------------------------------------------------------------------------
+# The entries: baseline and static weights (static gamma 4: the Q&A question's text; its printed weights are
+# gamma 2, also in the cpu profile)
+# --------------------------------------------------------------------------
+
+def exponent_key(scheme: str | None) -> str:
+    """The key that holds a static scheme's exponent in a method dict: ``tau`` for the class-difficulty
+    scheme (CDB's name for it), ``gamma`` for the Q&A question's formula and the others."""
+    return "tau" if scheme == "cdb" else "gamma"
+
+
+def scheme_weights(options: dict, tpr, num_classes: int) -> torch.Tensor:
+    """Static weights of a method's (complete) options: its scheme with that scheme's exponent."""
+    return static_weights(tpr, options["scheme"], gamma=options[exponent_key(options["scheme"])],
+                          normalize=options.get("normalize", False), num_classes=num_classes)
+
+
+def exponent_constraint(method: str, options: dict, default_scheme: str | None) -> None:
+    """Refuse the exponent key that the (given or default) scheme does not use: ``tau`` with ``cdb``, else ``gamma``."""
+    scheme = options.get("scheme", default_scheme)
+    wrong = "gamma" if exponent_key(scheme) == "tau" else "tau"
+    if wrong in options:
+        raise ValueError(f"method {method!r} with scheme={scheme!r} takes {exponent_key(scheme)!r} as its exponent, "
+                         f"not {wrong!r} ('tau' belongs to scheme 'cdb', 'gamma' to the others)")
+
+
+def _static(options, num_classes, tpr, label_smoothing):
+    return WeightedCrossEntropy(scheme_weights(options, tpr, num_classes), label_smoothing)
+
+
+SPECS = [
+    MethodSpec("baseline", "train", build=lambda o, k, t, ls: CrossEntropy(ls), summary="plain cross-entropy"),
+    MethodSpec("static", "train",
+               {"scheme": choice("mean-ratio", STATIC_SCHEMES), "gamma": non_negative(4.0), "tau": non_negative(1.0),
+                "normalize": flag(False)},
+               build=_static, needs_baseline_tpr=True, constraint=lambda o: exponent_constraint("static", o, "mean-ratio"),
+               label_leading=("scheme",), label_short={"normalize": "norm"},
+               summary="fixed weights from the baseline's validation TPRs (Q&A question's formula and variants)"),
+]

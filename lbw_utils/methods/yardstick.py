@@ -1,4 +1,5 @@
-"""A linear yardstick for the names task: character n-grams + logistic regression.
+"""A linear yardstick for the names task (method ``ngram-logreg``, of kind ``fit``): character n-grams +
+logistic regression.
 
 ``{"name": "ngram-logreg"}`` fits ``TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 4),
 sublinear_tf=True)`` and a multinomial ``LogisticRegression`` on the same training split the
@@ -20,24 +21,52 @@ its prediction; the experiment layer records them like any run's.
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.linear_model import LogisticRegression
 
-from lbw_utils.methods import METHODS, scheme_weights
+from lbw_utils.methods.common import STATIC_SCHEMES
+from lbw_utils.methods.spec import MethodSpec, Parameter, non_negative, positive_number
+from lbw_utils.methods.static import exponent_constraint, scheme_weights
+
+if TYPE_CHECKING:
+    from sklearn.linear_model import LogisticRegression
 
 NGRAM_RANGE = (1, 4)
+
+
+def _ngram_logreg_constraint(options: dict) -> None:
+    for key in ("gamma", "tau"):
+        if key in options and options.get("scheme") is None:
+            raise ValueError(f"method 'ngram-logreg': {key!r} needs a 'scheme' (class weights from the baseline's TPRs)")
+    exponent_constraint("ngram-logreg", options, None)
+
+
+# C 3.0: chosen on validation (5 classes, seed 0).
+NGRAM_LOGREG = MethodSpec(
+    "ngram-logreg", "fit",
+    {"C": positive_number(3.0),
+     "scheme": Parameter(None, lambda v: v is None or v in STATIC_SCHEMES, f"None or one of {STATIC_SCHEMES}"),
+     "gamma": non_negative(1.0), "tau": non_negative(1.0)},
+    fit="lbw_utils.methods.yardstick:ngram_logreg_outcome", needs_baseline_tpr=lambda o: o["scheme"] is not None,
+    constraint=_ngram_logreg_constraint, label_leading=("scheme",),
+    summary="linear yardstick for names: character n-gram TF-IDF + logistic regression (C chosen on "
+            "validation, 5 classes, seed 0), optionally with the Q&A question's recipe's class weights")
+
+SPECS = [NGRAM_LOGREG]
 
 
 def ngram_logreg_outcome(method: dict, data, seed: int, tpr=None) -> dict:
     """Fit on ``data``'s training names; the logits of validation and test, in the experiment layer's form.
 
-    ``method`` was checked against its registry entry (``lbw_utils.methods.registry``, where its parameters,
-    defaults and allowed values are declared); ``tpr`` is the baseline's validation TPRs when it has a scheme.
+    ``method`` was checked against its entry (:data:`NGRAM_LOGREG`, where its parameters, defaults and
+    allowed values are declared); ``tpr`` is the baseline's validation TPRs when it has a scheme.
     """
-    options = METHODS["ngram-logreg"].with_defaults({k: v for k, v in method.items() if k not in ("name", "label")})
+    from sklearn.feature_extraction.text import TfidfVectorizer  # scikit-learn loads only when a run fits
+    from sklearn.linear_model import LogisticRegression
+
+    options = NGRAM_LOGREG.with_defaults({k: v for k, v in method.items() if k not in ("name", "label")})
     class_weight = None
     if options["scheme"] is not None:
         weights = scheme_weights(options, tpr, data.num_classes)
