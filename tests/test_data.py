@@ -1,4 +1,6 @@
-"""lbw_utils.data.images: the CIFAR-10 reader on small files in CIFAR-10's own format, splits, batching, augmentation."""
+"""lbw_utils.data: every dataset one registration (loader, options, default network), which the study layer reads
+without testing a dataset's name; lbw_utils.data.images: the CIFAR-10 reader on small files in CIFAR-10's own format,
+splits, batching, augmentation."""
 
 from __future__ import annotations
 
@@ -7,11 +9,20 @@ import os
 import pickle
 from pathlib import Path
 
+import ast
+import inspect
+
 import numpy as np
 import pytest
 import torch
 
+import lbw_utils.data as registry
+from conftest import build_image_data
+from lbw_utils.data import DatasetRegistration, dataset_registration, datasets, register_dataset
 from lbw_utils.data import images as data_module
+from lbw_utils.data.names.dataset import NAME_SWITCH
+from lbw_utils.runs import experiments
+from lbw_utils.runs.experiments import DataOptions, Settings, load_data
 from lbw_utils.data.images import (
     CIFAR10_FOLDER,
     FASHION_MNIST_SHA256,
@@ -425,3 +436,121 @@ def test_idx_reader_reads_shape_and_values_and_refuses_other_files(tmp_path):
     truncated.write_bytes(good.read_bytes()[:-5])
     with pytest.raises(DataIntegrityError, match=r"shape \(2, 3, 4\), but it holds 19 values"):
         data_module.read_idx(truncated)
+
+
+
+# --- the registry: one registration per dataset -----------------------------------------------------------
+
+
+@pytest.fixture
+def own_registry(monkeypatch):
+    """The registry (every built-in dataset in it) as a copy this test may add to; the module's is left as it was."""
+    datasets()
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    monkeypatch.setattr(data_module, "IMAGE_READERS", dict(data_module.IMAGE_READERS))
+
+
+def test_the_built_in_datasets_are_registrations():
+    assert datasets()[:3] == ("fashion_mnist", "cifar10", "names")
+    for name in ("fashion_mnist", "cifar10"):
+        image = dataset_registration(name)
+        assert image.default_model == "cnn" and image.options == data_module.IMAGE_OPTIONS
+        assert image.defaults() == {"data_dir": None, "val_size": data_module.DEFAULT_VAL_SIZE, "per_class": None}
+    names = dataset_registration("names")
+    assert names.default_model == "name_rnn" and "folds" in names.options and "val_size" not in names.options
+    with pytest.raises(ValueError, match=r"dataset='mnist' is not known; choose one of \('fashion_mnist', 'cifar10'"):
+        dataset_registration("mnist")
+
+
+def test_data_options_take_each_dataset_s_defaults_and_refuse_what_it_does_not_take():
+    names = DataOptions("names")
+    assert (names.classes, names.partition_seed, names.name_switch, names.folds, names.val_size) == (
+        "paper", 0, NAME_SWITCH, None, None)
+    assert DataOptions("names", classes="all", folds=5).classes == "all"
+    images = DataOptions("fashion_mnist")
+    assert images.val_size == data_module.DEFAULT_VAL_SIZE and images.classes is None and images.partition_seed is None
+    for dataset, given, word in (("fashion_mnist", {"folds": 5}, "folds=5"), ("cifar10", {"classes": "all"},
+                                 "classes='all'"), ("names", {"val_size": 0.2}, "val_size=0.2")):
+        with pytest.raises(ValueError) as caught:
+            DataOptions(dataset, **given)
+        message = str(caught.value)
+        assert f"{word} does not apply to dataset={dataset!r}" in message
+        assert str(dataset_registration(dataset).options) in message
+
+
+def tiny_loader(*, seed, device, per_class=12, data_dir=None):
+    """A loader of the tests' synthetic images, whose arguments it remembers."""
+    tiny_loader.calls.append({"seed": seed, "device": device, "per_class": per_class, "data_dir": data_dir})
+    return build_image_data(per_class={"train": per_class, "val": 4, "test": 4}, seed=seed)
+
+
+tiny_loader.calls = []
+
+
+def test_a_registered_dataset_is_loaded_and_trained_by_its_registration(own_registry):
+    register_dataset(DatasetRegistration("tiny-set", tiny_loader, default_model="name_ngram",
+                                         options=("per_class", "data_dir")))
+    assert "tiny-set" in datasets()
+    options = DataOptions("tiny-set", device="cpu")
+    assert options.per_class == 12  # the loader's default
+    tiny_loader.calls.clear()
+    data = load_data(options, seed=3)
+    assert tiny_loader.calls == [{"seed": 3, "device": "cpu", "per_class": 12, "data_dir": None}]
+    assert data.size("train") == 3 * 12
+    settings = Settings.from_params({"dataset": "tiny-set", "seeds": [0], "per_class": 5})
+    assert settings.model.name == "name_ngram" and settings.data.per_class == 5  # its default network
+    assert Settings.from_params({"dataset": "tiny-set", "model": "cnn"}).model.name == "cnn"
+    with pytest.raises(ValueError, match=r"folds=2 does not apply to dataset='tiny-set': it takes \('per_class', "
+                                         r"'data_dir'\) \(and device\)"):
+        DataOptions("tiny-set", folds=2)
+    with pytest.raises(ValueError, match="'tiny-set' is already registered"):
+        register_dataset(DatasetRegistration("tiny-set", tiny_loader, default_model="cnn"))
+    register_dataset(DatasetRegistration("tiny-set", tiny_loader, default_model="cnn"), replace=True)
+    assert dataset_registration("tiny-set").default_model == "cnn"
+
+
+def test_a_registration_with_an_option_data_options_lacks_is_refused_when_used(own_registry):
+    def load(*, seed, device, resolution=28):
+        raise AssertionError("never loaded")
+
+    register_dataset(DatasetRegistration("odd-set", load, default_model="cnn", options=("resolution",)))
+    with pytest.raises(ValueError, match=r"dataset 'odd-set' is registered with options \['resolution'\] that "
+                                         r"DataOptions does not have"):
+        DataOptions("odd-set")
+
+
+def test_an_image_dataset_registers_through_its_image_form(own_registry):
+    def read(root, download):
+        raise AssertionError("not read: nothing here loads it")
+
+    data_module.register_image_dataset("shapes", read, augment={"flip": True})
+    shapes = dataset_registration("shapes")
+    assert shapes.default_model == "cnn" and shapes.options == data_module.IMAGE_OPTIONS
+    assert data_module.IMAGE_READERS["shapes"].read is read
+    with pytest.raises(ValueError, match="'names' is already registered"):
+        data_module.register_image_dataset("names", read)
+
+
+@pytest.mark.parametrize("load, options, words", [
+    (lambda *, seed, device: None, ("per_class",), ["takes no ['per_class']"]),
+    (lambda *, device, per_class=None: None, ("per_class",), ["takes no ['seed']"]),
+    (lambda *, seed, device, per_class: None, ("per_class",), ["options ['per_class'] have no default"]),
+    ("not a function", (), ["load must be a function"]),
+    (lambda *, seed, device: None, ("device",), ["('seed', 'device') are given to every loader"]),
+])
+def test_a_registration_that_cannot_be_loaded_is_refused_by_name(load, options, words):
+    with pytest.raises(ValueError) as caught:
+        DatasetRegistration("broken", load, default_model="cnn", options=options)
+    for word in ["'broken'", *words]:
+        assert word in str(caught.value)
+    with pytest.raises(ValueError, match="non-empty string"):
+        DatasetRegistration("", tiny_loader, default_model="cnn")
+    with pytest.raises(ValueError, match="default_model must name a network"):
+        DatasetRegistration("broken", tiny_loader, default_model="")
+
+
+def test_the_study_layer_names_no_dataset():
+    """experiments reads the registrations: no dataset's name stands in its code."""
+    tree = ast.parse(inspect.getsource(experiments))
+    strings = {node.value for node in ast.walk(tree) if isinstance(node, ast.Constant) and isinstance(node.value, str)}
+    assert not strings & set(datasets()), strings & set(datasets())

@@ -104,7 +104,7 @@ def test_pooled_tpr_adds_the_folds_confusions_and_refuses_random_splits():
 
 
 def test_fold_wording_says_folds_where_compare_says_seeds():
-    from lbw_utils.studies.pooled import fold_wording
+    from lbw_utils.reporting.sentences import fold_wording
 
     text = "ema (5 seeds): +1.0 points against the same seed's baseline (the baseline's seed-to-seed std)"
     assert fold_wording(text) == ("ema (5 folds): +1.0 points against the same fold's baseline (the baseline's "

@@ -1,4 +1,5 @@
-"""lbw_utils.runs.records: run records are complete or absent, and corrupt ones say which file."""
+"""lbw_utils.runs.records: run records are complete or absent, and corrupt ones say which file; a finished record
+is reused only under the same fingerprint, of the same version."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ import os
 
 import pytest
 
+from lbw_utils.methods.kinds import FINGERPRINT_VERSION, NOT_IN_FINGERPRINT
 from lbw_utils.runs import records
+from lbw_utils.runs.experiments import BASELINE, TRAIN_PARAMETERS, ModelOptions, run, run_fingerprint
 from lbw_utils.runs.records import (
     SCHEMA_VERSION,
     CorruptRecordError,
@@ -19,6 +22,7 @@ from lbw_utils.runs.records import (
     record_path,
     write_record,
 )
+from lbw_utils.train import TrainConfig
 
 
 def make_record(method_label: str = "baseline", seed: int = 0, dataset: str = "fashion_mnist") -> dict:
@@ -166,3 +170,38 @@ def test_environment_describes_the_software():
 def test_git_revision_outside_git_is_none(monkeypatch, tmp_path):
     monkeypatch.setattr(records, "REPO_ROOT", tmp_path)
     assert records.git_revision() is None
+
+
+# --- reuse: the same fingerprint, of the same version ----------------------------------------------------------
+
+QUICK = {"train": TrainConfig(epochs=1, batch_size=32), "model": ModelOptions(size="tiny"), "progress": False}
+
+
+@pytest.mark.parametrize("stored_version, said", [(FINGERPRINT_VERSION - 1, FINGERPRINT_VERSION - 1), (None, 1)])
+def test_a_record_of_another_fingerprint_version_is_refused_and_redo_replaces_it(tiny_data, tmp_path, stored_version,
+                                                                                  said):
+    data = tiny_data(seed=0)
+    first = run(BASELINE, data, 0, tmp_path, **QUICK)
+    assert first["fingerprint"]["version"] == FINGERPRINT_VERSION
+    assert run(BASELINE, data, 0, tmp_path, **QUICK) == first  # the same version and settings: read back
+    path = record_path(tmp_path, data.name, "baseline", 0)
+    older = json.loads(path.read_text())
+    if stored_version is None:  # the first fingerprints had no version
+        del older["fingerprint"]["version"]
+    else:
+        older["fingerprint"]["version"] = stored_version
+    path.write_text(json.dumps(older))
+    with pytest.raises(ValueError, match=rf"fingerprint version {said}, and this code's is {FINGERPRINT_VERSION} "
+                                         r"\(what determines a run has changed since\); rerun with redo=True"):
+        run(BASELINE, data, 0, tmp_path, **QUICK)
+    redone = run(BASELINE, data, 0, tmp_path, redo=True, **QUICK)
+    assert redone["fingerprint"]["version"] == FINGERPRINT_VERSION and read_record(path) == redone
+
+
+def test_the_fingerprint_names_every_option_that_shapes_a_run(tiny_data):
+    data = tiny_data(seed=0)
+    trained = run_fingerprint(BASELINE, data, TrainConfig(), ModelOptions())
+    assert set(trained["train"]) == set(TRAIN_PARAMETERS) - set(NOT_IN_FINGERPRINT) | {"float16_autocast"}
+    assert trained["train"]["average_weights"] == 0.0 and trained["train"]["compile"] is False
+    adjusted = run_fingerprint({"name": "posthoc", "objective": "worst"}, data, TrainConfig(), ModelOptions())
+    assert adjusted["version"] == trained["version"] == FINGERPRINT_VERSION and "train" not in adjusted

@@ -60,7 +60,8 @@ from lbw_utils.data.names import NAMES_FILE, NamesFileContentError, load_names
 from lbw_utils.data.names import files as names_files
 from lbw_utils.runner.profiles import NOTEBOOK_DIR
 from lbw_utils.runner.execution import KERNEL
-from lbw_utils.train import TrainConfig, bf16_pays
+from lbw_utils.speed import bf16_pays
+from lbw_utils.train import TrainConfig
 
 CONFIG = TrainConfig(epochs=2, batch_size=16, lr=0.05, eval_batch_size=64)
 TINY = ModelOptions(name="cnn", size="tiny")

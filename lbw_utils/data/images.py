@@ -17,14 +17,16 @@ Every dataset object (this module's :class:`ImageData` and the names task's
 A new image dataset is one reader and one registration, :func:`register_image_dataset` (see
 ``docs/extending.md``): the reader returns the training pool and the test set as uint8 ``[N, C, H, W]``
 tensors with int64 labels, the class names and the checksums of the files it read; splitting,
-subsampling, normalisation, batching and augmentation are shared. Notebooks and
-``experiments.DataOptions`` accept every registered name.
+subsampling, normalisation, batching and augmentation are shared. It is the image form of
+:func:`lbw_utils.data.register_dataset`: notebooks and ``experiments.DataOptions`` accept every registered
+name, with the options of :data:`IMAGE_OPTIONS` and the CNN as its default network.
 """
 
 from __future__ import annotations
 
 import pickle
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -34,6 +36,7 @@ import torch
 from lbw_utils.checks import check_positive_int
 from lbw_utils.config import data_dir as resolve_data_dir
 from lbw_utils.config import select_device
+from lbw_utils.data import DatasetRegistration, register_dataset
 from lbw_utils.files import DataIntegrityError, file_digest, verify_file
 
 SPLITS = ("train", "val", "test")  # every dataset's, the names task's too
@@ -78,22 +81,21 @@ class ImageDataset:
     augment: dict = field(default_factory=dict)
 
 
-# Every image dataset, by name: filled by register_image_dataset (the two built-in ones at the end of this module).
+# Every image dataset's reader, by name: filled by register_image_dataset (the two built-in ones at the end of
+# this module).
 IMAGE_READERS: dict[str, ImageDataset] = {}
+# The DataOptions fields an image dataset takes (load_image_dataset's keywords of the same names).
+IMAGE_OPTIONS = ("data_dir", "val_size", "per_class")
 
 
 def register_image_dataset(name: str, read: Callable[[Path, bool], tuple], *, augment: dict | None = None,
                            replace: bool = False) -> ImageDataset:
-    """Make ``name`` a dataset every study and notebook accepts: one registration (see :class:`ImageDataset`)."""
-    if name in IMAGE_READERS and not replace:
-        raise ValueError(f"dataset {name!r} is already registered; choose another name (or replace=True)")
+    """Make ``name`` a dataset every study and notebook accepts: one registration (see :class:`ImageDataset`),
+    loaded by :func:`load_image_dataset`, trained with the CNN unless a study names another network."""
+    register_dataset(DatasetRegistration(name, partial(load_image_dataset, name), default_model="cnn",
+                                         options=IMAGE_OPTIONS), replace=replace)
     IMAGE_READERS[name] = ImageDataset(name, read, dict(augment or {}))
     return IMAGE_READERS[name]
-
-
-def image_datasets() -> tuple[str, ...]:
-    """The names of the registered image datasets."""
-    return tuple(IMAGE_READERS)
 
 
 class DataNotFoundError(FileNotFoundError):
@@ -211,7 +213,7 @@ def load_image_dataset(name: str, *, data_dir: str | Path | None = None, val_siz
     test set is never touched by it.
     """
     if name not in IMAGE_READERS:
-        raise ValueError(f"dataset={name!r} is not known; choose one of {image_datasets()}")
+        raise ValueError(f"dataset={name!r} is not a registered image dataset; choose one of {tuple(IMAGE_READERS)}")
     root = resolve_data_dir(data_dir)
     dataset = IMAGE_READERS[name]
     train_x, train_y, test_x, test_y, classes, checksums = dataset.read(root, download)

@@ -15,6 +15,8 @@ run (``"of"``, default the baseline) and never retrains.
 How a method runs is its registry entry's kind's business (:mod:`lbw_utils.methods.kinds`): this module
 asks the kind for the run's outcome, its fingerprint and its record's autocast field, and never tests
 which kind it is. The labels and the checks of method dicts are the registry's too (re-exported here).
+Likewise a dataset is its registration (:mod:`lbw_utils.data`): how it loads, the options it takes, its
+default network; this module never tests a dataset's name.
 """
 
 from __future__ import annotations
@@ -36,42 +38,47 @@ from lbw_utils.runs import events, records
 from lbw_utils.ceiling import ceiling
 from lbw_utils.config import DEVICES
 from lbw_utils.config import results_dir as default_results_root
-from lbw_utils.data.images import DEFAULT_VAL_SIZE, IMAGE_READERS, image_datasets, load_image_dataset
+from lbw_utils.data import check_folds, dataset_registration
 from lbw_utils.files import atomic_write_bytes
 from lbw_utils.methods import METHODS, RunContext, check_method, method_label  # the last two re-exported
 from lbw_utils.methods.kinds import BASELINE  # re-exported: the notebooks' {"name": "baseline"}
 from lbw_utils.metrics import summarize
 from lbw_utils.models import CNN_SIZES, MODELS, make_model
-from lbw_utils.data.names import check_folds, load_names
 from lbw_utils.train import TrainConfig
-
-
-
-def datasets() -> tuple[str, ...]:
-    """Every dataset a study can run: the registered image datasets (lbw_utils.data.register_image_dataset)
-    and the names task."""
-    return image_datasets() + ("names",)
 
 
 @dataclass
 class DataOptions:
-    """How to build a dataset; the split also depends on the run's seed."""
+    """How to build a dataset; the split also depends on the run's seed.
+
+    Besides ``dataset`` and ``device``, each field is an option some datasets take (their registration's
+    ``options``): left None, it becomes that dataset's default (its loader's); given to a dataset that does
+    not take it, it is refused."""
 
     dataset: str
     data_dir: str | None = None
-    val_size: int | float | None = None  # image datasets only; None: data.DEFAULT_VAL_SIZE
-    per_class: int | None = None
-    classes: str | list[str] = "paper"  # names task only
+    val_size: int | float | None = None  # images held out for validation: a count or a fraction of the pool
+    per_class: int | None = None  # examples kept per class, for tiny runs
+    classes: str | list[str] | None = None  # which classes (the names task: "paper", "all" or a list)
     device: str = "auto"
-    folds: int | None = None  # names task only: k-fold cross-fitting, the run's seed is the fold index
-    partition_seed: int = 0  # names task only: which k-fold partition
-    name_switch: float | None = None  # names task only: share of names augmentation rewrites (None: the default)
+    folds: int | None = None  # k-fold cross-fitting: the run's seed is the fold index
+    partition_seed: int | None = None  # which k-fold partition
+    name_switch: float | None = None  # share of training names the names task's augmentation rewrites
 
     def __post_init__(self) -> None:
-        if self.dataset not in datasets():
-            raise ValueError(f"dataset={self.dataset!r} is not known; choose one of {datasets()}")
-        if self.folds is not None and self.dataset != "names":
-            raise ValueError(f"folds={self.folds!r} applies to the names task only (dataset={self.dataset!r})")
+        registration = dataset_registration(self.dataset)
+        unknown = [name for name in registration.options if name not in DATASET_OPTIONS]
+        if unknown:
+            raise ValueError(f"dataset {self.dataset!r} is registered with options {unknown} that DataOptions does "
+                             f"not have; a dataset's options are among {DATASET_OPTIONS}")
+        given = [name for name in DATASET_OPTIONS if getattr(self, name) is not None]
+        refused = [name for name in given if name not in registration.options]
+        if refused:
+            raise ValueError(f"{refused[0]}={getattr(self, refused[0])!r} does not apply to dataset="
+                             f"{self.dataset!r}: it takes {registration.options} (and device)")
+        for name, default in registration.defaults().items():
+            if getattr(self, name) is None:
+                setattr(self, name, default)
         check_folds(self.folds)
         if self.device not in DEVICES and not str(self.device).startswith("cuda:"):
             raise ValueError(f"device={self.device!r} is not known; choose one of {DEVICES} (or 'cuda:N')")
@@ -93,14 +100,10 @@ class ModelOptions:
 
 
 def load_data(options: DataOptions, seed: int):
-    """The dataset for ``options``, split with ``seed``."""
-    if options.dataset in IMAGE_READERS:
-        val_size = DEFAULT_VAL_SIZE if options.val_size is None else options.val_size
-        return load_image_dataset(options.dataset, data_dir=options.data_dir, val_size=val_size,
-                                  per_class=options.per_class, seed=seed, device=options.device)
-    return load_names(options.classes, data_dir=options.data_dir, per_class=options.per_class, seed=seed,
-                      device=options.device, folds=options.folds, partition_seed=options.partition_seed,
-                      **({} if options.name_switch is None else {"name_switch": options.name_switch}))
+    """The dataset for ``options``, split with ``seed``: its registration's loader with the options it takes."""
+    registration = dataset_registration(options.dataset)
+    return registration.load(seed=seed, device=options.device,
+                             **{name: getattr(options, name) for name in registration.options})
 
 
 def run(method: dict, data, seed: int, results_dir: str | Path, *, train: TrainConfig,
@@ -229,8 +232,9 @@ def check_seeds(seeds) -> list[int]:
 
 def run_fingerprint(method: dict, data, train: TrainConfig, model: ModelOptions) -> dict:
     """What determines a run's result; a finished record is reused only when it matches."""
+    # the kind adds the fingerprint's version and, where they count, the loop's and the network's settings
     setup = {"method": dict(method), "data": data.describe(),
-             **METHODS[method["name"]].kind.fingerprint(train, model, data.device)}  # the loop's settings, if they count
+             **METHODS[method["name"]].kind.fingerprint(train, model, data.device)}
     return json.loads(json.dumps(setup))  # the form it takes in a JSON record
 
 
@@ -238,6 +242,10 @@ def _check_same_setup(record: dict, fingerprint: dict, path: Path) -> None:
     stored = record.get("fingerprint")
     if stored is None or stored == fingerprint:
         return
+    if stored.get("version") != fingerprint["version"]:  # the first fingerprints had no version: 1
+        raise ValueError(f"the finished run record {path} was made under fingerprint version "
+                         f"{stored.get('version', 1)}, and this code's is {fingerprint['version']} (what determines a "
+                         "run has changed since); rerun with redo=True to replace it, or use another results_dir")
     changed = sorted(
         f"{part}.{key}" for part in fingerprint if isinstance(fingerprint[part], dict)
         for key in set(fingerprint[part]) | set(stored.get(part, {}))
@@ -303,12 +311,14 @@ def _save_artifact(results_dir, dataset, label, seed, outcome) -> None:
     atomic_write_bytes(records.artifact_path(results_dir, dataset, label, seed), buffer.getvalue())
 
 
-# The notebook parameters that DataOptions and TrainConfig take; one left out or None keeps the default
-# its dataclass declares (the one home of each default).
-DATA_PARAMETERS = ("data_dir", "val_size", "per_class", "classes", "device", "folds", "partition_seed",
-                   "name_switch")
-TRAIN_PARAMETERS = ("epochs", "batch_size", "lr", "optimizer", "weight_decay", "schedule", "label_smoothing", "augment",
-                    "track_train_tpr", "amp", "compile")
+# The notebook parameters that DataOptions, TrainConfig and ModelOptions take, read from their fields; one left
+# out or None keeps the default its dataclass (or, for a dataset's options, its loader) declares: the one home of
+# each default. A training notebook takes every one of them by name (ParameterGuard(settings=True)).
+DATA_PARAMETERS = tuple(field.name for field in dataclasses.fields(DataOptions) if field.name != "dataset")
+DATASET_OPTIONS = tuple(name for name in DATA_PARAMETERS if name != "device")  # what a registration may take
+TRAIN_PARAMETERS = tuple(field.name for field in dataclasses.fields(TrainConfig))
+MODEL_PARAMETERS = ("model", "model_size", "model_options")  # ModelOptions' name, size and options
+SETTINGS_PARAMETERS = DATA_PARAMETERS + TRAIN_PARAMETERS + MODEL_PARAMETERS
 
 
 def _given(params: dict, keys: tuple[str, ...]) -> dict:
@@ -333,9 +343,9 @@ class Settings:
         data = DataOptions(params["dataset"], **_given(params, DATA_PARAMETERS))
         check_folds(data.folds, seeds)
         train = TrainConfig.from_dict(_given(params, TRAIN_PARAMETERS))
-        default_model = "name_rnn" if data.dataset == "names" else "cnn"
         size = params.get("model_size")
-        model = ModelOptions(name=params.get("model") or default_model, options=dict(params.get("model_options") or {}),
+        model = ModelOptions(name=params.get("model") or dataset_registration(data.dataset).default_model,
+                             options=dict(params.get("model_options") or {}),
                              size=ModelOptions.size if size is None else size)
         folder = results_folder(params.get("results_dir"))
         return cls(data, train, model, seeds, folder, bool(params.get("redo", False)))

@@ -7,11 +7,12 @@ own ``name,nationality`` CSV file can stand in for it.
 
 Modules: ``files`` (where the file is published, download, checksum, safe reading, CSV),
 ``encoding`` (alphabet, preprocessing, codes), ``dataset`` (splits, :class:`NameData`,
-:func:`load_names`). The models, and a trained model's top nationalities for typed names
-(``predict_nationalities``), live in :mod:`lbw_utils.models.recurrent`.
+:func:`load_names`, the task's registration as the dataset ``"names"``). The models, and a trained
+model's top nationalities for typed names (``predict_nationalities``), live in
+:mod:`lbw_utils.models.recurrent`.
 """
 
-from lbw_utils.data.names.dataset import PAPER_CLASSES, SPLITS, NameData, check_folds, load_names
+from lbw_utils.data.names.dataset import PAPER_CLASSES, SPLITS, NameData, load_names
 from lbw_utils.data.names.encoding import (
     ALPHABET, PAD_INDEX, UNKNOWN_CHAR, UNKNOWN_INDEX, VOCAB_SIZE, decode_name, encode_batch, encode_name,
     normalise_name,

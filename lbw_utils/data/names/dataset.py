@@ -22,6 +22,7 @@ import torch
 
 from lbw_utils.checks import check_positive_int
 from lbw_utils.config import select_device
+from lbw_utils.data import DatasetRegistration, check_folds, register_dataset
 from lbw_utils.data.images import SPLITS
 from lbw_utils.data.names.encoding import encode_name, normalise_name, pad_codes
 from lbw_utils.data.names.files import read_names_source
@@ -69,20 +70,6 @@ def _split_class(count: int, nationality: str, *, per_class: int | None, val_fra
                          f"test_fraction={test_fraction}; every split needs at least one name of every class")
     order = torch.randperm(count, generator=_class_generator(seed, nationality))[:kept].tolist()
     return {"test": order[:n_test], "val": order[n_test : n_test + n_val], "train": order[n_test + n_val :]}
-
-
-def check_folds(folds, seeds=None) -> None:
-    """``folds`` an integer >= 2 (or None: random splits), and every seed a fold index in ``0..folds-1``;
-    a ValueError naming the value and what is allowed otherwise."""
-    if folds is None:
-        return
-    if isinstance(folds, bool) or not isinstance(folds, int) or folds < 2:
-        raise ValueError(f"folds={folds!r} is not allowed: use an integer of at least 2 (k-fold cross-fitting), "
-                         "or None for random train/val/test splits per seed")
-    outside = [seed for seed in (seeds or []) if not 0 <= seed < folds]
-    if outside:
-        raise ValueError(f"fold index(es) {outside} out of range: with folds={folds} the seeds are fold indices "
-                         f"0..{folds - 1}")
 
 
 def _fold_class(count: int, nationality: str, *, per_class: int | None, val_fraction: float, folds: int, fold: int,
@@ -385,3 +372,10 @@ def _interleave_classes(split_texts: dict[str, list[str]], split_labels: dict[st
         split_texts[split] = [split_texts[split][i] for i in order]
         split_labels[split] = [split_labels[split][i] for i in order]
 
+
+# The names task's registration: the recurrent network by default; its classes, k-fold cross-fitting and
+# augmentation share are its own options (load_names' keywords of the same names, with their defaults).
+register_dataset(DatasetRegistration(
+    "names", load_names, default_model="name_rnn",
+    options=("data_dir", "per_class", "classes", "folds", "partition_seed", "name_switch"),
+))
