@@ -26,9 +26,10 @@ $(STAMP): pyproject.toml
 	@$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (lbw_utils)" >/dev/null
 	@touch $(STAMP)
 
-## Unit tests and every notebook executed through papermill with the smoke profile.
+## Unit tests and every notebook executed through papermill with the smoke profile; the test files spread over
+## the cores (at most 3 processes: the two profile runs are the long pole), each file whole on one process.
 test: $(STAMP)
-	@$(BIN)/python -m pytest
+	@$(BIN)/python -m pytest -n auto --maxprocesses 3 --dist loadfile --no-loadscope-reorder
 
 ## Every notebook of a profile, under the profile for this hardware (PROFILE=smoke|cpu|gpu|length to override),
 ## its runs trained by WORKERS parallel processes (WORKERS=N to override). Writes only under results/<profile>/.

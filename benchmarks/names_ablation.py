@@ -20,7 +20,8 @@ import numpy as np
 import torch
 
 import common
-from lbw_utils.compare import mean_interval, mean_interval_text
+from lbw_utils.reporting.tables import mean_interval_text
+from lbw_utils.stats import mean_interval
 from lbw_utils.metrics import per_class_tpr
 from lbw_utils.models import make_model
 from lbw_utils.models.recurrent import name_model_parameters

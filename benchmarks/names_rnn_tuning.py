@@ -28,7 +28,8 @@ import torch
 from torch import nn
 
 import common
-from lbw_utils.compare import mean_interval, mean_interval_text
+from lbw_utils.reporting.tables import mean_interval_text
+from lbw_utils.stats import mean_interval
 from lbw_utils.metrics import per_class_tpr
 from lbw_utils.models import make_model
 from lbw_utils.models.recurrent import NameClassifier, name_model_parameters

@@ -23,7 +23,7 @@ import torch
 from lbw_utils.methods import apply_logit_offsets, fit_logit_offsets
 from lbw_utils.metrics import per_class_tpr
 
-# The goal's accuracy budget (compare.GOAL_MAX_ACCURACY_LOSS): at most half a point below the baseline.
+# The goal's accuracy budget (lbw_utils.stats.GOAL_MAX_ACCURACY_LOSS): at most half a point below the baseline.
 CEILING_BUDGET = 0.005
 CEILING_LABEL = "ceiling (offsets fitted on test) - not a method"
 

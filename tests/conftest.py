@@ -1,9 +1,19 @@
-"""Shared fixtures: one CPU thread per test, and a tiny synthetic image dataset."""
+"""Shared fixtures: one CPU thread per test, and a tiny synthetic image dataset; the slowest files first.
+
+``make test`` spreads the test files over the cores (pytest-xdist, ``--dist loadfile``, one file to one
+worker), so every process the tests start (notebook kernels, the runner's workers) trains with one thread:
+two workers that each used every core would slow each other many times over.
+"""
 
 from __future__ import annotations
 
-import pytest
-import torch
+import os
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # before torch starts its thread pool, here and in every child
+os.environ.setdefault("MKL_NUM_THREADS", "1")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
 
 from lbw_utils.data.images import ImageData
 
@@ -18,6 +28,17 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+# The files that run whole profiles, slowest first (pytest --durations): with --no-loadscope-reorder xdist hands
+# them out in this order, so the two longest start at once on two workers and the short files fill in after.
+SLOWEST_FIRST = ("test_gpu_profile.py", "test_notebooks.py", "test_concurrency.py", "test_interruption.py",
+                 "test_reliability.py", "test_train.py")
+
+
+def pytest_collection_modifyitems(items):
+    rank = {name: position for position, name in enumerate(SLOWEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
 
 
 def build_image_data(

@@ -8,8 +8,10 @@ import pytest
 import scipy.stats
 import torch
 
-from lbw_utils import compare
+from lbw_utils import stats
 from lbw_utils.ceiling import CEILING_LABEL, ceiling
+from lbw_utils.reporting.sentences import goal_statement
+from lbw_utils.reporting.tables import formatted_paired
 from lbw_utils.methods import apply_logit_offsets, fit_logit_offsets
 
 
@@ -71,11 +73,11 @@ def test_min_accuracy_with_worst_objective_is_refused():
 
 def test_holm_matches_the_step_down_definition():
     p = [0.01, 0.04, float("nan"), 0.03, 0.5]
-    adjusted = compare.holm(p)
+    adjusted = stats.holm(p)
     # m = 4 present: sorted 0.01, 0.03, 0.04, 0.5 -> 0.04, 0.09, 0.09 (monotone), 0.5
     assert np.allclose(adjusted[[0, 3, 1, 4]], [0.04, 0.09, 0.09, 0.5])
     assert math.isnan(adjusted[2])
-    assert np.all(compare.holm([0.9, 0.8]) <= 1.0)
+    assert np.all(stats.holm([0.9, 0.8]) <= 1.0)
 
 
 def _record(method, seed, accuracy, worst, ceiling_worst, val_worst=0.5):
@@ -94,21 +96,21 @@ def test_paired_table_carries_ceiling_and_holm_p_values():
         records.append(_record("strong", seed, 0.90, 0.78 + 0.012 * seed, 0.81 + 0.01 * seed))
         records.append(_record("weak", seed, 0.90, 0.70 + 0.01 * seed + (0.01 if seed % 2 else -0.01),
                                0.80 + 0.01 * seed))
-    table = compare.paired_table(records)
+    table = stats.paired_table(records)
     strong = table[table["method"] == "strong"].iloc[0]
     raw = scipy.stats.ttest_rel([0.78 + 0.012 * s for s in range(5)], [0.70 + 0.01 * s for s in range(5)]).pvalue
     assert math.isclose(strong["p_worst_class_tpr"], raw)
     weak = table[table["method"] == "weak"].iloc[0]
-    expected = compare.holm([strong["p_worst_class_tpr"], weak["p_worst_class_tpr"]])
+    expected = stats.holm([strong["p_worst_class_tpr"], weak["p_worst_class_tpr"]])
     assert np.allclose([strong["p_worst_class_tpr_holm"], weak["p_worst_class_tpr_holm"]], expected)
     assert strong["p_worst_class_tpr_holm"] > raw  # adjusted over the two methods compared
     assert strong["methods_compared"] == 2
     base = table[table["method"] == "baseline"].iloc[0]
     assert math.isclose(base["d_ceiling"], 0.10, abs_tol=1e-9)
-    shown = compare.formatted_paired(table)
+    shown = formatted_paired(table)
     assert shown["method"].iloc[-1] == CEILING_LABEL
     assert shown["Δ worst-class TPR (pts)"].iloc[-1].startswith("10.0")
     # the ceiling row is display only: it is on no front and never "best"
     assert CEILING_LABEL not in set(table["method"])
-    goal = compare.goal_statement(table, "toy")
+    goal = goal_statement(table, "toy")
     assert "2 methods compared" in goal and "ceiling of re-deciding" in goal and "% of the baseline's ceiling" in goal

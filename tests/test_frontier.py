@@ -10,6 +10,7 @@ import torch.nn.functional as F
 
 from lbw_utils.runs import experiments
 
+from lbw_utils.reporting import beyond
 from lbw_utils.studies import representation
 from lbw_utils.runs.experiments import BASELINE, ModelOptions, run
 from lbw_utils.methods import check_method, make_loss, method_label
@@ -111,7 +112,7 @@ def test_each_method_runs_with_its_changes_recorded(tiny_data, tmp_path):
     averaged = run({"name": "average", "decay": 0.9}, data, 0, tmp_path, **options)
     assert averaged["parameters"]["train"]["average_weights"] == 0.9
     assert averaged["fingerprint"]["train"]["average_weights"] == 0.9
-    assert "average_weights" not in base["fingerprint"]["train"]  # off: left out, older records stay reusable
+    assert base["fingerprint"]["train"]["average_weights"] == 0.0  # off: named too, a fingerprint names every option
     bigger = run({"name": "capacity", "size": "small"}, data, 0, tmp_path, **options)
     assert bigger["parameters"]["model"]["size"] == "small"
     shorter = run({"name": "capacity", "size": "small", "epoch_share": 0.5},
@@ -143,11 +144,11 @@ def test_the_ceiling_shift_is_paired_by_seed_and_says_what_its_interval_shows():
     table = representation.ceiling_shift_table(records).set_index("method")
     assert table.loc["raises", "verdict"] == "raised" and table.loc["raises", "shift"] == pytest.approx(0.0605)
     assert table.loc["same", "verdict"] == "no change shown"
-    text = representation.describe_ceiling_shifts(table.reset_index())
+    text = beyond.describe_ceiling_shifts(table.reset_index())
     assert "raised (95 % interval away from 0) by: raises +6.0" in text and "No change shown for same" in text
     assert table.loc["raises", "floor_reached"] == 4 and "could not bring" not in text
     records[-1]["ceiling"]["reached_floor"] = False  # "same", seed 3: less accurate than the floor
-    text = representation.describe_ceiling_shifts(representation.ceiling_shift_table(records))
+    text = beyond.describe_ceiling_shifts(representation.ceiling_shift_table(records))
     assert "could not bring these runs back to the accuracy floor" in text and "same (1 of 4 seeds)" in text
     with pytest.raises(ValueError, match="no 'baseline' run with a ceiling"):
         representation.ceiling_shift_table(records[4:])
@@ -184,8 +185,8 @@ def test_head_to_head_pairs_two_methods_by_seed():
 
     records = [record("a", s, 0.70 + 0.01 * s, 0.90) for s in range(3)]
     records += [record("b", s, 0.72 + 0.01 * s + 0.001 * s, 0.89) for s in range(4)]  # seed 3: no partner
-    text = representation.head_to_head(records, "b", "a")
+    text = beyond.head_to_head(records, "b", "a")
     assert text.startswith("b against a (3 seeds, paired by seed; test split): +2.1 ± ")
     assert "-1.0 ± 0.0 points of accuracy" in text
     with pytest.raises(ValueError, match=r"no runs of \['c'\]"):
-        representation.head_to_head(records, "c", "a")
+        beyond.head_to_head(records, "c", "a")

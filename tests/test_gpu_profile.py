@@ -31,7 +31,7 @@ import yaml
 from lbw_utils.runs import records
 from lbw_utils.runner.profiles import load_profile, profile_path
 from lbw_utils.runner.reproduce import reproduce
-from lbw_utils.train import autocast_precision
+from lbw_utils.speed import autocast_precision
 from test_data import write_cifar10
 
 CIFAR_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
@@ -49,7 +49,8 @@ SHRUNK = {
     "val_size": lambda value: 0.25,
     "seeds": lambda value: SEEDS,  # a study's own seeds (the tuning seeds of notebook 08)
 }
-KEPT = {"dataset", "classes", "augment", "extra_methods", "gammas", "cdb_taus", "alphas", "folds", "grid", "methods"}
+KEPT = {"dataset", "classes", "augment", "track_train_tpr", "extra_methods", "gammas", "cdb_taus", "folds", "grid",
+        "methods"}
 # Per dataset, the subset and sizes of the tiny run (the names model: the smoke profile's small network, with
 # the steps it needs to recall each of 5 classes; the bag family keeps its own tiny recipe).
 TINY_DATA = {

@@ -25,7 +25,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from lbw_utils import compare
+from lbw_utils import stats
 
 from lbw_utils.runs import records
 
@@ -209,7 +209,7 @@ def same(first, second) -> bool:
 
 def table(results: Path) -> pd.DataFrame:
     # train_seconds is wall time: the only column allowed to differ between two identical studies.
-    return compare.method_table(records.load_records(results)).drop(columns="train_seconds")
+    return stats.method_table(records.load_records(results)).drop(columns="train_seconds")
 
 
 def test_a_killed_study_resumes_and_matches_an_uninterrupted_one(driver, tmp_path):

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from lbw_utils.reporting import plots
-from lbw_utils.compare import group_tpr_change
+from lbw_utils.reporting.tables import formatted_group_change
+from lbw_utils.stats import group_tpr_change
 from lbw_utils.metrics import confusion_groups
 from lbw_utils.models import make_model
 from lbw_utils.models.recurrent import (
@@ -143,7 +144,7 @@ def test_group_tpr_change_is_paired_on_the_group_mean():
 
     records = [record("baseline", 0, [0.5, 0.4, 0.9]), record("baseline", 1, [0.6, 0.3, 0.9]),
                record("ema", 0, [0.6, 0.5, 0.8]), record("ema", 1, [0.7, 0.4, 0.9])]
-    table = group_tpr_change(records, [["british", "american"]], ["ema"])
+    table = formatted_group_change(group_tpr_change(records, [["british", "american"]], ["ema"]))
     assert isinstance(table, pd.DataFrame) and table.loc[0, "group"] == "british, american"
     assert table.loc[0, "baseline TPR"].startswith("0.450")
     assert table.loc[0, "Δ ema (pts)"] == "10.0 ± 0.0"  # +10 points of the group mean on both seeds

@@ -8,8 +8,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
-from lbw_utils import compare
-
+from lbw_utils import stats
 from lbw_utils.reporting import plots
 
 
@@ -27,13 +26,13 @@ def records() -> list[dict]:
 
 
 def test_pareto_plot_rings_the_front_and_shades_the_goal(tmp_path):
-    table, paired = compare.method_table(records()), compare.paired_table(records())
+    table, paired = stats.method_table(records()), stats.paired_table(records())
     figure = plots.pareto_plot(table, paired=paired, save_to=tmp_path / "pareto")
     axes = figure.axes[0]
     goal = [p for p in axes.patches if isinstance(p, matplotlib.patches.Rectangle) and "goal" in p.get_label()]
     assert len(goal) == 1
-    assert goal[0].get_x() == pytest.approx(0.70 + compare.GOAL_WORST_CLASS_GAIN)
-    assert goal[0].get_y() == pytest.approx(0.84 - compare.GOAL_MAX_ACCURACY_LOSS)
+    assert goal[0].get_x() == pytest.approx(0.70 + stats.GOAL_WORST_CLASS_GAIN)
+    assert goal[0].get_y() == pytest.approx(0.84 - stats.GOAL_MAX_ACCURACY_LOSS)
     assert axes.get_xlim()[1] > goal[0].get_x()  # widened so that the region shows
     rings = [c for c in axes.collections if isinstance(c, matplotlib.collections.PathCollection)]
     assert len(rings) == int(paired["pareto"].sum()) == 2  # baseline (most accurate) and lifted
@@ -44,7 +43,7 @@ def test_pareto_plot_rings_the_front_and_shades_the_goal(tmp_path):
 
 
 def test_paired_change_bars_draw_the_mean_changes_and_the_noise_band(tmp_path):
-    change = compare.paired_tpr_change(records(), "lifted")
+    change = stats.paired_tpr_change(records(), "lifted")
     figure = plots.paired_change_bars(change, title="lifted vs baseline", save_to=tmp_path / "change")
     bars = figure.axes[0].patches
     noise, means = bars[: len(change)], bars[len(change):]

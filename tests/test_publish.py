@@ -5,6 +5,7 @@ import json
 
 import pytest
 
+from lbw_utils.runner.profiles import DEFAULT_HEADLINE, ProfileError, headline_dataset
 from lbw_utils.runner.publish import NotPublishable, check_publishable, main, publish
 
 
@@ -20,7 +21,7 @@ def test_publish_copies_tables_and_figures_and_rewrites_the_marked_block(tmp_pat
     page.parent.mkdir()
     page.write_text("intro\n<!-- cpu-results:start -->\nold numbers\n<!-- cpu-results:end -->\noutro\n")
 
-    target = publish(results, "cpu", "2 CPU cores", docs_root=tmp_path / "docs" / "results", readme=readme)
+    target = publish(results, "cpu", "2 CPU cores", "fashion_mnist", docs_root=tmp_path / "docs" / "results", readme=readme)
 
     assert (target / "names5_methods.md").read_text().endswith("| baseline |\n")
     assert (target / "names5_pareto.png").read_bytes() == b"png"
@@ -38,7 +39,7 @@ def test_a_readme_without_markers_is_left_alone(tmp_path):
     (tmp_path / "r" / "tables" / "x" / "methods.md").write_text("| m |\n")
     readme = tmp_path / "README.md"
     readme.write_text("no markers here\n")
-    publish(tmp_path / "r", "gpu", "one GPU", docs_root=tmp_path / "docs", readme=readme)
+    publish(tmp_path / "r", "gpu", "one GPU", "fashion_mnist", docs_root=tmp_path / "docs", readme=readme)
     assert readme.read_text() == "no markers here\n"
 
 
@@ -48,7 +49,7 @@ def test_a_profile_new_to_the_results_page_is_appended_with_its_markers(tmp_path
     page = tmp_path / "docs" / "results.md"
     page.parent.mkdir()
     page.write_text("# Results\n\n<!-- cpu-results:start -->\ncpu numbers\n<!-- cpu-results:end -->\n")
-    publish(tmp_path / "r", "gpu", "one GPU", docs_root=tmp_path / "docs" / "results",
+    publish(tmp_path / "r", "gpu", "one GPU", "fashion_mnist", docs_root=tmp_path / "docs" / "results",
             readme=tmp_path / "README.md")
     text = page.read_text()
     assert "cpu numbers" in text and "## The `gpu` profile" in text
@@ -82,7 +83,7 @@ def test_the_readme_headline_is_the_goal_and_the_baseline_and_pareto_front_by_wo
     (tmp_path / "docs").mkdir()
     (tmp_path / "docs" / "results.md").write_text("<!-- cpu-results:start -->\n<!-- cpu-results:end -->\n")
 
-    publish(results, "cpu", "2 CPU cores", docs_root=tmp_path / "docs" / "results", readme=readme)
+    publish(results, "cpu", "2 CPU cores", "fashion_mnist", docs_root=tmp_path / "docs" / "results", readme=readme)
 
     text = readme.read_text()
     block = text.split("<!-- headline:start -->")[1].split("<!-- headline:end -->")[0]
@@ -151,7 +152,7 @@ def test_publish_shows_paired_goal_and_length_tables_where_a_dataset_has_them(tm
     page = tmp_path / "docs" / "results.md"
     page.parent.mkdir()
     page.write_text("<!-- length-results:start -->\n<!-- length-results:end -->\n")
-    target = publish(results, "length", "2 CPU cores", docs_root=tmp_path / "docs" / "results", readme=readme)
+    target = publish(results, "length", "2 CPU cores", "fashion_mnist", docs_root=tmp_path / "docs" / "results", readme=readme)
     text = page.read_text()
     assert "kept" in readme.read_text()  # no goal or paired table: the headline stays
     assert "| main | baseline |" in text and "fashion_mnist_length_effect.png" in text
@@ -170,7 +171,7 @@ def test_the_readme_paragraph_beyond_re_deciding_comes_from_notebook_09s_sentenc
                       "<!-- beyond:start -->\nold\n<!-- beyond:end -->\noutro\n")
     (tmp_path / "docs").mkdir()
 
-    publish(results, "frontier", "2 CPU cores", docs_root=tmp_path / "docs" / "results", readme=readme)
+    publish(results, "frontier", "2 CPU cores", "fashion_mnist", docs_root=tmp_path / "docs" / "results", readme=readme)
 
     text = readme.read_text()
     block = text.split("<!-- beyond:start -->")[1].split("<!-- beyond:end -->")[0]
@@ -178,3 +179,36 @@ def test_the_readme_paragraph_beyond_re_deciding_comes_from_notebook_09s_sentenc
     assert "`frontier` profile on 2 CPU cores" in block and "[docs/results.md](docs/results.md)" in block
     assert "raised by: augment-all +5.0 ± 1.3 points." in block and "| augment-all |" not in block
     assert "**fashion_mnist**: goal: +15 points. Not met." in block
+
+
+def _headline_tables(results, dataset):
+    tables = results / "tables" / dataset
+    tables.mkdir(parents=True)
+    (tables / "paired.md").write_text(PAIRED)
+    (tables / "goal.md").write_text(f"**{dataset}**: goal: +15 points. Not met.\n")
+
+
+def test_the_headline_comes_from_the_profiles_headline_dataset_and_none_leaves_the_readme(tmp_path):
+    results = tmp_path / "results" / "names"
+    _headline_tables(results, "fashion_mnist")
+    _headline_tables(results, "names5")
+    readme = tmp_path / "README.md"
+    readme.write_text("<!-- headline:start -->\nold\n<!-- headline:end -->\n")
+    publish(results, "names", "2 CPU cores", None, docs_root=tmp_path / "docs" / "results", readme=readme)
+    assert "old" in readme.read_text()  # no headline dataset: the README stays as it was
+    publish(results, "names", "2 CPU cores", "names5", docs_root=tmp_path / "docs" / "results", readme=readme)
+    assert "**names5**: goal" in readme.read_text() and "fashion_mnist" not in readme.read_text()
+
+
+def test_a_profile_names_its_headline_dataset_and_a_bad_one_is_refused(tmp_path):
+    profile = tmp_path / "mine.yaml"
+    profile.write_text("studies: {}\nheadline: names5\n")
+    assert headline_dataset(profile) == "names5"
+    profile.write_text("studies: {}\nheadline: null\n")
+    assert headline_dataset(profile) is None
+    profile.write_text("studies: {}\n")
+    assert headline_dataset(profile) == DEFAULT_HEADLINE == headline_dataset("cpu")
+    for bad in ("../docs", "[names5]", "''"):
+        profile.write_text(f"studies: {{}}\nheadline: {bad}\n")
+        with pytest.raises(ProfileError, match=r"headline=.* must be a dataset name as its tables folder is named"):
+            headline_dataset(profile)

@@ -1,11 +1,14 @@
-"""The training-length study: budget checks, run identity per budget, paired tables, resuming."""
+"""The training-length study: budget checks, run identity per budget, paired tables, resuming; its table, answer
+and figures (lbw_utils.reporting.length)."""
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 
+from lbw_utils.reporting import length
 from lbw_utils.studies import training_length
 from lbw_utils.runs.experiments import BASELINE, Settings
 
@@ -73,10 +76,10 @@ def test_ladder_table_pairs_each_run_with_the_same_budgets_baseline():
     late = table[(table["method"] == "static") & (table["budget"] == 32)].iloc[0]
     assert late["d_worst_class_tpr"] == pytest.approx(0.01)
     assert late["d_focus_train_margin"] == pytest.approx(0.52)  # 0.5 + the mean shift 0.02
-    text = training_length.answer(table, "static", "b")
+    text = length.answer(table, "static", "b")
     assert "+0.100 -> +0.010, intervals apart" in text and "4 epochs +0.100 ± 0.000" in text
     assert "margin 1.00 against 1.52" in text and "paired +0.52" in text
-    shown = training_length.formatted_ladder(table, "b")
+    shown = length.formatted_ladder(table, "b")
     assert list(shown["epochs"]) == [4, 32, 4, 32]
 
 
@@ -126,8 +129,14 @@ def test_outputs_draw_the_ladder_arms_and_write_the_generated_answer(tmp_path):
             for budget in (4, 8):
                 records += [_record(arm, budget, seed, "baseline", 0.90 + shift, 0.70 + shift),
                             _record(arm, budget, seed, "static", 0.90 + shift, 0.75 + shift, margin=(3.0, 1.2))]
-    training_length.write_ladder_outputs(records, tmp_path, "b")
+    length.write_ladder_outputs(records, tmp_path, "b")
     assert (tmp_path / "figures" / "toy" / "length_arms.png").stat().st_size > 0
     answer = (tmp_path / "tables" / "toy" / "length_answer.md").read_text()
     assert answer.startswith("Paired change of the worst-class TPR for static")
     assert "arm 'no-label-smoothing' (label smoothing 0.0): 4 epochs +0.050 ± 0.000, 8 epochs +0.050" in answer
+
+
+def test_the_augmentation_line_lists_each_class_most_hurt_first():
+    by_arm = {"main": [[0.9, 0.5], [0.7, 0.7]], "augment": [[0.8, 0.7], [0.7, 0.7]]}
+    text = length.augmentation_change({arm: np.array(rows) for arm, rows in by_arm.items()}, ["a", "b"])
+    assert text == "change of test TPR with augmentation: a -0.050, b +0.100"

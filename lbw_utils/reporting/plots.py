@@ -15,7 +15,7 @@ import matplotlib.ticker
 import numpy as np
 
 from lbw_utils.ceiling import CEILING_LABEL
-from lbw_utils.compare import GOAL_MAX_ACCURACY_LOSS, GOAL_WORST_CLASS_GAIN, mean_interval
+from lbw_utils.stats import GOAL_MAX_ACCURACY_LOSS, GOAL_WORST_CLASS_GAIN, mean_interval
 
 STYLE = {
     "figure.dpi": 110,
@@ -118,7 +118,7 @@ def pareto_plot(table, *, title: str = "", accuracy_window: float = 0.05, paired
 
     Methods more than ``accuracy_window`` below the most accurate one are named in a
     note instead of drawn, so that one collapsed method does not squash the rest. With ``paired``
-    (a :func:`lbw_utils.compare.paired_table`), the Pareto front is ringed and the research goal
+    (a :func:`lbw_utils.stats.paired_table`), the Pareto front is ringed and the research goal
     (+15 points of worst-class TPR at <= 0.5 points of accuracy lost, from the baseline's means) is
     shaded, and the baseline's ceiling of re-deciding (:mod:`lbw_utils.ceiling`) is a dashed line.
     """
@@ -178,7 +178,7 @@ def paired_change_bars(change, *, title: str = "", save_to: str | Path | None = 
     """Per class: mean paired TPR change against the same seed's baseline (bar, 95 % CI whisker), next to
     ± the baseline's seed-to-seed std (grey band: the noise a change has to beat).
 
-    ``change`` is a :func:`lbw_utils.compare.paired_tpr_change` table.
+    ``change`` is a :func:`lbw_utils.stats.paired_tpr_change` table.
     """
     figure, axes = _new_figure(max(6.0, 0.65 * len(change) + 2), 3.4)
     positions = np.arange(len(change))

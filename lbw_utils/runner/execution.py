@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 import uuid
@@ -14,8 +15,23 @@ from jupyter_core.paths import jupyter_runtime_dir
 from traitlets import default
 
 from lbw_utils.runner.profiles import NOTEBOOK_DIR, Step
+from lbw_utils.runs.experiments import SETTINGS_PARAMETERS
 
 KERNEL = "python3"
+
+
+class _SettingsAreKnown(logging.Filter):
+    """Drops papermill's "Passed unknown parameter" warning for a study setting (``epochs``, ``dataset``, ...):
+    the training notebooks take every setting by name without repeating it in their parameters cell
+    (``ParameterGuard(settings=True)``), so the warning would be wrong; a real typo still fails the guard."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        prefix = "Passed unknown parameter: "
+        return not (message.startswith(prefix) and message.removeprefix(prefix) in SETTINGS_PARAMETERS)
+
+
+logging.getLogger("papermill").addFilter(_SettingsAreKnown())
 
 
 class IPCKernelManager(AsyncKernelManager):

@@ -12,27 +12,38 @@ other YAML file of the same shape works) looks like::
         overrides: {02_tpr_analysis: {top_pairs: 8}}
     final: [06_paper_figures]
     seeds_per_shard: 2                      # optional: seeds a shard of the fan-out trains (default 1)
+    headline: fashion_mnist                 # optional: the dataset heading the README when published
 
 Every key is checked: a typo is an error before anything runs, never a silent
-full-size run. Each notebook receives the parameters it declares; a parameter
-that none of a study's notebooks declares is an error.
+full-size run. Each notebook receives the parameters it takes (those its `parameters` cell declares, and,
+for a notebook that trains, every training, data and model setting, e.g. ``epochs``); a parameter that none
+of a study's notebooks takes is an error.
 
 A study may also say ``seeds_per_shard`` (its own, instead of the profile's) and ``minutes_per_seed`` (about
 how long one of its seeds takes on the hardware the profile is meant for): the fan-out then starts the
 longest shards first, so that no worker is left with a long shard while the others idle at the end.
+
+``headline`` names the dataset (as its ``tables/<dataset>/`` folder is named) whose goal statement and paired
+table ``make publish`` puts at the head of the README (:mod:`lbw_utils.runner.publish`); ``null``: none. A profile
+that does not say has :data:`DEFAULT_HEADLINE`'s.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import papermill
 import yaml
 
+from lbw_utils.runs.notebook import settings_parameters_of
+
 PROFILE_DIR = Path(__file__).resolve().parent / "profiles"
 NOTEBOOK_DIR = Path(__file__).resolve().parents[2] / "notebooks"
-PROFILE_KEYS = {"description", "shared", "studies", "final", "seeds_per_shard"}
+PROFILE_KEYS = {"description", "shared", "studies", "final", "seeds_per_shard", "headline"}
+# The README's headline dataset of a profile that names none: the image study every full profile runs.
+DEFAULT_HEADLINE = "fashion_mnist"
 STUDY_KEYS = {"parameters", "notebooks", "overrides", "seeds_per_shard", "minutes_per_seed"}
 
 
@@ -72,22 +83,22 @@ def profile_path(name_or_path: str | Path) -> Path:
 
 
 def notebook_parameters(notebook: str) -> dict:
-    """The parameters a notebook declares in its `parameters` cell, with their defaults."""
+    """The parameters a notebook takes, with their defaults as source text: those its `parameters` cell
+    declares, and a training notebook's settings parameters (``"None"``: the dataclass's default)."""
     path = NOTEBOOK_DIR / f"{notebook}.ipynb"
     if not path.exists():
         known = sorted(p.stem for p in NOTEBOOK_DIR.glob("*.ipynb"))
         raise ProfileError(f"notebook {notebook!r} does not exist; the notebooks are {known}")
-    return {name: spec["default"] for name, spec in papermill.inspect_notebook(str(path)).items()}
+    declared = {name: spec["default"] for name, spec in papermill.inspect_notebook(str(path)).items()}
+    return {**dict.fromkeys(settings_parameters_of(path), "None"), **declared}
 
 
 def load_profile(name_or_path: str | Path) -> tuple[dict, list[Step]]:
     """Parse and check a profile; return its raw content and the ordered steps."""
     path = profile_path(name_or_path)
-    try:
-        content = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as error:
-        raise ProfileError(f"profile {path} is not valid YAML: {error}") from error
+    content = _read(path)
     _check_keys(content, PROFILE_KEYS, f"profile {path}", required={"studies"})
+    _headline(content, f"profile {path}")
     shared = _mapping(content.get("shared"), f"profile {path}: shared")
     studies = _mapping(content["studies"], f"profile {path}: studies")
     final = _notebook_list(content.get("final"), f"profile {path}: final", allow_empty=True)
@@ -107,6 +118,29 @@ def load_profile(name_or_path: str | Path) -> tuple[dict, list[Step]]:
         raise ProfileError(f"profile {path}: shared parameter(s) {unused} are declared by none of its notebooks; "
                            f"they declare: {sorted(declared_anywhere)}")
     return content, steps
+
+
+def headline_dataset(name_or_path: str | Path) -> str | None:
+    """The dataset whose tables head the README when the profile is published (None: no headline)."""
+    path = profile_path(name_or_path)
+    content = _read(path)
+    _check_keys(content, PROFILE_KEYS, f"profile {path}", required={"studies"})
+    return _headline(content, f"profile {path}")
+
+
+def _read(path: Path):
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        raise ProfileError(f"profile {path} is not valid YAML: {error}") from error
+
+
+def _headline(content: dict, where: str) -> str | None:
+    value = content.get("headline", DEFAULT_HEADLINE)
+    if value is not None and not (isinstance(value, str) and re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", value)):
+        raise ProfileError(f"{where}: headline={value!r} must be a dataset name as its tables folder is named "
+                           f"(letters, digits, '_', '.', '-'; e.g. {DEFAULT_HEADLINE!r}), or null for no headline")
+    return value
 
 
 def _study_steps(path: Path, study: str, spec: dict, shared: dict) -> list[Step]:

@@ -7,7 +7,8 @@ the profile's tables and figures from there: the block between its
 ``<!-- <profile>-results:start -->`` and ``<!-- <profile>-results:end -->`` markers is rewritten
 here (and appended, with its markers, when the page has none for the profile). The README's
 ``<!-- headline:start -->`` ... ``<!-- headline:end -->`` block is rewritten from the same tables:
-the goal statement of :data:`HEADLINE_DATASET` and its paired table cut to the baseline and at most
+the goal statement of the profile's headline dataset (its ``headline`` key, :mod:`lbw_utils.runner.profiles`) and
+its paired table cut to the baseline and at most
 :data:`HEADLINE_ROWS` methods of the Pareto front, largest worst-class gain first, for a profile that has
 them; its ``<!-- beyond:start -->`` ... ``<!-- beyond:end -->`` block from notebook 09's generated sentences
 (which rows moved the ceiling of re-deciding, and the goal), for a profile that ran notebook 09. So
@@ -31,6 +32,7 @@ from lbw_utils.ceiling import CEILING_LABEL
 from lbw_utils.config import REPO_ROOT
 from lbw_utils.config import results_dir as default_results_root
 from lbw_utils.files import atomic_write_text
+from lbw_utils.runner.profiles import ProfileError, headline_dataset
 
 # Tables shown in the profile's block of docs/results.md (the name is older), in this order, where a dataset
 # has them (all of its tables are copied to docs/results/<profile>/): every method; the paired changes; the
@@ -41,10 +43,9 @@ README_TABLES = ("methods", "paired", "goal", "findings", "pooled_summary", "fam
                  "beyond_answer", "beyond_paired", "beyond_ceiling_shift", "beyond_compute")
 KEY_FIGURES = ("fig1_tpr_bars", "fig2_tpr_bars", "pareto", "baseline_vs_best", "length_effect", "length_arms",
                "length_train_vs_test", "beyond_pareto")
-# The README's headline: this dataset's goal statement and the baseline + at most this many rows of its paired
-# table, those on the Pareto front where the table says (largest mean paired change of the worst-class TPR
+# The README's headline: the headline dataset's goal statement and the baseline + at most this many rows of its
+# paired table, those on the Pareto front where the table says (largest mean paired change of the worst-class TPR
 # first), from a profile that has both tables.
-HEADLINE_DATASET = "fashion_mnist"
 HEADLINE_ROWS = 5
 HEADLINE_COLUMNS = ("method", "accuracy", "worst-class TPR", "Δ accuracy (pts)", "Δ worst-class TPR (pts)")
 # The marker lbw_utils.runner.reproduce writes when a whole profile ran to its end.
@@ -79,10 +80,11 @@ def check_publishable(folder: Path, profile: str) -> dict:
     return info
 
 
-def publish(folder: Path, profile: str, hardware: str, docs_root: Path | None = None,
+def publish(folder: Path, profile: str, hardware: str, headline: str | None, docs_root: Path | None = None,
             readme: Path | None = None, results_page: Path | None = None) -> Path:
     """Copy key figures (PNG) and tables (markdown) of ``folder``; refresh the profile's block of the
-    results page (default: ``docs/results.md`` beside the README) and the README's headline block."""
+    results page (default: ``docs/results.md`` beside the README) and the README's generated blocks from the
+    tables of the ``headline`` dataset (None: the README is left as it is)."""
     target = (docs_root or REPO_ROOT / "docs" / "results") / profile
     readme = readme or REPO_ROOT / "README.md"
     results_page = results_page or readme.parent / "docs" / "results.md"
@@ -107,11 +109,13 @@ def publish(folder: Path, profile: str, hardware: str, docs_root: Path | None = 
     atomic_write_text(target / "README.md", _readme_block(profile, hardware, sections, "."))
     link_base = Path(os.path.relpath(target, results_page.parent)).as_posix()
     _replace_results_block(results_page, profile, _readme_block(profile, hardware, sections, link_base))
+    if headline is None:
+        return target
     results_link = Path(os.path.relpath(results_page, readme.parent)).as_posix()
-    headline = _headline_block(folder / "tables" / HEADLINE_DATASET, profile, hardware, results_link)
-    if headline is not None:
-        _replace_block(readme, "<!-- headline:start -->", "<!-- headline:end -->", headline)
-    beyond = _beyond_block(folder / "tables" / HEADLINE_DATASET, profile, hardware, results_link)
+    block = _headline_block(folder / "tables" / headline, profile, hardware, results_link)
+    if block is not None:
+        _replace_block(readme, "<!-- headline:start -->", "<!-- headline:end -->", block)
+    beyond = _beyond_block(folder / "tables" / headline, profile, hardware, results_link)
     if beyond is not None:
         _replace_block(readme, "<!-- beyond:start -->", "<!-- beyond:end -->", beyond)
     return target
@@ -215,14 +219,15 @@ def main(argv: list[str] | None = None) -> int:
     folder = Path(args.results_dir or default_results_root()) / args.profile
     try:
         info = check_publishable(folder, args.profile)
-    except NotPublishable as error:
+        headline = headline_dataset(args.profile)
+    except (NotPublishable, ProfileError) as error:
         print(f"not published: {error}", file=sys.stderr)
         return 1
     # The wall time and revision come from the results folder itself, so no quote of them can drift.
     hardware = (f"{_hardware_of(folder) or 'the machine named in summary.md'} "
                 f"({info['total_seconds'] / 60:.1f} min recorded by `make reproduce`, revision "
                 f"{info['git_revision'][:12]})")
-    target = publish(folder, args.profile, hardware)
+    target = publish(folder, args.profile, hardware, headline)
     print(f"published {folder} (revision {info['git_revision'][:12]}, {info['total_seconds'] / 60:.1f} min) "
           f"to {target}, the {args.profile}-results block of docs/results.md and the README's generated blocks")
     return 0

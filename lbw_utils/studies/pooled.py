@@ -77,12 +77,3 @@ def pooled_summary(table: pd.DataFrame) -> pd.DataFrame:
                      "worst class": worst["class"], "worst-class pooled TPR": worst["pooled TPR"],
                      low_key: worst[low_key], high_key: worst[high_key], "folds": worst["folds"]})
     return pd.DataFrame(rows)
-
-
-def fold_wording(text: str) -> str:
-    """A sentence of :mod:`lbw_utils.compare` (written for seeds) said of folds, for fold-based studies:
-    their pairing is by fold (a fold's record is stored under its index as the seed)."""
-    for seed_word, fold_word in (("seed-to-seed", "fold-to-fold"), ("same seed's", "same fold's"),
-                                 (" seeds)", " folds)"), (" seeds", " folds"), ("over seeds", "over folds")):
-        text = text.replace(seed_word, fold_word)
-    return text

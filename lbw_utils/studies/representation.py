@@ -1,4 +1,4 @@
-"""Did a method change what the network separates, and at what compute? Tables for notebook 09.
+"""Did a method change what the network separates, and at what compute? The numbers of notebook 09.
 
 The ceiling of re-deciding (:mod:`lbw_utils.ceiling`) of a run is the most that per-class offsets fitted on
 its own test split can lift its worst class within the accuracy budget. A method that only moves thresholds
@@ -15,12 +15,71 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import pandas as pd
 
-from lbw_utils.compare import holm, mean_interval, paired_p_value, paired_table
+from lbw_utils.runs import records as run_records
+from lbw_utils.runs.experiments import BASELINE as BASELINE_METHOD, Settings, method_label
+from lbw_utils.stats import holm, mean_interval, paired_p_value
 
 BASELINE = "baseline"
+EXAMPLE_METHODS = '[{"name": "augment", "classes": "confused"}, {"name": "pair-margin", "gamma": 1.0}]'
+
+
+def check_methods(methods) -> list[dict]:
+    """The methods notebook 09 compares with the baseline: a non-empty list of method dicts."""
+    if not isinstance(methods, list) or not methods or not all(isinstance(m, dict) and "name" in m for m in methods):
+        raise ValueError(f"methods={methods!r} is not allowed: expected a non-empty list of method dicts, "
+                         f"e.g. {EXAMPLE_METHODS}")
+    return methods
+
+
+def run_beyond(settings: Settings, methods: list[dict], combination_budget: float) -> tuple[list[dict], list[dict]]:
+    """Train (or read back) the baseline and every method of ``settings``' seeds, then post-hoc offsets within
+    ``combination_budget`` of validation accuracy on top of each; return (every record of those rows and seeds
+    in the results folder, the trained rows' records)."""
+    trained_methods = [BASELINE_METHOD] + methods
+    name = settings.run_study(trained_methods)[0]["dataset"]
+    combinations = [{"name": "posthoc", "objective": "budget", "max_accuracy_drop": combination_budget, "of": m}
+                    for m in trained_methods]
+    settings.run_study(combinations)
+    trained_labels = [method_label(m) for m in trained_methods]
+    labels = trained_labels + [method_label(c) for c in combinations]
+    everything = [r for r in run_records.load_records(settings.results_dir, name)
+                  if r["seed"] in settings.seeds and r["method_label"] in labels]
+    return everything, [r for r in everything if r["method_label"] in trained_labels]
+
+
+def targeted_classes(records: list[dict], classes: list[str], seed: int, top: int = 6) -> list[dict]:
+    """What the targeted rows of ``seed`` act on, from their records (in record order): per record that has them,
+    ``augmented`` (the class names its augmentation covers) and ``pair_margins`` (the ``top`` largest pairwise
+    margins, in logits, as (class, rival, margin), each pair once)."""
+    found = []
+    for record in records:
+        weights = record.get("weights") or {}
+        if record["seed"] != seed or not {"augmented_classes", "pair_margins"} & set(weights):
+            continue
+        row = {"method": record["method_label"], "augmented": None, "pair_margins": None}
+        if "augmented_classes" in weights:
+            row["augmented"] = [classes[i] for i in weights["augmented_classes"]]
+        if "pair_margins" in weights:
+            margins = pd.DataFrame(weights["pair_margins"], index=classes, columns=classes)
+            largest = margins.stack().sort_values(ascending=False).head(top)
+            row["pair_margins"] = [(a, b, value) for (a, b), value in largest.items() if a < b]
+        found.append(row)
+    return found
+
+
+def planned_comparisons(methods: list[dict]) -> list[tuple[str, str]]:
+    """(method, reference) labels of notebook 09's two planned comparisons, where both rows ran: targeted against
+    uniform augmentation (same cost), pairwise confusion margins against per-class margins."""
+    by_name = {m["name"]: method_label(m) for m in reversed(methods)}  # the first of each name
+    augments = [m for m in methods if m["name"] == "augment"]
+    targeted = [method_label(m) for m in augments if m.get("classes", "confused") == "confused"]
+    uniform = [method_label(m) for m in augments if m.get("classes") == "all"]
+    pairs = [(targeted[0], uniform[0])] if targeted and uniform else []
+    if "pair-margin" in by_name and "margin" in by_name:
+        pairs.append((by_name["pair-margin"], by_name["margin"]))
+    return pairs
 
 
 def _runs(records: list[dict]) -> pd.DataFrame:
@@ -81,47 +140,6 @@ def _verdict(shift: float, half_width: float) -> str:
     return "no change shown"
 
 
-def formatted_ceiling_shift(table: pd.DataFrame) -> pd.DataFrame:
-    """The shift table as a reader sees it: points, intervals, p-values."""
-    return pd.DataFrame({
-        "method": table["method"], "seeds": table["seeds"],
-        "ceiling (worst-class TPR)": [f"{value:.3f}" for value in table["ceiling"]],
-        "baseline's ceiling": [f"{value:.3f}" for value in table["baseline_ceiling"]],
-        "ceiling shift (pts)": [f"{100 * s:+.1f} ± {100 * h:.1f}" for s, h in zip(table["shift"], table["shift_ci"])],
-        "p (Holm)": ["n/a" if math.isnan(p) else f"{p:.3g}" for p in table["p_holm"]],
-        "ceiling": table["verdict"],
-        "accuracy floor reached": [f"{k} of {n} seeds" for k, n in zip(table["floor_reached"], table["seeds"])],
-    })
-
-
-def describe_ceiling_shifts(table: pd.DataFrame) -> str:
-    """Sentences: which methods raised or lowered the ceiling (95 % interval away from 0), and the others."""
-    if table.empty:
-        return "No method besides the baseline has a ceiling to compare."
-    parts = []
-    for verdict in ("raised", "lowered"):
-        rows = table[table["verdict"] == verdict]
-        if len(rows):
-            listed = "; ".join(f"{row.method} {100 * row.shift:+.1f} ± {100 * row.shift_ci:.1f} points"
-                               for row in rows.sort_values("shift", ascending=verdict == "lowered").itertuples())
-            parts.append(f"The ceiling of re-deciding was {verdict} (95 % interval away from 0) by: {listed}.")
-        else:
-            parts.append(f"No method {verdict} the ceiling beyond its 95 % interval.")
-    unchanged = table[~table["verdict"].isin(["raised", "lowered"])]
-    if len(unchanged):
-        parts.append(f"No change shown for {', '.join(unchanged['method'])}.")
-    short = table[table["floor_reached"] < table["seeds"]]
-    if len(short):
-        listed = ", ".join(f"{row.method} ({row.seeds - row.floor_reached} of {row.seeds} seeds)"
-                           for row in short.itertuples())
-        parts.append(f"Offsets could not bring these runs back to the accuracy floor (the baseline's accuracy minus "
-                     f"the budget), so their ceilings are below what a threshold shift within the budget would give: "
-                     f"{listed}.")
-    parts.append(f"({len(table)} methods against the same seed's baseline; ceilings are computed with test labels "
-                 "and describe the runs, they select nothing.)")
-    return " ".join(parts)
-
-
 def compute_table(records: list[dict], baseline: str = BASELINE) -> pd.DataFrame:
     """Per method: epochs, training images, epochs x images, mean training seconds and network parameters,
     and each ratio to the baseline's. Post-hoc rows (no training of their own) show 0 seconds."""
@@ -137,38 +155,3 @@ def compute_table(records: list[dict], baseline: str = BASELINE) -> pd.DataFrame
     means.insert(0, "seeds", runs.groupby("method", sort=False)["seed"].nunique())
     order = [baseline] * (baseline in means.index) + [method for method in means.index if method != baseline]
     return means.loc[order].reset_index()
-
-
-def formatted_compute(table: pd.DataFrame) -> pd.DataFrame:
-    def ratio(value) -> str:
-        return "" if value is None or (isinstance(value, float) and np.isnan(value)) else f" ({value:.2f}x)"
-
-    return pd.DataFrame({
-        "method": table["method"], "seeds": table["seeds"],
-        "epochs x images": [f"{value:,.0f}{ratio(r)}" for value, r in
-                            zip(table["epoch_images"], table.get("epoch_images_vs_baseline", [None] * len(table)))],
-        "training seconds": [f"{value:.1f}{ratio(r)}" for value, r in
-                             zip(table["train_seconds"], table.get("train_seconds_vs_baseline", [None] * len(table)))],
-        "network parameters": ["" if np.isnan(value) else f"{value:,.0f}{ratio(r)}" for value, r in
-                               zip(table["parameters"], table.get("parameters_vs_baseline", [None] * len(table)))],
-    })
-
-
-def head_to_head(records: list[dict], method: str, reference: str) -> str:
-    """One sentence: ``method`` against ``reference`` on the seeds both have (test split, last epoch): the paired
-    change of worst-class TPR and of accuracy, mean ± 95 % t half-width in points, and the paired t-test's
-    p-value (not adjusted: one planned comparison); :func:`lbw_utils.compare.paired_table` with ``reference``
-    in the baseline's place. Raises when either has no run."""
-    labels = {record["method_label"] for record in records}
-    missing = [label for label in (method, reference) if label not in labels]
-    if missing:
-        raise ValueError(f"no runs of {missing} among the records; they have {sorted(labels)}")
-    pair = [record for record in records if record["method_label"] in (method, reference)]
-    row = paired_table(pair, baseline_label=reference).set_index("method").loc[method]
-    parts = []
-    for key, name in (("worst_class_tpr", "worst-class TPR"), ("accuracy", "accuracy")):
-        p_value = row[f"p_{key}"]
-        p_text = "" if math.isnan(p_value) else f", p {p_value:.3g}"
-        parts.append(f"{100 * row[f'd_{key}']:+.1f} ± {100 * row[f'd_{key}_ci']:.1f} points of {name}{p_text}")
-    return (f"{method} against {reference} ({row['seeds']} seeds, paired by seed; test split): "
-            f"{' and '.join(parts)} (paired t-tests, one planned comparison each).")

@@ -12,11 +12,12 @@ Notebook 08 trains the baseline and every candidate on the tuning seeds, into ``
 :func:`choose` picks, per family, the value with the highest mean *validation* worst-class TPR among those
 whose mean paired validation accuracy stays within the goal's budget of the same seed's baseline (when
 none does, the one losing least accuracy). The test split is never read. Notebook 06 checks that the
-evaluated rows use the values the tuning seeds chose (:func:`check_evaluated`).
+evaluated rows use the values the tuning seeds chose (:func:`evaluated_values`).
 """
 
 from __future__ import annotations
 
+import json
 import math
 import numbers
 from pathlib import Path
@@ -24,11 +25,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from lbw_utils.compare import GOAL_MAX_ACCURACY_LOSS
-from lbw_utils.runs.experiments import BASELINE, check_method, method_label
 from lbw_utils.methods import METHODS
+from lbw_utils.runs.experiments import BASELINE, check_method, method_label, table_path
+from lbw_utils.stats import GOAL_MAX_ACCURACY_LOSS
 
 TUNING_FOLDER = "tuning"
+# The choice notebook 08 writes beside its table (tables/<dataset>/), which notebooks 06 and 09 read back.
+CHOICE_FILE = "tuning.json"
 GRID_KEYS = {"method", "key", "values"}
 
 
@@ -111,56 +114,35 @@ def chosen_in(table: pd.DataFrame, grid: dict) -> dict:
     return chosen
 
 
-def formatted_tuning(table: pd.DataFrame) -> pd.DataFrame:
-    return pd.DataFrame({
-        "family": table["family"], "setting": [f"{k} {v}" for k, v in zip(table["key"], table["value"])],
-        "tuning seeds": table["seeds"],
-        "val worst-class TPR": [f"{v:.3f}" for v in table["val_worst_class_tpr"]],
-        "val accuracy": [f"{v:.4f}" for v in table["val_accuracy"]],
-        "Δ val accuracy vs baseline (pts)": [f"{100 * v:+.2f}" for v in table["d_val_accuracy"]],
-        "within budget": ["yes" if v else "no" for v in table["within_budget"]],
-        "chosen": ["**chosen**" if v else "" for v in table["chosen"]],
-    })
+def choice_text(seeds: list[int], chosen: dict) -> str:
+    """The choice as the JSON text of :data:`CHOICE_FILE`: the tuning seeds and :func:`choose`'s result."""
+    return json.dumps({"seeds": seeds, "chosen": chosen}, indent=1) + "\n"
 
 
-def describe(table: pd.DataFrame, seeds: list[int], budget: float = GOAL_MAX_ACCURACY_LOSS) -> str:
-    """Markdown: what was chosen, on which seeds, by which rule, among how many values."""
-    lines = [f"Chosen on the validation splits of tuning seeds {seeds} (never evaluated): per family, the value "
-             f"with the highest mean validation worst-class TPR among those within {100 * budget:.1f} points of the "
-             "same seed's baseline validation accuracy (none within: the one losing least)."]
-    for family, group in table.groupby("family", sort=False):
-        picked = group[group["chosen"]]
-        if picked.empty:
-            lines.append(f"- {family}: no finished tuning run.")
-            continue
-        row = picked.iloc[0]
-        lines.append(f"- {family}: {row['key']} {row['value']} among {len(group)} values "
-                     f"(validation worst-class TPR {row['val_worst_class_tpr']:.3f}, accuracy "
-                     f"{100 * row['d_val_accuracy']:+.2f} points against the baseline"
-                     f"{'' if row['within_budget'] else ', outside the budget: no value was within it'}).")
-    return "\n".join(lines) + "\n"
+def choice_path(folder: str | Path, dataset: str) -> Path:
+    return table_path(folder, dataset, CHOICE_FILE)
 
 
-def check_evaluated(chosen: dict, evaluated: list[dict]) -> list[str]:
-    """Sentences, one per family: do the evaluated records' methods of that family use the chosen value?
+def read_choice(folder: str | Path, dataset: str) -> dict | None:
+    """The choice notebook 08 wrote for ``dataset`` in the results ``folder`` ({"seeds", "chosen"}), or None."""
+    path = choice_path(folder, dataset)
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+
+
+def evaluated_values(chosen: dict, evaluated: list[dict]) -> dict[str, list[str]]:
+    """Family -> the values (their ``repr``, sorted) of the tuned key that the evaluated records' methods of that
+    family use ([] where none belongs to it).
 
     A method belongs to a family when it equals the family's method in every option but the tuned key, defaults
     filled in (``{"name": "minrecall", "eta": 0.1}`` and ``{..., "every": 32}`` are the same method)."""
-    lines = []
+    used = {}
     for family, pick in chosen.items():
         key = pick["key"]
         fixed = {k: v for k, v in _filled(pick["method"]).items() if k != key}
-        used = sorted({repr(_plain(_filled(r["method"]).get(key))) for r in evaluated
-                       if r["method"].get("name") == pick["method"]["name"]
-                       and {k: v for k, v in _filled(r["method"]).items() if k != key} == fixed}, key=str)
-        if not used:
-            lines.append(f"{family}: no evaluated row of this family.")
-        elif used == [repr(pick["value"])]:
-            lines.append(f"{family}: the evaluated rows use {key} {pick['value']}, the value the tuning seeds chose.")
-        else:
-            lines.append(f"{family}: the evaluated rows use {key} {', '.join(used)}, but the tuning seeds of this run "
-                         f"chose {pick['value']}: the profile's value is not this run's choice.")
-    return lines
+        used[family] = sorted({repr(_plain(_filled(r["method"]).get(key))) for r in evaluated
+                               if r["method"].get("name") == pick["method"]["name"]
+                               and {k: v for k, v in _filled(r["method"]).items() if k != key} == fixed}, key=str)
+    return used
 
 
 def _filled(method: dict) -> dict:
