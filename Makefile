@@ -11,7 +11,7 @@ PROFILE ?= $(shell $(BIN)/python -c "import torch; print('gpu' if torch.cuda.is_
 # CPU core, or one per GPU on a multi-GPU machine; one for the smoke profile), or N (1: one process, in order).
 WORKERS ?= auto
 
-.PHONY: test reproduce publish lab benchmark gpu-check clean-results
+.PHONY: test test-profiles reproduce publish lab benchmark gpu-check clean-results
 
 # Installs print one line; pip's and the build backend's own output (warnings included) goes to
 # .venv/install.log, shown only when an install fails.
@@ -27,9 +27,14 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 ## Unit tests and every notebook executed through papermill with the smoke profile; the test files spread over
-## the cores (at most 3 processes: the two profile runs are the long pole), each file whole on one process.
+## the cores (at most 3 processes: the smoke profile is the long pole), each file whole on one process.
 test: $(STAMP)
-	@$(BIN)/python -m pytest -n auto --maxprocesses 3 --dist loadfile --no-loadscope-reorder
+	@$(BIN)/python -m pytest -m "not profile_run" -n auto --maxprocesses 3 --dist loadfile --no-loadscope-reorder
+
+## The tests that run whole profiles beyond the smoke one (the gpu profile at tiny scale on the CPU, two real
+## workers against one process): about 12 minutes on 2 cores; CI runs them after `make test`.
+test-profiles: $(STAMP)
+	@$(BIN)/python -m pytest -m profile_run -n auto --maxprocesses 2 --dist loadfile
 
 ## Every notebook of a profile, under the profile for this hardware (PROFILE=smoke|cpu|gpu|length to override),
 ## its runs trained by WORKERS parallel processes (WORKERS=N to override). Writes only under results/<profile>/.

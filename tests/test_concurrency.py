@@ -61,6 +61,7 @@ def records_of(folder: Path) -> dict[str, dict]:
     return {str(path.relative_to(folder)): records.read_record(path) for path in found}
 
 
+@pytest.mark.profile_run  # two studies trained twice: `make test-profiles` and CI, not `make test`
 def test_two_workers_give_the_records_of_one_process(tmp_path, monkeypatch):
     profile = two_study_profile(tmp_path / "concurrency.yaml")
     monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the one-process path's kernel: one thread, as each worker's

@@ -34,6 +34,8 @@ from lbw_utils.runner.reproduce import reproduce
 from lbw_utils.speed import autocast_precision
 from test_data import write_cifar10
 
+pytestmark = pytest.mark.profile_run  # minutes of training: `make test-profiles` and CI, not `make test`
+
 CIFAR_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 SEEDS = [0, 1]
 # How each sized parameter of gpu.yaml shrinks; the parameters in KEPT are taken as they are. The values were
@@ -126,7 +128,7 @@ def tiny_gpu_run(tmp_path_factory):
     site.mkdir()
     (site / "sitecustomize.py").write_text(
         "# written by tests/test_gpu_profile.py: CIFAR-10's MD5s pinned to the test's small files\n"
-        f"import lbw_utils.data.images\nlbw_utils.data.CIFAR10_MD5 = {json.dumps(digests)}\n")
+        f"import lbw_utils.data.images\nlbw_utils.data.images.CIFAR10_MD5 = {json.dumps(digests)}\n")
     profile = tiny_gpu_profile(yaml.safe_load(profile_path("gpu").read_text()), root / "data")
     path = root / "gpu_tiny.yaml"
     path.write_text(yaml.safe_dump(profile, sort_keys=False))
