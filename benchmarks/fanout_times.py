@@ -21,7 +21,7 @@ from pathlib import Path
 
 import common
 
-from lbw_utils.runs import records
+from lbw_utils import records
 
 
 def timed(command: list[str], log: Path) -> float:

@@ -41,7 +41,7 @@ def parse_summary(path: Path) -> dict:
 
 
 def collect(folder: Path) -> dict:
-    from lbw_utils.runs import records
+    from lbw_utils import records
     from lbw_utils.studies import training_length
 
     summary_path = folder / "summary.md"

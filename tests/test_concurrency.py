@@ -19,7 +19,9 @@ import pytest
 import torch
 import yaml
 
-from lbw_utils.runs import events, records
+from lbw_utils.runs import events
+
+from lbw_utils import records
 
 from lbw_utils.runner import fanout, sequential
 from lbw_utils.runner import reproduce as runner

@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from lbw_utils.runs import events, records
+from lbw_utils.runs import events
+
+from lbw_utils import records
 
 from lbw_utils.runner import fanout, sequential
 from lbw_utils.runner.fanout import Shard

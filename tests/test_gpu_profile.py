@@ -28,7 +28,7 @@ import pytest
 import torch
 import yaml
 
-from lbw_utils.runs import records
+from lbw_utils import records
 from lbw_utils.runner.profiles import load_profile, profile_path
 from lbw_utils.runner.reproduce import reproduce
 from lbw_utils.speed import autocast_precision

@@ -27,7 +27,7 @@ import pytest
 
 from lbw_utils import stats
 
-from lbw_utils.runs import records
+from lbw_utils import records
 
 TESTS_DIR = Path(__file__).resolve().parent
 METHODS = [

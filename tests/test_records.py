@@ -1,4 +1,4 @@
-"""lbw_utils.runs.records: run records are complete or absent, and corrupt ones say which file; a finished record
+"""lbw_utils.records: run records are complete or absent, and corrupt ones say which file; a finished record
 is reused only under the same fingerprint, of the same version."""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ import os
 import pytest
 
 from lbw_utils.methods.kinds import FINGERPRINT_VERSION, NOT_IN_FINGERPRINT
-from lbw_utils.runs import records
+from lbw_utils import records
 from lbw_utils.runs.experiments import BASELINE, TRAIN_PARAMETERS, ModelOptions, run, run_fingerprint
-from lbw_utils.runs.records import (
+from lbw_utils.records import (
     SCHEMA_VERSION,
     CorruptRecordError,
     environment,

@@ -13,7 +13,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from lbw_utils.runs import records
+from lbw_utils import records
 from lbw_utils.runs.experiments import BASELINE, METHOD_NAMES, ModelOptions, check_method, method_label, run
 from lbw_utils.methods import (
     LOSS_METHODS,

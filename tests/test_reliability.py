@@ -40,7 +40,8 @@ import pytest
 import torch
 
 from lbw_utils.data import images as data_module
-from lbw_utils.runs import experiments, records
+from lbw_utils.runs import experiments
+from lbw_utils import records
 from lbw_utils.data.images import FASHION_MNIST_SHA256, DataNotFoundError, load_image_dataset
 from lbw_utils.runs.experiments import (
     BASELINE,

@@ -12,7 +12,9 @@ import pytest
 import torch
 from torch import nn
 
-from lbw_utils.runs import experiments, records
+from lbw_utils.runs import experiments
+
+from lbw_utils import records
 from lbw_utils.methods import kinds
 from lbw_utils.runs.experiments import BASELINE, ModelOptions, method_label, run
 from lbw_utils.methods import static_weights

@@ -10,7 +10,7 @@ import torch
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
-from lbw_utils.runs import records
+from lbw_utils import records
 from lbw_utils.runs.experiments import BASELINE, ModelOptions, check_method, method_label, run
 from lbw_utils.methods import static_weights
 from lbw_utils.train import TrainConfig

@@ -28,7 +28,7 @@ from typing import Any, Callable
 
 import torch
 
-from lbw_utils.runs import records
+from lbw_utils import records
 from lbw_utils.models import cnn_options, make_model
 from lbw_utils.speed import autocast_precision
 from lbw_utils.train import fit, loss_hook, predict, seed_everything

@@ -30,7 +30,7 @@ from lbw_utils.files import atomic_write_json, atomic_write_text
 from lbw_utils.runner.profiles import Step, available_profiles, load_profile, profile_path
 from lbw_utils.runner.progress import Progress, format_minutes
 from lbw_utils.runner.publish import COMPLETE_MARKER
-from lbw_utils.runs.records import environment, hardware_summary
+from lbw_utils.records import environment, hardware_summary
 
 # Each step's run count and wall time, rewritten after every step: the next run's estimate of the time left.
 TIMINGS = "timings.json"

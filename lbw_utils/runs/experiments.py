@@ -34,7 +34,9 @@ from pathlib import Path
 
 import torch
 
-from lbw_utils.runs import events, records
+from lbw_utils.runs import events
+
+from lbw_utils import records
 from lbw_utils.ceiling import ceiling
 from lbw_utils.config import DEVICES
 from lbw_utils.config import results_dir as default_results_root

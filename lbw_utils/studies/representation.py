@@ -17,7 +17,7 @@ import math
 
 import pandas as pd
 
-from lbw_utils.runs import records as run_records
+from lbw_utils import records as run_records
 from lbw_utils.runs.experiments import BASELINE as BASELINE_METHOD, Settings, method_label
 from lbw_utils.stats import holm, mean_interval, paired_p_value
 

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from lbw_utils.runs import records as run_records
+from lbw_utils import records as run_records
 from lbw_utils.runs.experiments import BASELINE, Settings
 from lbw_utils.stats import mean_interval
 

@@ -11,7 +11,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from lbw_utils.runs import events, records
+from lbw_utils.runs import events
+
+from lbw_utils import records
 from lbw_utils.runner.fanout.hardware import device_env
 from lbw_utils.runner.fanout.merge import merge_records
 from lbw_utils.runner.fanout.shards import (SHARDS_FOLDER, Shard, estimated_minutes, plan_shards, profile_folder,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from lbw_utils.runs import records
+from lbw_utils import records
 from lbw_utils.runner.fanout.shards import MARKER, SHARDS_FOLDER, Shard, plan_shards, profile_folder, shard_folder
 from lbw_utils.files import atomic_write_bytes
 from lbw_utils.methods import METHODS
