@@ -10,6 +10,9 @@ PROFILE ?= $(shell $(BIN)/python -c "import torch; print('gpu' if torch.cuda.is_
 # Processes that train a study's runs in parallel: auto (from the hardware: one one-thread process per
 # CPU core, or one per GPU on a multi-GPU machine; one for the smoke profile), or N (1: one process, in order).
 WORKERS ?= auto
+# Some studies of the profile (comma-separated), for some seeds (comma-separated); empty: all.
+STUDIES ?=
+SEEDS ?=
 
 .PHONY: test test-profiles reproduce publish lab benchmark gpu-check clean-results
 
@@ -36,10 +39,13 @@ test: $(STAMP)
 test-profiles: $(STAMP)
 	@$(BIN)/python -m pytest -m profile_run -n auto --maxprocesses 2 --dist loadfile
 
-## Every notebook of a profile, under the profile for this hardware (PROFILE=smoke|cpu|gpu|length to override),
-## its runs trained by WORKERS parallel processes (WORKERS=N to override). Writes only under results/<profile>/.
+## Every notebook of a profile, under the profile for this hardware (PROFILE=<a file name of
+## lbw_utils/runner/profiles/ without .yaml, or a YAML path> to override), its runs trained by WORKERS parallel
+## processes (WORKERS=N to override). STUDIES=a,b and SEEDS=0,1 run some studies of it, for some seeds
+## (e.g. make reproduce PROFILE=cpu STUDIES=fashion_mnist SEEDS=0). Writes only under results/<profile>/.
 reproduce: $(STAMP)
-	@$(BIN)/python -m lbw_utils.runner.reproduce --profile $(PROFILE) --workers $(WORKERS)
+	@$(BIN)/python -m lbw_utils.runner.reproduce --profile $(PROFILE) --workers $(WORKERS) \
+	  $(if $(STUDIES),--studies $(STUDIES)) $(if $(SEEDS),--seeds $(SEEDS))
 
 ## Maintainers: copy a finished profile's key tables and figures to docs/results/ and the README.
 publish: $(STAMP)

@@ -3,6 +3,7 @@ package is named in docs/package.md, and the files that make the repository cita
 by construction are there."""
 
 import ast
+import os
 import re
 import shutil
 import subprocess
@@ -177,3 +178,30 @@ def test_the_ruff_hook_passes_on_the_tree():
     result = subprocess.run([ruff, "check", "--no-cache", *arguments, "lbw_utils", "tests", "benchmarks", "notebooks"],
                             capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+# The README's papermill example at tiny scale: the same command, with sizes a test can afford.
+TINY_PAPERMILL = ("-p epochs 1 -y 'seeds: [0]' -p per_class 20 -p val_size 0.25 -p batch_size 64 "
+                  "-p model_size tiny -p device cpu")
+
+
+def test_the_readme_papermill_example_runs_in_a_fresh_checkout(tmp_path):
+    """Copied as a reader copies it, into a checkout without results/ (papermill refuses to create the folder of
+    the executed notebook), with tiny sizes appended (a later -p wins) and the test's interpreter for .venv's."""
+    from test_notebooks import copy_of_checkout
+
+    block = next(match.group(0) for match in FENCE.finditer(README.read_text(encoding="utf-8"))
+                 if "bin/papermill notebooks/" in match.group(0))
+    script = "\n".join(block.splitlines()[1:-1]).replace("\\\n", " ")
+    script = script.replace(".venv/bin/papermill", f"{sys.executable} -m papermill")
+    script = re.sub(r"(-p results_dir \S+)", rf"\1 {TINY_PAPERMILL}", script)
+    checkout = copy_of_checkout(tmp_path / "checkout")
+    assert not (checkout / "results").exists()
+    env = {**os.environ, "PYTHONPATH": str(checkout)}
+    env.pop("LBW_RESULTS_DIR", None)
+    shown = subprocess.run(["bash", "-euc", script], cwd=checkout, env=env, capture_output=True, text=True,
+                           timeout=600)
+    assert shown.returncode == 0, (shown.stdout + shown.stderr)[-3000:]
+    written = [path.relative_to(checkout).as_posix() for path in (checkout / "results").rglob("*") if path.is_file()]
+    assert "results/my_study/01_baseline.ipynb" in written
+    assert "results/my_study/records/fashion_mnist/baseline__seed0.json" in written

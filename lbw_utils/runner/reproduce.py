@@ -36,7 +36,7 @@ import argparse
 from pathlib import Path
 
 from lbw_utils.runner import fanout
-from lbw_utils.runner.profiles import Step, load_profile, profile_path
+from lbw_utils.runner.profiles import Step, available_profiles, load_profile, profile_path
 from lbw_utils.runner.sequential import FanOut, profile_folder, run_profile, select_steps
 
 # Profiles whose runs take a second or so: `--workers auto` runs them in one process, because the fan-out's
@@ -111,7 +111,8 @@ def resolve_workers(workers: int | str, profile_name: str, steps: list[Step],
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--profile", required=True, help="smoke, cpu, gpu, or the path of a profile YAML file")
+    parser.add_argument("--profile", required=True,
+                        help=f"one of {', '.join(available_profiles())}, or the path of a profile YAML file")
     parser.add_argument("--results-dir", default=None, help="results root (default: $LBW_RESULTS_DIR or results/)")
     parser.add_argument("--seeds", default=None, help="comma-separated seeds replacing the profile's, e.g. 0,1")
     parser.add_argument("--studies", default=None, help="comma-separated studies of the profile to run (default all)")
