@@ -7,7 +7,7 @@ Design choices, each for speed or fairness:
 - any ``loss(logits, targets)`` callable plugs in; the optional hooks a loss may
   define to see validation predictions or steer the loop (``on_epoch_end``,
   ``on_validation`` every ``validation_every`` steps, ``augment_classes``) are
-  described once, in :class:`lbw_utils.methods.common.LossHooks`;
+  described once, in :class:`LossHooks` below;
 - mixed precision by capability, decided in one place with the other speed
   tricks (:mod:`lbw_utils.speed`);
 - the learning rate follows a one-cycle or triangular schedule stepped per batch.
@@ -22,6 +22,7 @@ import random
 import sys
 import time
 from dataclasses import asdict, dataclass, field, fields
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -256,14 +257,46 @@ def _record_epoch(history, data, loss_fn, model, config, epoch, loss_sum, val_lo
         on_epoch_end(epoch, val_logits, val_targets)
 
 
-# The members of lbw_utils.methods.common.LossHooks, the one description of them (this module sits below
-# lbw_utils.methods and does not import it; tests/test_methods.py checks that the two agree).
-LOSS_HOOKS = ("validation_every", "augment_classes", "on_validation", "on_epoch_end", "record")
+class LossHooks(Protocol):
+    """What the training loop (:func:`lbw_utils.train.fit`) and the run record ask of a loss: the one
+    description of the hooks.
+
+    A loss is called as ``loss(logits, targets)`` with float logits ``[B, C]`` and int64 targets ``[B]`` and
+    returns a scalar; the forward pass never waits for the device (no ``.item()``, no Python loop over classes),
+    so the loop stays asynchronous on a GPU, and under autocast the loss is computed in float32. Every member
+    below is optional: a loss defines those it needs, and the loop looks each up by name (``getattr``) and
+    skips what a loss lacks, so any ``loss(logits, targets)`` callable (``nn.CrossEntropyLoss``) trains too.
+    """
+
+    #: Attribute: a number of training steps; ``fit`` then calls :meth:`on_validation` every that many steps
+    #: (min-recall with ``every=<steps>``). None or absent: never.
+    validation_every: int | None
+
+    #: Attribute: a boolean tensor ``[C]``, the classes whose training examples are augmented (class-targeted
+    #: augmentation; image data only). None or absent: the study's ``augment`` setting for every class.
+    augment_classes: torch.Tensor | None
+
+    def on_validation(self, step: int, val_logits: torch.Tensor, val_targets: torch.Tensor) -> None:
+        """Every ``validation_every`` training steps, with the logits of a fixed validation slice (the first
+        2,000 examples) and their targets; the network is back in training mode afterwards."""
+
+    def on_epoch_end(self, epoch: int, val_logits: torch.Tensor, val_targets: torch.Tensor) -> None:
+        """After every epoch (from 0), with the logits of the whole validation split and its targets
+        (CDB's weights, min-recall per epoch)."""
+
+    def record(self) -> dict:
+        """JSON-serialisable data for the run record, read once after training: always a ``"weights"`` entry
+        (None for an unweighted loss) and, for a loss whose weights change during training, a ``"trajectory"``."""
+
+
+# Every hook LossHooks describes, read from it (attributes and methods alike), so the loop asks for no other.
+LOSS_HOOKS = tuple(LossHooks.__annotations__) + tuple(name for name, member in vars(LossHooks).items()
+                                                      if callable(member) and not name.startswith("_"))
 
 
 def loss_hook(loss_fn, name: str):
-    """The hook ``name`` of :class:`lbw_utils.methods.common.LossHooks` as ``loss_fn`` defines it, or None:
-    every hook is optional (a plain ``nn.CrossEntropyLoss`` defines none)."""
+    """The hook ``name`` of :class:`LossHooks` as ``loss_fn`` defines it, or None: every hook is optional (a
+    plain ``nn.CrossEntropyLoss`` defines none)."""
     if name not in LOSS_HOOKS:
         raise ValueError(f"loss hook {name!r} is not known: expected one of {LOSS_HOOKS}")
     return getattr(loss_fn, name, None)

@@ -14,7 +14,7 @@ The machinery
 ``registry``  ``METHODS``, collected from the method files: the one list of methods, their labels and checks,
               ``make_loss``, ``register``
 ``kinds``     how each kind runs (``train``, ``fit``, ``posthoc``): outcome, fingerprint, autocast, label
-``common``    what every loss shares: ``LossHooks``, argument checks, constants, weight trajectories
+``common``    what every loss shares: ``LossHooks`` (from ``lbw_utils.train``), argument checks, constants, weight trajectories
 
 Every other module here is a method file: one family of methods, described by its docstring (``static``,
 ``dynamic``, ``robust``, ``margin``, ``frontier``, ``posthoc``, ``yardstick``, ...). The names below are

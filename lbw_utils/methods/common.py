@@ -1,15 +1,17 @@
-"""What every loss shares: the hooks the training loop calls on it (:class:`LossHooks`), argument checks,
-constants, small tensor helpers, weight trajectories."""
+"""What every loss shares: the hooks the training loop calls on it (:class:`LossHooks`, declared beside the
+loop in :mod:`lbw_utils.train`), argument checks, constants, small tensor helpers, weight trajectories."""
 
 from __future__ import annotations
 
 import math
 from numbers import Real
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from lbw_utils.train import LossHooks  # noqa: F401  (re-exported: every loss's hooks)
 
 STATIC_SCHEMES = ("mean-ratio", "inverse", "cdb", "fnr")
 
@@ -23,38 +25,6 @@ MAX_TRAJECTORY_ROWS = 500
 
 # Denominator guard of the CDB paper's dynamic tau (the official code's epsilon).
 CDB_DYNAMIC_TAU_EPSILON = 0.01
-
-
-class LossHooks(Protocol):
-    """What the training loop (:func:`lbw_utils.train.fit`) and the run record ask of a loss: the one
-    description of the hooks.
-
-    A loss is called as ``loss(logits, targets)`` with float logits ``[B, C]`` and int64 targets ``[B]`` and
-    returns a scalar; the forward pass never waits for the device (no ``.item()``, no Python loop over classes),
-    so the loop stays asynchronous on a GPU, and under autocast the loss is computed in float32. Every member
-    below is optional: a loss defines those it needs, and the loop looks each up by name (``getattr``) and
-    skips what a loss lacks, so any ``loss(logits, targets)`` callable (``nn.CrossEntropyLoss``) trains too.
-    """
-
-    #: Attribute: a number of training steps; ``fit`` then calls :meth:`on_validation` every that many steps
-    #: (min-recall with ``every=<steps>``). None or absent: never.
-    validation_every: int | None
-
-    #: Attribute: a boolean tensor ``[C]``, the classes whose training examples are augmented (class-targeted
-    #: augmentation; image data only). None or absent: the study's ``augment`` setting for every class.
-    augment_classes: torch.Tensor | None
-
-    def on_validation(self, step: int, val_logits: torch.Tensor, val_targets: torch.Tensor) -> None:
-        """Every ``validation_every`` training steps, with the logits of a fixed validation slice (the first
-        2,000 examples) and their targets; the network is back in training mode afterwards."""
-
-    def on_epoch_end(self, epoch: int, val_logits: torch.Tensor, val_targets: torch.Tensor) -> None:
-        """After every epoch (from 0), with the logits of the whole validation split and its targets
-        (CDB's weights, min-recall per epoch)."""
-
-    def record(self) -> dict:
-        """JSON-serialisable data for the run record, read once after training: always a ``"weights"`` entry
-        (None for an unweighted loss) and, for a loss whose weights change during training, a ``"trajectory"``."""
 
 
 def _per_class_recall(logits: torch.Tensor, targets: torch.Tensor, num_classes: int) -> torch.Tensor:

@@ -5,7 +5,7 @@ each method file declares its own entries (:class:`~lbw_utils.methods.spec.Metho
 Adding a method
 ---------------
 One new file in ``lbw_utils/methods/``: the method's code (for a loss, its ``nn.Module``; the hooks the
-training loop calls on it are :class:`~lbw_utils.methods.common.LossHooks`) and a module-level list
+training loop calls on it are :class:`~lbw_utils.train.LossHooks`) and a module-level list
 ``SPECS = [MethodSpec(...)]``, with a module docstring that says what the file holds. Every module of this
 package that defines ``SPECS`` is collected when ``lbw_utils.methods`` is imported, so the method reaches
 every process: a notebook's kernel, the runner's workers, a fan-out shard. ``docs/extending.md`` works one

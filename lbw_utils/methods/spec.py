@@ -84,7 +84,7 @@ class MethodSpec:
 
     * ``"train"``: ``build(options, num_classes, tpr, label_smoothing)`` returns the loss, an ``nn.Module``
       (``options`` holds every parameter, defaults filled in; the hooks the training loop calls on it are
-      :class:`lbw_utils.methods.common.LossHooks`);
+      :class:`lbw_utils.train.LossHooks`);
     * ``"fit"``: ``fit="package.module:function"``, resolved when a run needs it
       (:func:`lbw_utils.methods.kinds.resolve_fit`);
     * ``"posthoc"``: ``adjustment``, an :class:`Adjustment`.
