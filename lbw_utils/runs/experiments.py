@@ -34,8 +34,6 @@ from pathlib import Path
 
 import torch
 
-from lbw_utils.runs import events
-
 from lbw_utils import records
 from lbw_utils.ceiling import ceiling
 from lbw_utils.config import DEVICES
@@ -46,6 +44,7 @@ from lbw_utils.methods import METHODS, RunContext, check_method, method_label  #
 from lbw_utils.methods.kinds import BASELINE  # re-exported: the notebooks' {"name": "baseline"}
 from lbw_utils.metrics import summarize
 from lbw_utils.models import CNN_SIZES, MODELS, make_model
+from lbw_utils.runs import events
 from lbw_utils.train import TrainConfig
 
 
