@@ -29,10 +29,12 @@ import torch
 from torch import nn
 
 from lbw_utils.checks import check_bool, check_positive_int
+from lbw_utils.data.images import AUGMENTATION_POLICIES
 from lbw_utils.metrics import per_class_tpr
 from lbw_utils.speed import autocast, keep_freed_memory, make_grad_scaler, scaled_step
 
 OPTIMIZERS = ("sgd", "adamw")
+AUGMENTATIONS = ("dataset", *AUGMENTATION_POLICIES)
 SCHEDULES = ("triangular", "onecycle", "constant", "step")
 # "step": the names author's decay (nec-experiments, src/final_model/train_stats.json "lr-schedule"):
 # the rate times 0.9875 every 100 steps, no warm-up.
@@ -59,6 +61,9 @@ class TrainConfig:
     warmup_fraction: float = 0.2
     label_smoothing: float = 0.1
     augment: bool = True
+    # Which augmentation ``augment`` applies: "dataset" (the recipe the dataset registered) or a named policy of
+    # image data (lbw_utils.data.images.AUGMENTATION_POLICIES: flip, flip+crop, flip+crop+erase, erase).
+    augmentation: str = "dataset"
     eval_batch_size: int = 2048
     track_train_tpr: bool = False  # evaluate a fixed training subset each epoch too
     amp: bool = True  # mixed precision where it pays: see autocast_dtype (bf16, else fp16 on CUDA, else fp32)
@@ -70,8 +75,10 @@ class TrainConfig:
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "eval_batch_size"):
             check_positive_int(name, getattr(self, name))
-        for name in ("amp", "compile"):
+        for name in ("amp", "compile", "augment"):
             check_bool(name, getattr(self, name))
+        if self.augmentation not in AUGMENTATIONS:
+            raise ValueError(f"augmentation={self.augmentation!r} is not one of {AUGMENTATIONS}")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer={self.optimizer!r} is not one of {OPTIMIZERS}")
         if self.schedule not in SCHEDULES:
@@ -162,6 +169,11 @@ def fit(
     # A loss may name the classes whose examples are augmented (class-targeted augmentation); else all are.
     augment_classes = loss_hook(loss_fn, "augment_classes")
     batch_options = {"augment": config.augment}
+    if config.augmentation != "dataset":
+        if "augmentation" not in inspect.signature(data.batches).parameters:
+            raise ValueError(f"augmentation={config.augmentation!r} is a policy of image data; "
+                             f"{type(data).__name__} has only its own augmentation ('dataset')")
+        batch_options["augmentation"] = config.augmentation
     if augment_classes is not None:
         if "augment_classes" not in inspect.signature(data.batches).parameters:
             raise ValueError(f"class-targeted augmentation needs image data; {type(data).__name__} "

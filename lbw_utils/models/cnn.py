@@ -28,6 +28,9 @@ CNN_SIZES = {
     "tiny": ((8, 16, 32, 64), 1, "whiten"),
     "small": ((16, 32, 64, 128), 1, "whiten"),
     "medium": ((24, 48, 96, 192), 1, "conv"),
+    # Three blocks of 32-64-128 channels with a learned first convolution: the widths of the plain script a
+    # reader writes first (about 3x the small CNN's multiply-adds per image), for the baseline search.
+    "wide": ((32, 64, 128), 1, "conv"),
     "large": ((64, 128, 256, 512), 2, "conv"),
 }
 STEMS = ("whiten", "conv")
