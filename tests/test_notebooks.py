@@ -24,12 +24,12 @@ from lbw_utils.runner.execution import KERNEL
 from lbw_utils.runner.reproduce import reproduce
 
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
-EXPECTED = ["01_baseline", "02_tpr_analysis", "03_static_weighting", "04_dynamic_weighting",
+EXPECTED = ["00_baseline_recipe", "01_baseline", "02_tpr_analysis", "03_static_weighting", "04_dynamic_weighting",
             "05_name_nationality_rnn", "06_paper_figures", "07_training_length", "08_tuning_seeds",
             "09_beyond_reweighting"]
 
 
-def test_the_nine_notebooks_exist():
+def test_the_ten_notebooks_exist():
     assert [path.stem for path in NOTEBOOKS] == EXPECTED
 
 
@@ -147,6 +147,10 @@ def test_smoke_profile_writes_records_tables_figures_and_summary(smoke_results):
     assert "### fashion_mnist: findings" in summary and "### fashion_mnist: tuning" in summary
     # the tuning seeds' runs have their own records folder: no table of the evaluated seeds reads them
     assert not any(json.loads(p.read_text())["seed"] >= 100 for p in records)
+    search = (smoke_results / "tables" / "fashion_mnist" / "baseline_search_smoke.md").read_text()
+    assert "Chosen on the validation splits of tuning seeds [100, 101]" in search and "**chosen**" in search
+    assert "Reference twice the epochs (2.00x the compute)" in search
+    assert json.loads((smoke_results / "tables" / "fashion_mnist" / "baseline_recipe_smoke.json").read_text())["recipe"]
     tuned = list((smoke_results / "tuning" / "records").glob("*/*.json"))
     assert tuned and {json.loads(p.read_text())["seed"] for p in tuned} == {100, 101}
     choice = json.loads((smoke_results / "tables" / "fashion_mnist" / "tuning.json").read_text())

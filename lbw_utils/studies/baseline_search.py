@@ -16,7 +16,8 @@ search, scored on the *validation* split of tuning seeds that no table reads (th
   seeds and are shown with their compute beside the search; they are never the baseline.
 
 The search varies training and network settings only (TrainConfig fields and ``model_size``); the data
-settings stay the regime's. Each candidate's runs go to their own folder under ``<results_dir>/baseline_search/``.
+settings stay the regime's. Each candidate's runs go to their own folder under
+``<results_dir>/baseline_search/<regime>/``.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import hashlib
 import itertools
 import json
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,8 +37,10 @@ from lbw_utils.runs.experiments import BASELINE, TRAIN_PARAMETERS, Settings, che
 from lbw_utils.stats import mean_interval
 
 SEARCH_FOLDER = "baseline_search"
-# The recipe the search chose, beside its table (tables/<dataset>/), which a profile's evaluated study names.
-CHOICE_FILE = "baseline_recipe.json"
+# The search's table and the recipe it chose, in tables/<dataset>/, one pair per regime (a profile searches
+# several regimes of one dataset): baseline_search_<regime>.md and baseline_recipe_<regime>.json.
+TABLE_FILE, CHOICE_FILE = "baseline_search_{regime}.md", "baseline_recipe_{regime}.json"
+REGIME_NAME = r"[A-Za-z0-9_\-]+"
 COMPUTE_TOLERANCE = 0.10
 # What a stage or a reference may set: training settings and the CNN's size, never the data.
 SEARCHABLE = frozenset(TRAIN_PARAMETERS) | {"model_size"}
@@ -160,7 +164,15 @@ def regime_recipe(params: dict) -> dict:
     return recipe
 
 
-def run_search(params: dict, stages: list[dict], references: list[dict], folder: str | Path,
+def check_regime_name(regime: str) -> str:
+    """A regime's name, used in file and folder names: letters, digits, '_' and '-'."""
+    if not isinstance(regime, str) or not re.fullmatch(REGIME_NAME, regime):
+        raise ValueError(f"regime={regime!r} must be a short name of letters, digits, '_' or '-' (e.g. 'cpu'); it "
+                         "names the search's files")
+    return regime
+
+
+def run_search(params: dict, stages: list[dict], references: list[dict], folder: str | Path, regime_name: str,
                progress: bool = True) -> pd.DataFrame:
     """Train every stage's candidates and every reference on ``params['seeds']``; return one row per candidate and
     seed (validation accuracy and worst-class TPR, compute ratio), with the chosen candidate of each stage marked."""
@@ -170,7 +182,7 @@ def run_search(params: dict, stages: list[dict], references: list[dict], folder:
     probe = load_data(Settings.from_params({**params, "results_dir": "."}).data, seeds[0])
     check_compute(stages, regime, probe.input_shape, probe.num_classes)
     base_compute = compute_of(regime, probe.input_shape, probe.num_classes)
-    folder = Path(folder) / SEARCH_FOLDER
+    folder = Path(folder) / SEARCH_FOLDER / check_regime_name(regime_name)
     rows, best = [], Candidate("regime", {}, regime)
     for stage in stages:
         candidates = [Candidate(stage["name"], options, {**best.recipe, **options}) for options in stage_options(stage)]
@@ -231,9 +243,9 @@ def choice_text(seeds: list[int], recipe: dict) -> str:
     return json.dumps({"tuning_seeds": seeds, "recipe": recipe}, indent=2, sort_keys=True) + "\n"
 
 
-def read_choice(folder: str | Path, dataset: str) -> dict | None:
-    """The recipe a search in ``folder`` chose for ``dataset`` (None when none ran there)."""
-    path = Path(folder) / "tables" / dataset / CHOICE_FILE
+def read_choice(folder: str | Path, dataset: str, regime_name: str) -> dict | None:
+    """The recipe a search in ``folder`` chose for ``dataset``'s regime ``regime_name`` (None when none ran there)."""
+    path = Path(folder) / "tables" / dataset / CHOICE_FILE.format(regime=check_regime_name(regime_name))
     return json.loads(path.read_text(encoding="utf-8"))["recipe"] if path.exists() else None
 
 
