@@ -1,26 +1,36 @@
-"""Tuning the recurrent names model on folds that no table reads: validation only, one step at a time.
+"""Tuning the recurrent names model on the tuning share: validation on names no evaluated run ever sees.
 
-    python benchmarks/names_rnn_tuning.py                      # 5 classes, partition 1, folds 0 1
-    python benchmarks/names_rnn_tuning.py --classes all --folds-run 0 --only ngram-bag,rnn
-    python benchmarks/names_rnn_tuning.py --quick              # 40 names a class: checks the script only
-    python benchmarks/names_rnn_tuning.py --only rnn,+words,ensemble3:rnn --reference rnn   # paired by fold
+    python benchmarks/names_rnn_tuning.py --threads 1          # 5 classes, the default candidates, seeds 0-3
+    python benchmarks/names_rnn_tuning.py --quick              # 40 training names a class, 1 epoch: checks only
+    python benchmarks/names_rnn_tuning.py --only rnn,+words,ensemble3:rnn --seeds 0 1 2 3 4 --tag _round2
+    python benchmarks/names_rnn_tuning.py --classes all --only rnn,8epochs-b128 --tag _42
     python benchmarks/names_rnn_tuning.py --only rnn,ngram-bag --per-class 500 --tag _n500  # a learning curve point
     python benchmarks/names_rnn_tuning.py --curve A.json B.json --reference ngram-bag       # ... and the curve
 
-Every row trains one configuration with plain cross-entropy on k-fold cross-fitting of *partition seed 1*
-(``--partition-seed``; the evaluated studies use partition 0, so no evaluated test name chose anything),
-and reports the validation accuracy and worst-class TPR (mean over the folds run), the seconds a run and
-the training names per second. Round 1's rows build on the one before (``--reference previous``: what each
-step bought); rounds 2 and 3 vary the default one thing at a time (``--reference rnn``); ``ensembleK:ROW``
-averages the softmax of K independently trained members of a row. The n-gram bag (``model_config =
-"ngram-bag"``) and the linear yardstick stand beside them for the target. With ``--reference`` each row's
-change is paired fold by fold and a generated reading under the table names the rows above and below it.
-Output: ``<out>/names_rnn_tuning_<classes><tag>.md`` and ``.json`` (default ``results/benchmarks/``).
+Every row trains one configuration with plain cross-entropy in a *tuning run* of the names data
+(``load_names(..., tuning=True)``): it trains on names outside the tuning share (``--tuning-share``, the
+studies' default 0.1: a fixed, stratified share of each class's names that every evaluated split leaves
+out, whatever the fold or partition) and validates on the tuning share; a tuning run has no test names.
+``--per-class`` training names a class are drawn from each training seed (default ``fold``: as many as an
+evaluated fold of ``--folds`` trains on), so the seeds differ in training names, initialisation and batch
+order. Each row reports the validation accuracy and worst-class TPR (mean ± 95 % t half-width over the
+seeds), its change against ``--reference`` (default ``rnn``, the recurrent default) paired seed by seed,
+the seconds a run and the training names per second, and a generated reading and choice under the table.
+
+The choice: the row with the highest mean validation accuracy among those whose paired gain in validation
+accuracy over the reference has a 95 % t interval above 0; the reference when none has. ``ensembleK:ROW``
+averages the softmax of K independently trained members of a row; ``ngram-bag`` stands beside the
+candidates for the target. Output, written atomically: ``<out>/names_rnn_tuning_share_<classes><tag>.md``
+and ``.json`` (default ``docs/results/names_tuning/``; ``--quick`` writes into ``results/benchmarks/``).
+Earlier tables of ``docs/results/names_tuning/`` were made by an earlier version of this script on k-fold
+partition seed 1 (the same names the studies test) and remain as history (``--from-json`` and ``--curve``
+still read them).
 """
 
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +44,8 @@ from lbw_utils.metrics import per_class_tpr
 from lbw_utils.models import make_model
 from lbw_utils.models.recurrent import NameClassifier, name_model_parameters
 from lbw_utils.data.names import load_names
-from lbw_utils.data.names.dataset import NAME_SWITCH
+from lbw_utils.data.names.dataset import NAME_SWITCH, TUNING_SHARE
+from lbw_utils.files import atomic_write_text
 from lbw_utils.train import TrainConfig, fit, predict, seed_everything
 from lbw_utils.methods.yardstick import ngram_logreg_outcome
 
@@ -161,8 +172,9 @@ def describe(row: str, definition) -> str:
 
 def tuning_table(results: dict[str, dict], folds_run: list[int], what: dict[str, str],
                  reference: str | None) -> list[dict]:
-    """One line a row: validation accuracy and worst-class TPR (mean ± 95 % t half-width over folds), with
-    ``reference`` (a row name) the change against that row paired by fold, in points, and the time columns."""
+    """One line a row: validation accuracy and worst-class TPR (mean ± 95 % t half-width over the folds or
+    seeds run, ``folds_run``), with ``reference`` (a row name) the change against that row paired by fold or
+    seed, in points, and the time columns."""
     if reference not in (None, PREVIOUS, *results):
         raise SystemExit(f"--reference {reference!r} is not among the rows run: {list(results)} (or {PREVIOUS!r})")
     table = []
@@ -195,9 +207,10 @@ def paired_change(results: dict[str, dict], folds_run: list[int], row: str, agai
     return mean_interval([100 * (results[row][fold][key] - results[against][fold][key]) for fold in folds_run])
 
 
-def reading(results: dict[str, dict], folds_run: list[int], reference: str | None) -> str:
+def reading(results: dict[str, dict], folds_run: list[int], reference: str | None, unit: str = "fold") -> str:
     """The table's generated reading: which rows the paired validation changes against ``reference`` put above or
-    below it (95 % t interval away from 0) in accuracy and in worst-class TPR, and which show no change."""
+    below it (95 % t interval away from 0) in accuracy and in worst-class TPR, and which show no change;
+    ``unit``: what ``folds_run`` counts (``fold``, or ``seed`` for the tuning share's training seeds)."""
     if reference is None or len(folds_run) < 2:
         return ""
     rows = list(results)
@@ -219,7 +232,7 @@ def reading(results: dict[str, dict], folds_run: list[int], reference: str | Non
         parts.append(f"no change shown: {', '.join(unchanged) if unchanged else 'none'}")
         sentences.append(f"In {what}, " + "; ".join(parts) + ".")
     against = "the row above it" if reference == PREVIOUS else reference
-    return (f"Paired with {against} fold by fold over {len(folds_run)} folds, in points, 95 % t interval "
+    return (f"Paired with {against} {unit} by {unit} over {len(folds_run)} {unit}s, in points, 95 % t interval "
             f"(\"above\"/\"below\": the interval excludes 0). " + " ".join(sentences))
 
 
@@ -262,80 +275,144 @@ def _measure_one(row, data, seed: int, epochs_override: int | None, return_logit
             "names_per_s": epochs * data.size("train") / seconds, **({"logits": logits} if return_logits else {})}
 
 
+# The rows a plain run compares: the default and single-network variants of it from earlier rounds, one change
+# each (an ensemble, a wider or a longer-trained network would not fit the cpu profile's time).
+CANDIDATES = ("rnn", "+6epochs", "+smoothing", "+words", "+emb-dropout")
+DEFAULT_OUT = common.REPO_ROOT / "docs" / "results" / "names_tuning"
+QUICK_OUT = common.DEFAULT_OUT
+
+
+def fold_training_size(classes: str, data_dir, folds: int, share: float) -> int:
+    """Training names a class of an evaluated fold (fold 0 of ``folds``, partition 0) with this tuning share:
+    the fewest over the classes."""
+    data = load_names(classes, data_dir=data_dir, seed=0, folds=folds, tuning_share=share, device="cpu")
+    return min(np.bincount(data.labels("train").cpu().numpy(), minlength=data.num_classes).tolist())
+
+
+def choose(results: dict[str, dict], seeds: list[int], reference: str) -> tuple[str, str]:
+    """The selection rule on the tuning share's validation scores: ``(row, why)``, the row with the highest mean
+    validation accuracy among those whose paired gain over ``reference`` has a 95 % t interval above 0, else
+    ``reference``."""
+    gains = {row: paired_change(results, seeds, row, reference, "val_acc") for row in results if row != reference}
+    above = {row: mean for row, (mean, half) in gains.items() if len(seeds) > 1 and mean - half > 0}
+    if not above:
+        return reference, (f"no row's paired gain in validation accuracy over {reference} has a 95 % t interval "
+                           f"above 0 over {len(seeds)} seeds, so {reference} stays")
+    row = max(above, key=above.get)
+    mean, half = gains[row]
+    return row, (f"{row}: paired gain in validation accuracy over {reference} {mean:+.1f} ± {half:.1f} points over "
+                 f"{len(seeds)} seeds, the highest of the rows whose interval is above 0 ({', '.join(above)})")
+
+
 def main() -> None:
     p = common.parser(__doc__)
+    p.set_defaults(out=None)
     p.add_argument("--classes", default="paper", help="paper (5 classes) or all (42)")
-    p.add_argument("--folds", type=int, default=5)
-    p.add_argument("--folds-run", type=int, nargs="+", default=[0, 1], help="which folds of the partition to train")
-    p.add_argument("--partition-seed", type=int, default=1, help="not 0: the evaluated studies' partition")
-    p.add_argument("--only", default=None, help=f"comma-separated rows among {[*ROWS, *CONFIG_ROWS, YARDSTICK]}")
+    p.add_argument("--tuning-share", type=float, default=TUNING_SHARE,
+                   help="the share of each class's names set aside for tuning (the studies' DataOptions.tuning_share)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3],
+                   help="training seeds (at least 3 for a choice)")
+    p.add_argument("--folds", type=int, default=5, help="the evaluated studies' folds, for --per-class fold")
+    p.add_argument("--per-class", default="fold",
+                   help="training names a class, drawn from each seed outside the tuning share: 'fold' (as many as "
+                        "an evaluated fold of --folds trains on), 'all', or a number (a learning curve)")
+    p.add_argument("--only", default=",".join(CANDIDATES),
+                   help=f"comma-separated rows among {[*ROWS, *CONFIG_ROWS]}, or ensembleK:ROW "
+                        f"(default: {','.join(CANDIDATES)})")
     p.add_argument("--tag", default="", help="suffix of the output files")
-    p.add_argument("--reference", default=None,
-                   help="a row to pair every row against (fold by fold), or 'previous' (the row above): adds "
-                        "change columns, in points")
+    p.add_argument("--reference", default="rnn",
+                   help="the row every row is paired against (seed by seed) and the choice falls back to, or "
+                        "'previous' (the row above; no choice)")
     p.add_argument("--from-json", default=None,
                    help="rewrite the tables of an earlier run's JSON (with --reference) instead of training")
     p.add_argument("--curve", nargs="+", default=None, metavar="JSON",
                    help="write a learning curve from earlier runs' JSON files (each with a different --per-class, "
-                        "the same folds): every row's validation accuracy and worst-class TPR by names a class, "
-                        "and each row's change against --reference, paired by fold")
-    p.add_argument("--per-class", type=int, default=None,
-                   help="keep this many names of every class (a learning curve; default: all of them)")
+                        "the same seeds or folds): every row's validation accuracy and worst-class TPR by names a "
+                        "class, and each row's change against --reference, paired by seed or fold")
     args = p.parse_args()
     if args.from_json:
         return retable(Path(args.from_json), args.reference)
+    out = Path(args.out or (QUICK_OUT if args.quick else DEFAULT_OUT))
     if args.curve:
-        return learning_curve([Path(path) for path in args.curve], args.reference, Path(args.out), args.tag)
+        return learning_curve([Path(path) for path in args.curve], args.reference, out, args.tag)
+    started, monitor = time.perf_counter(), common.InterferenceMonitor()
     device = common.setup(args)
-    if args.partition_seed == 0:
-        raise SystemExit("--partition-seed 0 is the evaluated partition; tune on another one")
-    rows = [*ROWS, *CONFIG_ROWS, YARDSTICK] if args.only is None else args.only.split(",")
+    rows = args.only.split(",")
     resolved = {}
     for row in rows:
-        resolved[row] = resolve_row(row, args.classes)
+        resolved[row] = None if row == YARDSTICK else resolve_row(row, args.classes)
         if resolved[row] is None:
-            raise SystemExit(f"--only: unknown row {row!r}; allowed: {[*ROWS, *CONFIG_ROWS, YARDSTICK]}, "
-                             f"or {ENSEMBLE_PREFIX}K:ROW for K members of a row")
-    folds_run = args.folds_run[:1] if args.quick else args.folds_run
+            raise SystemExit(f"--only: unknown row {row!r}; allowed: {[*ROWS, *CONFIG_ROWS]}, or "
+                             f"{ENSEMBLE_PREFIX}K:ROW for K members of a row (the yardstick scores test names, which "
+                             "a tuning run has none of)")
+    if args.reference not in (PREVIOUS, *rows):
+        raise SystemExit(f"--reference {args.reference!r} is not among the rows: {rows} (or {PREVIOUS!r})")
+    seeds = args.seeds[:1] if args.quick else args.seeds
+    if len(set(seeds)) != len(seeds):
+        raise SystemExit(f"--seeds {seeds} repeats a seed")
+    per_class = (40 if args.quick else None if args.per_class == "all" else
+                 fold_training_size(args.classes, args.data_dir, args.folds, args.tuning_share)
+                 if args.per_class == "fold" else int(args.per_class))
     results: dict[str, dict[int, dict]] = {row: {} for row in rows}
-    for fold in folds_run:
-        data = load_names(args.classes, data_dir=args.data_dir, seed=fold, folds=args.folds,
-                          partition_seed=args.partition_seed, device=device,
-                          per_class=40 if args.quick else args.per_class)
+    sizes = {}
+    for seed in seeds:
+        data = load_names(args.classes, data_dir=args.data_dir, seed=seed, tuning=True,
+                          tuning_share=args.tuning_share, per_class=per_class, device=device)
+        sizes = {split: data.size(split) for split in ("train", "val", "test")}
+        assert sizes["test"] == 0  # a tuning run: nothing evaluated can select anything
         for row in rows:
-            r = results[row][fold] = measure(resolved[row], data, fold, 1 if args.quick else None)
-            print(f"fold {fold} {row:16s} val acc {r['val_acc']:.4f} worst {r['val_worst']:.3f}  "
+            r = results[row][seed] = measure(resolved[row], data, seed, 1 if args.quick else None)
+            print(f"seed {seed} {row:16s} val acc {r['val_acc']:.4f} worst {r['val_worst']:.3f}  "
                   f"{r['seconds']:.1f} s  {r['names_per_s']:.0f} names/s", flush=True)
-    table = tuning_table(results, folds_run, {row: describe(row, resolved[row]) for row in rows}, args.reference)
+    what = {row: describe(row, resolved[row]) for row in rows}
+    table = tuning_table(results, seeds, what, args.reference)
+    choice, why = (None, "") if args.reference == PREVIOUS else choose(results, seeds, args.reference)
     where = f"{device}, {torch.get_num_threads()} thread(s)"
-    sample = f", {args.per_class} names a class" if args.per_class else ""
-    title = (f"Recurrent names model, tuning steps, classes={args.classes}{sample}, "
-             f"partition seed {args.partition_seed}, "
-             f"folds {folds_run} of {args.folds} ({where}); validation only, mean ± 95 % t half-width over folds")
-    name = f"names_rnn_tuning_{args.classes}{args.tag}" + ("_quick" if args.quick else "")
-    common.write_outputs(args.out, name,
-                         {"environment": common.environment(device), "folds_run": folds_run, "classes": args.classes,
-                          "partition_seed": args.partition_seed, "per_class": args.per_class, "folds": args.folds,
-                          "title": title,
-                          "what": {row: describe(row, resolved[row]) for row in rows},
-                          "runs": {row: {str(f): r for f, r in by_fold.items()} for row, by_fold in results.items()},
-                          "table": table},
-                         {title: common.markdown_table(table) + with_reading(results, folds_run, args.reference)})
+    trained = f"{per_class} training names a class" if per_class else "every non-tuning name trains"
+    title = (f"Recurrent names model on the tuning share, classes={args.classes}, tuning_share={args.tuning_share} "
+             f"({sizes['val']} validation names), {trained}, training seeds {seeds} ({where}); validation on the "
+             f"tuning share only, mean ± 95 % t half-width over seeds")
+    text = common.markdown_table(table) + with_reading(results, seeds, args.reference, "seed")
+    if choice is not None:
+        text += (f"\nChoice (rule: the highest mean validation accuracy among rows whose paired gain over "
+                 f"{args.reference} is above 0, else {args.reference}): **{choice}**; {why}.\n")
+    interference = {**monitor.report(), "wall_seconds": time.perf_counter() - started}
+    rendered = f"### {title}\n\n{text}\n_{common.interference_note(interference)}_\n"
+    name = f"names_rnn_tuning_share_{args.classes}{args.tag}" + ("_quick" if args.quick else "")
+    payload = {"benchmark": name, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "interference": interference,
+               "environment": common.environment(device), "seeds": seeds, "classes": args.classes,
+               "tuning_share": args.tuning_share, "per_class": per_class, "folds": args.folds, "sizes": sizes,
+               "reference": args.reference, "choice": choice, "why": why, "title": title, "what": what,
+               "runs": {row: {str(seed): r for seed, r in by_seed.items()} for row, by_seed in results.items()},
+               "table": table}
+    print(rendered, flush=True)
+    atomic_write_text(out / f"{name}.json", json.dumps(payload, indent=1, default=str) + "\n")
+    atomic_write_text(out / f"{name}.md", rendered)
+    print(f"wrote {out / name}.md and .json", flush=True)
 
 
-def with_reading(results: dict[str, dict], folds_run: list[int], reference: str | None) -> str:
-    text = reading(results, folds_run, reference)
+def with_reading(results: dict[str, dict], folds_run: list[int], reference: str | None, unit: str = "fold") -> str:
+    text = reading(results, folds_run, reference, unit)
     return f"\n{text}\n" if text else ""
+
+
+def replicates(saved: dict) -> tuple[list[int], str]:
+    """What a saved run paired on: ``(its training seeds, "seed")`` for a tuning-share run, ``(its folds of
+    partition 1, "fold")`` for the tables of the earlier version of this script."""
+    return (saved["seeds"], "seed") if "seeds" in saved else (saved["folds_run"], "fold")
 
 
 def learning_curve(paths: list[Path], reference: str | None, out: Path, tag: str) -> None:
     """``names_rnn_tuning_curve_<classes><tag>.md``/``.json``: the rows common to every file, by names a class
-    (a file run without ``--per-class`` holds every name and reads "all"), each with its change in accuracy against ``reference`` paired by fold."""
+    (a file run without ``--per-class`` holds every name and reads "all"), each with its change in accuracy against
+    ``reference`` paired by seed (or, for earlier files, by fold)."""
     saved = [json.loads(path.read_text()) for path in paths]
-    folds = {tuple(run["folds_run"]) for run in saved}
-    if len(folds) != 1:
-        raise SystemExit(f"--curve: the files ran different folds {sorted(folds)}; a curve pairs the same folds")
-    folds_run = list(folds.pop())
+    kinds = {(tuple(replicates(run)[0]), replicates(run)[1]) for run in saved}
+    if len(kinds) != 1:
+        raise SystemExit(f"--curve: the files ran different seeds or folds {sorted(kinds)}; a curve pairs the same "
+                         "ones")
+    folds_run, unit = kinds.pop()
+    folds_run = list(folds_run)
     rows = [row for row in saved[0]["runs"] if all(row in run["runs"] for run in saved)]
     if reference is not None and reference not in rows:
         raise SystemExit(f"--reference {reference!r} is not a row of every file: {rows}")
@@ -354,31 +431,42 @@ def learning_curve(paths: list[Path], reference: str | None, out: Path, tag: str
                 line[f"Δ acc {row} vs {reference} (pts)"] = mean_interval_text(*mean_interval(change), digits=1)
         table.append(line)
     first = saved[0]
-    title = (f"Learning curve, classes={first['classes']}, partition seed {first['partition_seed']}, folds "
-             f"{folds_run} of {first.get('folds', 5)} (each class sub-sampled to that many names before the folds "
-             f"are cut; 'all': every name); "
-             f"validation only, mean ± 95 % t half-width over folds; from {', '.join(path.name for path in paths)}")
+    if unit == "seed":
+        split = (f"tuning_share={first['tuning_share']}, training seeds {folds_run} (that many training names a "
+                 f"class drawn outside the tuning share; 'all': every one)")
+    else:
+        split = (f"partition seed {first['partition_seed']}, folds {folds_run} of {first.get('folds', 5)} (each "
+                 f"class sub-sampled to that many names before the folds are cut; 'all': every name)")
+    title = (f"Learning curve, classes={first['classes']}, {split}; validation only, mean ± 95 % t half-width over "
+             f"{unit}s; from {', '.join(path.name for path in paths)}")
     common.write_outputs(out, f"names_rnn_tuning_curve_{first['classes']}{tag}",
-                         {"files": [path.name for path in paths], "folds_run": folds_run, "reference": reference,
+                         {"files": [path.name for path in paths], f"{unit}s": folds_run, "reference": reference,
                           "table": table}, {title: common.markdown_table(table)})
 
 
 def retable(path: Path, reference: str | None) -> None:
     """Rewrite ``path`` (and its ``.md``) with the tables recomputed from its runs, e.g. with ``--reference``;
-    the run's own interference note is kept."""
+    the run's own interference note is kept (and, for a tuning-share run, the choice recomputed)."""
     saved = json.loads(path.read_text())
+    folds_run, unit = replicates(saved)
     results = {row: {int(fold): run for fold, run in by_fold.items()} for row, by_fold in saved["runs"].items()}
     what = saved.get("what") or {line["row"]: line["what it changes"] for line in saved["table"]}
-    saved["table"] = tuning_table(results, saved["folds_run"], what, reference)
+    saved["table"] = tuning_table(results, folds_run, what, reference)
     title = saved.get("title") or next(line[4:] for line in path.with_suffix(".md").read_text().splitlines()
                                        if line.startswith("### "))
     saved["title"] = title
     note = common.interference_note(saved.get("interference") or {})
-    table = common.markdown_table(saved["table"]) + with_reading(results, saved["folds_run"], reference)
+    table = common.markdown_table(saved["table"]) + with_reading(results, folds_run, reference, unit)
+    if unit == "seed" and reference not in (None, PREVIOUS):
+        saved["reference"] = reference
+        saved["choice"], saved["why"] = choose(results, folds_run, reference)
+        table += (f"\nChoice (rule: the highest mean validation accuracy among rows whose paired gain over "
+                  f"{reference} is above 0, else {reference}): **{saved['choice']}**; {saved['why']}.\n")
     rendered = f"### {title}\n\n{table}\n_{note}_\n"
-    path.with_suffix(".md").write_text(rendered, encoding="utf-8")
-    path.write_text(json.dumps(saved, indent=1, default=str) + "\n", encoding="utf-8")
+    atomic_write_text(path.with_suffix(".md"), rendered)
+    atomic_write_text(path, json.dumps(saved, indent=1, default=str) + "\n")
     print(rendered + f"\nwrote {path}", flush=True)
+
 
 if __name__ == "__main__":
     main()

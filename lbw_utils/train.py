@@ -179,6 +179,7 @@ def fit(
             raise ValueError(f"class-targeted augmentation needs image data; {type(data).__name__} "
                              "has no per-class augmentation")
         batch_options["augment_classes"] = augment_classes.to(device)
+        batch_options["targeted_augmentation"] = loss_hook(loss_fn, "targeted_augmentation") or "dataset"
     averaged = WeightAverage(model, config.average_weights) if config.average_weights else None
     evaluated = model if averaged is None else averaged.model
     history = History()
@@ -287,6 +288,9 @@ class LossHooks(Protocol):
     #: Attribute: a boolean tensor ``[C]``, the classes whose training examples are augmented (class-targeted
     #: augmentation; image data only). None or absent: the study's ``augment`` setting for every class.
     augment_classes: torch.Tensor | None
+    #: Attribute, with ``augment_classes``: the augmentation policy those classes get ("dataset" when absent; the
+    #: other classes keep the study's ``augment`` and ``augmentation``).
+    targeted_augmentation: str | None
 
     def on_validation(self, step: int, val_logits: torch.Tensor, val_targets: torch.Tensor) -> None:
         """Every ``validation_every`` training steps, with the logits of a fixed validation slice (the first

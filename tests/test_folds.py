@@ -29,6 +29,7 @@ def tiny_dir(tmp_path):
 
 def load(tiny_dir, **kwargs):
     data_dir, checksum = tiny_dir
+    kwargs.setdefault("tuning_share", None)  # the folds of all names here; tests/test_tuning_share.py: with a share
     return load_names("all", data_dir=data_dir, expected_sha256=checksum, device="cpu", **kwargs)
 
 

@@ -75,6 +75,7 @@ def tiny_dir(tmp_path):
 def load_tiny(tiny_dir, **kwargs):
     data_dir, checksum = tiny_dir
     kwargs.setdefault("classes", "all")
+    kwargs.setdefault("tuning_share", None)  # the splits of all names here; tests/test_tuning_share.py: with a share
     return load_names(data_dir=data_dir, expected_sha256=checksum, device="cpu", **kwargs)
 
 
@@ -136,7 +137,7 @@ def test_downloads_missing_file_atomically(tmp_path, monkeypatch):
     monkeypatch.setattr(names_files, "NAMES_URL", source.as_uri())
     data_dir = tmp_path / "data"
     data = load_names("all", data_dir=data_dir, expected_sha256=sha256(source), device="cpu")
-    assert data.size("train") == 72
+    assert data.size("train") == 63  # 80 % of the 27 names a class outside the default tuning share (3 of 30)
     assert os.listdir(data_dir / "names") == [NAMES_FILE]  # no temporary file left behind
     assert sha256(data_dir / "names" / NAMES_FILE) == sha256(source)
 
@@ -223,7 +224,7 @@ def test_csv_loader(tmp_path):
     csv_path.write_text("name,nationality\n" + "\n".join(rows) + "\n", encoding="utf-8")
     data = load_names("all", csv_path=csv_path, device="cpu")
     assert data.name == "names_csv" and data.classes == ["de", "fr"]
-    assert [data.size(split) for split in ("train", "val", "test")] == [32, 4, 4]
+    assert [data.size(split) for split in ("train", "val", "test")] == [28, 4, 4]  # 18 a class: 2 are tuning names
     assert data.checksums() == {"mine.csv": sha256(csv_path)}
     for text, label in zip(data.texts("train"), data.labels("train").tolist()):
         assert text.startswith("name ") and text.endswith(data.classes[label])  # lower-cased
@@ -459,5 +460,6 @@ def test_real_names_file():
     assert len(raw) == 42 and all(len(names) == 2000 for names in raw.values())
     data = load_names("paper", data_dir=REAL_DATA, device="cpu")
     assert data.classes == ["british", "spanish", "american", "german", "italian"]
-    assert [data.size(split) for split in ("train", "val", "test")] == [8000, 1000, 1000]
+    # 80/10/10 of the 1,800 names a class outside the default tuning share (10 %)
+    assert [data.size(split) for split in ("train", "val", "test")] == [7200, 900, 900]
     assert data.checksums() == {NAMES_FILE: names_module.NAMES_SHA256}

@@ -15,7 +15,7 @@ from lbw_utils.runs.experiments import (DATA_PARAMETERS, SETTINGS_PARAMETERS, TR
 from lbw_utils.runs.notebook import ParameterGuard, UnknownParameterError, literal_assignments, settings_parameters_of
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
-TRAINING_NOTEBOOKS = ["01_baseline", "03_static_weighting", "04_dynamic_weighting", "05_name_nationality_rnn",
+TRAINING_NOTEBOOKS = ["00_baseline_recipe", "01_baseline", "03_static_weighting", "04_dynamic_weighting", "05_name_nationality_rnn",
                       "07_training_length", "08_tuning_seeds", "09_beyond_reweighting"]
 
 PARAMETERS_CELL = 'dataset = "fashion_mnist"\nepochs = 5\nlr = 0.1\nseeds = [0, 1, 2]\nresults_dir = None\n'

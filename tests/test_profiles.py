@@ -9,7 +9,7 @@ import textwrap
 import pytest
 import yaml
 
-from lbw_utils.studies import training_length
+from lbw_utils.studies import baseline_search, training_length
 from lbw_utils.runs.experiments import Settings, check_method
 from lbw_utils.models.recurrent import name_model_parameters
 from lbw_utils.runner.profiles import (
@@ -21,7 +21,7 @@ from lbw_utils.runner.profiles import (
     notebook_parameters,
 )
 
-NOTEBOOKS = ["01_baseline", "02_tpr_analysis", "03_static_weighting", "04_dynamic_weighting",
+NOTEBOOKS = ["00_baseline_recipe", "01_baseline", "02_tpr_analysis", "03_static_weighting", "04_dynamic_weighting",
              "05_name_nationality_rnn", "06_paper_figures", "07_training_length", "08_tuning_seeds",
              "09_beyond_reweighting"]
 
@@ -122,7 +122,7 @@ def test_unknown_profile_name():
     with pytest.raises(ProfileError) as caught:
         load_profile("laptop")
     assert "'laptop'" in str(caught.value) and str(available_profiles()) in str(caught.value)
-    assert available_profiles() == ["cpu", "frontier", "gpu", "length", "names", "smoke"]
+    assert available_profiles() == ["baseline", "cpu", "frontier", "gpu", "length", "names", "smoke"]
 
 
 def test_missing_profile_file(tmp_path):
@@ -170,8 +170,9 @@ def test_profile_error_comes_before_any_output(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("name, notebooks", [
-    ("smoke", NOTEBOOKS), ("cpu", [n for n in NOTEBOOKS if n not in ("07_training_length", "09_beyond_reweighting")]),
-    ("gpu", NOTEBOOKS), ("length", ["07_training_length", "06_paper_figures"]),
+    ("smoke", NOTEBOOKS),
+    ("cpu", [n for n in NOTEBOOKS if n not in ("00_baseline_recipe", "07_training_length", "09_beyond_reweighting")]),
+    ("gpu", NOTEBOOKS[1:]), ("baseline", ["00_baseline_recipe"]), ("length", ["07_training_length", "06_paper_figures"]),
     ("frontier", ["08_tuning_seeds", "09_beyond_reweighting"]), ("names", ["05_name_nationality_rnn"]),
 ])
 def test_shipped_profile_loads_and_every_parameter_is_declared(name, notebooks):
@@ -186,7 +187,7 @@ def test_shipped_profile_loads_and_every_parameter_is_declared(name, notebooks):
         assert "results_dir" not in step.parameters  # the runner sets it
 
 
-@pytest.mark.parametrize("name", ["smoke", "cpu", "gpu", "length", "frontier", "names"])
+@pytest.mark.parametrize("name", ["smoke", "baseline", "cpu", "gpu", "length", "frontier", "names"])
 def test_shipped_profile_values_make_valid_settings(name):
     """Every training step's parameters (over the notebook's defaults) pass the same checks the notebook
     makes first, so a bad value (epochs: 0, model_size: huge, seeds: []) fails here, not hours into a study."""
@@ -207,13 +208,18 @@ def test_shipped_profile_values_make_valid_settings(name):
         if step.notebook == "09_beyond_reweighting":
             for method in params["methods"]:
                 check_method(method)
+        if step.notebook == "00_baseline_recipe":  # the stages, the references and every candidate's compute
+            baseline_search.check_tuning_seeds(params["seeds"], params["evaluated_seeds"])
+            baseline_search.check_compute(baseline_search.check_stages(params["stages"]),
+                                          baseline_search.regime_recipe(params), (1, 28, 28), 10)
+            baseline_search.check_references(params["references"])
         settings = Settings.from_params(params)
         assert settings.seeds == list(step.parameters["seeds"])
         if step.notebook == "07_training_length":
             training_length.check_budgets(params["budgets"])
             training_length.check_arms(params["arms"])
         checked += 1
-    assert checked >= {"length": 1, "frontier": 2, "names": 1}.get(name, 4)
+    assert checked >= {"length": 1, "frontier": 2, "names": 1, "baseline": 2}.get(name, 4)
 
 
 def test_profile_text_in_the_module_docstring_is_a_valid_profile(tmp_path):

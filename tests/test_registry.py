@@ -257,7 +257,7 @@ def test_a_method_of_kind_fit_is_dispatched_to_its_function(tiny_data, tmp_path,
     assert record["weights"]["tpr_seen"] is None  # needs_baseline_tpr defaults to False
     assert "train" not in record["fingerprint"]
     saved = torch.load(records.artifact_path(tmp_path, data.name, "toy-fit-margin2.0", 0), weights_only=True)
-    assert set(saved) == {"val_logits", "test_logits"}  # no state_dict: only the logits are kept
+    assert set(saved) == {"val_logits", "test_logits", "test_targets"}  # no state_dict: logits and test labels
     # and post-hoc offsets can adjust it like any trained run
     posthoc = run({"name": "posthoc", "of": {"name": "toy-fit", "margin": 2.0}}, data, 0, tmp_path, train=CONFIG,
                   model=TINY, progress=False)

@@ -120,3 +120,19 @@ def check_folds(folds, seeds=None) -> None:
     if outside:
         raise ValueError(f"fold index(es) {outside} out of range: with folds={folds} the seeds are fold indices "
                          f"0..{folds - 1}")
+
+
+# The largest share of a class's names that may be set aside for tuning: at least half must stay for the
+# evaluated splits.
+MAX_TUNING_SHARE = 0.5
+
+
+def check_tuning_share(share) -> None:
+    """``share`` a number in (0, MAX_TUNING_SHARE] (the share of each class's names set aside for tuning), or
+    None (no tuning share); a ValueError naming the value and what is allowed otherwise."""
+    if share is None:
+        return
+    if (isinstance(share, bool) or not isinstance(share, (int, float)) or share != share
+            or not 0 < share <= MAX_TUNING_SHARE):
+        raise ValueError(f"tuning_share={share!r} is not allowed: use a share of each class's names in "
+                         f"(0, {MAX_TUNING_SHARE}] (e.g. 0.1) to set aside for tuning")

@@ -153,21 +153,19 @@ class ImageData:
         return floats.sub_(self.mean.view(1, -1, 1, 1)).div_(self.std.view(1, -1, 1, 1))
 
     def batches(self, split: str, batch_size: int, *, shuffle: bool = False, generator: torch.Generator | None = None,
-                augment: bool = False, augment_classes: torch.Tensor | None = None, augmentation: str = "dataset"
-                ) -> Iterator[tuple[tuple[torch.Tensor], torch.Tensor]]:
+                augment: bool = False, augmentation: str = "dataset", augment_classes: torch.Tensor | None = None,
+                targeted_augmentation: str = "dataset") -> Iterator[tuple[tuple[torch.Tensor], torch.Tensor]]:
         """Yield ``((images,), targets)``; unshuffled batches come in split order.
 
-        ``augmentation`` (with ``augment``): ``"dataset"``, the recipe the dataset registered, or one of
-        :data:`AUGMENTATION_POLICIES`.
-
-        ``augment_classes`` (a boolean per class, with ``augment``): only those classes' examples are augmented,
-        the others pass as they are (the random draws are the same either way, so the cost is too)."""
+        ``augment``: apply ``augmentation`` to every example, ``"dataset"`` (the recipe the dataset registered)
+        or one of :data:`AUGMENTATION_POLICIES`. ``augment_classes`` (a boolean per class; class-targeted
+        augmentation): those classes' examples get ``targeted_augmentation`` instead, whether or not ``augment``
+        is on; the others get what ``augment`` gives them (the random draws do not depend on the classes chosen,
+        so the cost does not either)."""
         check_positive_int("batch_size", batch_size)
         images, targets = self.images[_check_split(split)], self.targets[split]
-        recipe = self.augment if augmentation == "dataset" else AUGMENTATION_POLICIES.get(augmentation)
-        if recipe is None:
-            raise ValueError(f"augmentation={augmentation!r} is not known; choose 'dataset' or one of "
-                             f"{tuple(AUGMENTATION_POLICIES)}")
+        recipe = self._recipe("augmentation", augmentation)
+        targeted = self._recipe("targeted_augmentation", targeted_augmentation)
         count = len(targets)
         order = None
         if shuffle:
@@ -175,14 +173,19 @@ class ImageData:
         for start in range(0, count, batch_size):
             index = slice(start, start + batch_size) if order is None else order[start : start + batch_size]
             batch = self.normalize(images[index])
-            if augment:
-                augmented = augment_batch(batch, generator=generator, **recipe)
-                if augment_classes is None:
-                    batch = augmented
-                else:
-                    chosen = augment_classes[targets[index]].view(-1, 1, 1, 1)
-                    batch = torch.where(chosen, augmented, batch)
+            if augment_classes is not None:
+                chosen = augment_classes[targets[index]].view(-1, 1, 1, 1)
+                others = augment_batch(batch, generator=generator, **recipe) if augment else batch
+                batch = torch.where(chosen, augment_batch(batch, generator=generator, **targeted), others)
+            elif augment:
+                batch = augment_batch(batch, generator=generator, **recipe)
             yield (batch.contiguous(memory_format=torch.channels_last),), targets[index]
+
+    def _recipe(self, name: str, policy: str) -> dict:
+        recipe = self.augment if policy == "dataset" else AUGMENTATION_POLICIES.get(policy)
+        if recipe is None:
+            raise ValueError(f"{name}={policy!r} is not known; choose 'dataset' or one of {tuple(AUGMENTATION_POLICIES)}")
+        return recipe
 
 
 # The augmentations a baseline search may choose between by name (TrainConfig.augmentation); "dataset" is the

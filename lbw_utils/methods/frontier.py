@@ -4,10 +4,11 @@ Every weighting of notebooks 03-04 reaches about the same ceiling of re-deciding
 (:mod:`lbw_utils.ceiling`): they move decision thresholds. The methods here act elsewhere, and notebook
 ``09_beyond_reweighting`` asks of each whether its ceiling rises above the baseline's:
 
-* **class-targeted augmentation** (``augment``, ``classes="confused"``): flip + crop only for the classes of
+* **class-targeted augmentation** (``augment``, ``classes="confused"``): an augmentation policy (``policy``, the
+  dataset's flip + crop by default) on top of the study's own augmentation, only for the classes of
   the *confused group*, the ``group`` classes with the lowest validation TPR of the same seed's baseline;
   ``classes="all"`` is uniform augmentation at the same cost (every batch is augmented either way; the
-  targeted form keeps the other classes' images as they are). The loss is plain cross-entropy; the
+  targeted form leaves the other classes with the study's own augmentation). The loss is plain cross-entropy; the
   training loop reads the loss's ``augment_classes`` (a boolean per class) and augments those examples.
 * **pairwise confusion margins** (``pair-margin``): a deliberate variant of logit adjustment (Menon et al.,
   ICLR 2021; the static ``margin`` method applies it per class) with one margin per *pair* of classes.
@@ -39,6 +40,7 @@ from lbw_utils.methods.common import _check_batch, _is_number, _label_smoothing,
 from lbw_utils.methods.spec import MethodSpec, Parameter, choice, fraction, non_negative, positive_int
 from lbw_utils.methods.static import CrossEntropy
 from lbw_utils.models import CNN_SIZES
+from lbw_utils.train import AUGMENTATIONS
 
 AUGMENT_CLASSES = ("confused", "all")
 
@@ -59,15 +61,17 @@ class AugmentedCrossEntropy(CrossEntropy):
     """Plain cross-entropy that tells the training loop which classes' examples to augment
     (``augment_classes``: a boolean per class; all True is uniform augmentation)."""
 
-    def __init__(self, augment_classes: Any, label_smoothing: float = 0.0) -> None:
+    def __init__(self, augment_classes: Any, label_smoothing: float = 0.0, policy: str = "dataset") -> None:
         super().__init__(label_smoothing)
         mask = torch.as_tensor(augment_classes, dtype=torch.bool).flatten()
         if not mask.any():
             raise ValueError("augment_classes selects no class; give at least one")
         self.register_buffer("augment_classes", mask)
+        self.targeted_augmentation = policy  # what the chosen classes get; the others keep the study's augmentation
 
     def record(self) -> dict:
-        return {"weights": None, "augmented_classes": [int(i) for i in torch.nonzero(self.augment_classes).flatten()]}
+        return {"weights": None, "augmented_classes": [int(i) for i in torch.nonzero(self.augment_classes).flatten()],
+                "augmentation": self.targeted_augmentation}
 
 
 def augment_mask(tpr: Any, num_classes: int, classes: str, group: int) -> list[bool]:
@@ -123,7 +127,8 @@ class PairMarginLoss(nn.Module):
 # --------------------------------------------------------------------------
 
 def _augment(options, num_classes, tpr, label_smoothing):
-    return AugmentedCrossEntropy(augment_mask(tpr, num_classes, options["classes"], options["group"]), label_smoothing)
+    return AugmentedCrossEntropy(augment_mask(tpr, num_classes, options["classes"], options["group"]), label_smoothing,
+                                 options["policy"])
 
 
 def _cnn_size(value: Any) -> bool:
@@ -131,10 +136,11 @@ def _cnn_size(value: Any) -> bool:
 
 
 SPECS = [
-    MethodSpec("augment", "train", {"classes": choice("confused", AUGMENT_CLASSES), "group": positive_int(4)},
-               build=_augment, needs_baseline_tpr=lambda o: o["classes"] == "confused",
-               train_changes=lambda o, train: {"augment": True}, label_leading=("classes",),
-               summary="flip + crop for the confused group's classes only (or for all, the same cost)"),
+    MethodSpec("augment", "train", {"classes": choice("confused", AUGMENT_CLASSES), "group": positive_int(4),
+                                    "policy": choice("dataset", AUGMENTATIONS)},
+               build=_augment, needs_baseline_tpr=lambda o: o["classes"] == "confused", label_leading=("classes",),
+               summary="an augmentation policy (the dataset's flip + crop by default) for the confused group's "
+                       "classes only, or for all (the same cost); the other classes keep the study's augmentation"),
     MethodSpec("pair-margin", "train", {"gamma": non_negative(1.0)},
                build=lambda o, k, confusion, ls: PairMarginLoss(pair_margins(confusion, o["gamma"]), ls),
                needs_baseline_tpr=True, reads="confusion",

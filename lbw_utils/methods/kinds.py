@@ -8,7 +8,8 @@ asks the kind, never tests its name:
 ``FIT``      ``"fit"``: a model fitted directly by the function the entry names (``fit="module:function"``,
              e.g. the linear yardstick); no network, no training loop; a reference row in the tables.
 ``POSTHOC``  ``"posthoc"``: adjusts the logits of another, already finished run (``"of"``, default the
-             baseline) with the entry's ``adjustment``; never trains, keeps no artifact of its own.
+             baseline) with the entry's ``adjustment``, fitted on the validation split and its two stratified
+             halves (cross-fitted scores); never trains, keeps no artifact of its own.
 
 Every kind answers :meth:`Kind.outcome` (what the record and artifact are made of), :meth:`Kind.fingerprint`
 (what beyond the method and the data determines the result), :meth:`Kind.autocast` (the record's field),
@@ -41,8 +42,9 @@ FIT_OUTCOME_KEYS = ("val_logits", "test_logits", "history", "train_seconds", "lo
 # The form of a run's fingerprint (what makes two runs the same run). Bump it whenever what determines a run, or
 # how the fingerprint says it, changes: a record made under another version is refused, not reused (rerun with
 # redo=True), so no field needs a rule that keeps older records reusable. 2: every TrainConfig field but those of
-# NOT_IN_FINGERPRINT, and whether training ran in float16 autocast.
-FINGERPRINT_VERSION = 2
+# NOT_IN_FINGERPRINT, and whether training ran in float16 autocast. 3: post-hoc budgets held by cross-fitting,
+# ceilings counted from the run's own accuracy, augmentation policies, the names tuning share.
+FINGERPRINT_VERSION = 3
 
 # Options that change how a run is watched, not what it learns.
 NOT_IN_FINGERPRINT = ("track_train_tpr", "eval_batch_size")
@@ -198,10 +200,13 @@ class PostHoc(Kind):
         """Offsets fitted on validation, applied to test; the record's validation scores are cross-fitted.
 
         Scored on the data they were fitted on, post-hoc offsets would look better on validation than any
-        trained method, and "the best method by validation" would be post-hoc by construction. So the
-        validation split is halved (stratified, seeded): offsets fitted on one half predict the other,
-        and vice versa, and those out-of-half predictions make the record's validation metrics. The
-        offsets applied to the test split are fitted on the whole validation split.
+        trained method, and "the best method by validation" would be post-hoc by construction. So the kind
+        halves the validation split (stratified, seeded: :func:`stratified_halves`) and hands the halves to the
+        entry's ``adjustment.fit(val_logits, val_targets, halves, **options)``, which returns the offsets for
+        the test split (fitted on the whole validation split), the cross-fitted validation logits (offsets
+        fitted on one half predict the other, and vice versa) that make the record's validation metrics, and
+        its ``details`` for the record (for ``posthoc``: the accuracy budget stated, the one held on the
+        halves, the cross-fitted drop; :func:`lbw_utils.methods.posthoc.fit_on_validation`).
         """
         base_label = context.label_of(method.get("of", BASELINE))
         source = records.artifact_path(context.results_dir, data.name, base_label, seed)
@@ -213,19 +218,14 @@ class PostHoc(Kind):
         options.pop("of")
         adjustment = spec.adjustment
         val_logits, val_targets = saved["val_logits"], data.labels("val").cpu()
-        offsets = adjustment.fit(val_logits, val_targets, **options)
-        cross_fitted = val_logits.clone()
-        halves = stratified_halves(val_targets, seed)
-        for fit_on, predict_on in (halves, halves[::-1]):
-            half_offsets = adjustment.fit(val_logits[fit_on], val_targets[fit_on], **options)
-            cross_fitted[predict_on] = adjustment.apply(val_logits[predict_on], half_offsets)
+        fitted = adjustment.fit(val_logits, val_targets, stratified_halves(val_targets, seed), **options)
         return {
-            "val_logits": cross_fitted,
-            "test_logits": adjustment.apply(saved["test_logits"], offsets),
+            "val_logits": fitted.cross_fitted_logits,
+            "test_logits": adjustment.apply(saved["test_logits"], fitted.offsets),
             "history": None,
             "train_seconds": 0.0,
-            "loss_record": {"offsets": offsets.tolist(), "adjusts": base_label,
-                            "val_scores": "cross-fitted on two halves of the validation split"},
+            "loss_record": {"offsets": fitted.offsets.tolist(), "adjusts": base_label,
+                            "val_scores": "cross-fitted on two halves of the validation split", **fitted.details},
             "model": None,
         }
 

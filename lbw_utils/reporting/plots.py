@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import matplotlib
+import matplotlib.lines
 import matplotlib.patches
 import matplotlib.pyplot as plt
 import matplotlib.ticker
@@ -268,4 +269,44 @@ def budget_curves(table, columns: dict[str, str], *, arm: str = "main", title: s
     figure.suptitle(title)
     figure.tight_layout()
     save_figure(figure, save_to)
+    return figure
+
+
+def plot_redecision_frontier(curves, validated_points, path: str | Path, *, baseline: str = "baseline"):
+    """The re-decision frontier of each trained row (:mod:`lbw_utils.studies.redecision`) at a paper's column
+    width: per accuracy level (x, the floor the offsets keep), the mean worst-class TPR over seeds, drawn only
+    where every seed of the row reached the level; the baseline's line emphasised. On top, each row's
+    ``validated_points`` (columns ``method``, ``accuracy``, ``worst_class_tpr``, optionally ``row``: the trained
+    row a point belongs to, e.g. a ``+posthoc`` row's base): circles for a row's own test point, triangles for
+    post-hoc rows (test points: the curves are of test scores too). Saved as ``<path>.png`` (200 dpi) and
+    ``<path>.pdf`` (a ``.png`` suffix of ``path`` is replaced, any other kept, as labels contain dots)."""
+    figure, axes = _new_figure(3.4, 2.6)
+    axes.grid(True, alpha=0.3)
+    rows = list(dict.fromkeys(curves["method"]))
+    rows = [baseline] * (baseline in rows) + [row for row in rows if row != baseline]
+    colours = {row: "#222222" if row == baseline else PALETTE[index % len(PALETTE)] for index, row in enumerate(rows)}
+    for row in rows:
+        own = curves[curves["method"] == row]
+        everywhere = own.groupby("level")["reached"].agg(lambda reached: bool(reached.astype(bool).all()))
+        shown = own[own["level"].isin(everywhere[everywhere].index)].groupby("level")["worst_class_tpr"].mean()
+        # small dots on the levels: a row reached on every seed at one level only is still seen
+        axes.plot(100 * shown.index.to_numpy(), 100 * shown.to_numpy(), ".-", ms=2.5, color=colours[row], label=row,
+                  lw=2.0 if row == baseline else 1.1, zorder=3 if row == baseline else 2)
+    for point in validated_points.itertuples(index=False):
+        row = getattr(point, "row", point.method)
+        posthoc = point.method != row
+        axes.plot(100 * point.accuracy, 100 * point.worst_class_tpr, "^" if posthoc else "o", ms=4,
+                  color=colours.get(row, "#888888"), markeredgecolor="white", markeredgewidth=0.4, zorder=4)
+    handles, labels = axes.get_legend_handles_labels()
+    handles += [matplotlib.lines.Line2D([], [], ls="", marker=m, color="#666666", ms=4) for m in ("o", "^")]
+    labels += ["as trained", "+ post-hoc offsets"]
+    axes.legend(handles, labels, fontsize=8, ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.2))
+    axes.set_xlabel("test accuracy (%)", fontsize=9)
+    axes.set_ylabel("worst-class TPR (%), test", fontsize=9)
+    axes.tick_params(labelsize=8)
+    stem = Path(path)
+    stem = stem.with_suffix("") if stem.suffix == ".png" else stem
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    for suffix in (".png", ".pdf"):
+        figure.savefig(stem.with_name(stem.name + suffix), dpi=200)
     return figure

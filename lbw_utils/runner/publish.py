@@ -12,7 +12,8 @@ its paired table cut to the baseline and at most
 :data:`HEADLINE_ROWS` methods of the Pareto front, largest worst-class gain first, for a profile that has
 them; its ``<!-- beyond:start -->`` ... ``<!-- beyond:end -->`` block from notebook 09's generated sentences
 (which rows moved the ceiling of re-deciding, and the goal), for a profile that ran notebook 09. So
-neither page shows a number that ``make reproduce`` did not produce.
+neither page shows a number that ``make reproduce`` did not produce. Beside the tables, ``per_seed.csv``
+(:mod:`lbw_utils.reporting.per_seed`) holds every evaluated run's own numbers, so a reader can recompute them.
 ``make reproduce`` itself never writes outside ``results/``: publishing is
 a maintainer's explicit step, and it refuses results that a whole-profile run did not
 finish (no completion marker) or that came from a checkout with uncommitted changes.
@@ -32,17 +33,21 @@ from lbw_utils.ceiling import CEILING_LABEL
 from lbw_utils.config import REPO_ROOT
 from lbw_utils.config import results_dir as default_results_root
 from lbw_utils.files import atomic_write_text
+from lbw_utils.reporting.per_seed import PER_SEED_FILE, SKIPPED_FOLDERS, per_seed_line, write_per_seed
 from lbw_utils.runner.profiles import ProfileError, headline_dataset
 
 # Tables shown in the profile's block of docs/results.md (the name is older), in this order, where a dataset
 # has them (all of its tables are copied to docs/results/<profile>/): every method; the paired changes; the
 # goal statement; the generated findings; the names studies' per-class TPR pooled over folds and their two model
 # families side by side; the length study and its generated answer; notebook 09's answer, paired changes, ceiling
-# shifts and compute (beyond re-deciding).
-README_TABLES = ("methods", "paired", "goal", "findings", "pooled_summary", "families", "length", "length_answer",
-                 "beyond_answer", "beyond_paired", "beyond_ceiling_shift", "beyond_compute")
-KEY_FIGURES = ("fig1_tpr_bars", "fig2_tpr_bars", "pareto", "baseline_vs_best", "length_effect", "length_arms",
-               "length_train_vs_test", "beyond_pareto")
+# shifts and compute (beyond re-deciding); the baseline search of each regime; the re-decision frontier, the
+# post-hoc rows paired with re-deciding the baseline and their budgets on test.
+README_TABLES = ("baseline_search_cpu", "baseline_search_frontier", "methods", "paired", "goal", "findings",
+                 "frontier", "posthoc_vs_posthoc", "budget_overshoot", "pooled_summary", "families", "length",
+                 "length_answer", "beyond_answer", "beyond_paired", "beyond_frontier", "beyond_posthoc_vs_posthoc",
+                 "beyond_budget_overshoot", "beyond_ceiling_shift", "beyond_compute")
+KEY_FIGURES = ("fig1_tpr_bars", "fig2_tpr_bars", "pareto", "baseline_vs_best", "redecision_frontier", "length_effect",
+               "length_arms", "length_train_vs_test", "beyond_pareto", "beyond_redecision_frontier")
 # The README's headline: the headline dataset's goal statement and the baseline + at most this many rows of its
 # paired table, those on the Pareto front where the table says (largest mean paired change of the worst-class TPR
 # first), from a profile that has both tables.
@@ -50,6 +55,9 @@ HEADLINE_ROWS = 5
 HEADLINE_COLUMNS = ("method", "accuracy", "worst-class TPR", "Δ accuracy (pts)", "Δ worst-class TPR (pts)")
 # The marker lbw_utils.runner.reproduce writes when a whole profile ran to its end.
 COMPLETE_MARKER = "complete.json"
+# The fan-out's shard folders (lbw_utils.runner.sequential.SHARDS_FOLDER; sequential imports this module, so it
+# cannot be imported here), whose records are copies of those merged into the profile folder: not published twice.
+SHARDS = "shards"
 
 
 class NotPublishable(RuntimeError):
@@ -91,6 +99,7 @@ def publish(folder: Path, profile: str, hardware: str, headline: str | None, doc
     if target.exists():
         shutil.rmtree(target)
     target.mkdir(parents=True)
+    runs = write_per_seed(folder, target / PER_SEED_FILE, skip=(*SKIPPED_FOLDERS, SHARDS))
     sections = []
     for dataset_folder in sorted((folder / "tables").glob("*")):
         dataset = dataset_folder.name
@@ -106,9 +115,9 @@ def publish(folder: Path, profile: str, hardware: str, headline: str | None, doc
                 shutil.copy(source, target / f"{dataset}_{name}.png")
                 figures.append(f"{dataset}_{name}.png")
         sections.append((dataset, "\n".join(path.read_text(encoding="utf-8").strip() + "\n" for path in shown), figures))
-    atomic_write_text(target / "README.md", _readme_block(profile, hardware, sections, "."))
+    atomic_write_text(target / "README.md", _readme_block(profile, hardware, sections, ".", runs))
     link_base = Path(os.path.relpath(target, results_page.parent)).as_posix()
-    _replace_results_block(results_page, profile, _readme_block(profile, hardware, sections, link_base))
+    _replace_results_block(results_page, profile, _readme_block(profile, hardware, sections, link_base, runs))
     if headline is None:
         return target
     results_link = Path(os.path.relpath(results_page, readme.parent)).as_posix()
@@ -121,10 +130,12 @@ def publish(folder: Path, profile: str, hardware: str, headline: str | None, doc
     return target
 
 
-def _readme_block(profile: str, hardware: str, sections, link_base: str) -> str:
+def _readme_block(profile: str, hardware: str, sections, link_base: str, runs) -> str:
+    """The profile's block: where it comes from, the per-seed file (``runs``: its frame), each dataset's tables."""
     lines = [f"Generated by `make reproduce` with the `{profile}` profile on {hardware}, published with "
              f"`make publish PROFILE={profile}`. Test-set metrics, mean ± 95 % interval over seeds (over the "
-             "folds of a cross-fitted names study); Δ: paired change against the same seed's (fold's) baseline.", ""]
+             "folds of a cross-fitted names study); Δ: paired change against the same seed's (fold's) baseline.", "",
+             per_seed_line(runs, f"{link_base}/{PER_SEED_FILE}"), ""]
     for dataset, table, figures in sections:
         lines += [f"**{dataset}**", "", table.strip(), ""]
         lines += [f"![{dataset}: {name}]({link_base}/{name})" for name in figures

@@ -9,17 +9,26 @@ reference computed with test labels: it describes runs and never selects one.
 
 Compute is said, not equalised: epochs x training images, training seconds (as measured, so they depend on
 the machine and on what ran beside), and the network's parameters, each beside the baseline's.
+
+Post-hoc offsets on top of a row are fitted on validation within a stated accuracy budget; whether that budget
+held on the test split is :func:`budget_overshoot_table` (each post-hoc run's test accuracy against the run it
+adjusts, same seed). What a user compares, re-deciding a method against re-deciding the baseline, is
+:func:`posthoc_vs_posthoc_table`: every ``X+posthoc`` row paired by seed with ``baseline+posthoc``, beside its
+pairing with the bare baseline.
 """
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
 
 from lbw_utils import records as run_records
+from lbw_utils.methods import METHODS
+from lbw_utils.methods.posthoc import BUDGETED_OBJECTIVES
 from lbw_utils.runs.experiments import BASELINE as BASELINE_METHOD, Settings, method_label
-from lbw_utils.stats import holm, mean_interval, paired_p_value
+from lbw_utils.stats import holm, mean_interval, paired_p_value, paired_table
 
 BASELINE = "baseline"
 EXAMPLE_METHODS = '[{"name": "augment", "classes": "confused"}, {"name": "pair-margin", "gamma": 1.0}]'
@@ -155,3 +164,113 @@ def compute_table(records: list[dict], baseline: str = BASELINE) -> pd.DataFrame
     means.insert(0, "seeds", runs.groupby("method", sort=False)["seed"].nunique())
     order = [baseline] * (baseline in means.index) + [method for method in means.index if method != baseline]
     return means.loc[order].reset_index()
+
+
+# --------------------------------------------------------------------------
+# Post-hoc rows: did the budget hold on test, and re-deciding a method against re-deciding the baseline
+# --------------------------------------------------------------------------
+
+# An accuracy loss over the budget by less than this is float rounding of two ratios of counts, not an overshoot
+# (one test image of 10,000 is 1e-4).
+OVERSHOOT_TOLERANCE = 1e-9
+
+
+def _adjusts_a_run(record: dict) -> bool:
+    name = (record.get("method") or {}).get("name")
+    return name in METHODS and METHODS[name].kind.adjusts_a_run
+
+
+def _stated_budget(record: dict) -> float:
+    """The accuracy budget a post-hoc run was asked to keep (NaN for an objective without one): its record's
+    ``stated_budget`` where it has one, else its method's ``max_accuracy_drop`` (the entry's default filled in)."""
+    weights = record.get("weights") or {}
+    if "stated_budget" in weights:
+        return math.nan if weights["stated_budget"] is None else float(weights["stated_budget"])
+    options = METHODS[record["method"]["name"]].options_of(record["method"])
+    return float(options["max_accuracy_drop"]) if options.get("objective") in BUDGETED_OBJECTIVES else math.nan
+
+
+def _adjusted_label(record: dict) -> str:
+    """The label of the run a post-hoc record adjusts: its record says (``adjusts``), else its method's ``of``."""
+    adjusts = (record.get("weights") or {}).get("adjusts")
+    return adjusts if adjusts else method_label(record["method"].get("of", BASELINE_METHOD))
+
+
+def budget_overshoot_table(records: list[dict]) -> pd.DataFrame:
+    """Per post-hoc row (records whose method adjusts another run): did its stated accuracy budget hold on test?
+
+    Per seed, the test accuracy loss is the accuracy of the run it adjusts (its ``"of"``, same dataset and seed)
+    minus its own test accuracy, and the overshoot is that loss minus the stated budget (positive: the budget
+    did not hold). Columns: ``method``, ``adjusts``, ``seeds`` (with the adjusted run's record), ``hold``
+    (how the budget was held, None for records made before it was recorded), ``stated_budget`` (NaN for an
+    objective without a budget), ``internal_budget`` (mean over the seeds that recorded one), ``test_loss`` and
+    ``test_loss_ci`` (mean and 95 % t half-width), ``overshoot`` (mean), ``over_budget`` (the mean loss above the
+    budget by more than float rounding) and ``seeds_over_budget``; fractions, not points. Rows without a seed to
+    pair are left out."""
+    trained = {(r["dataset"], r["method_label"], r["seed"]): r for r in records}
+    per_row: dict[str, list[dict]] = {}
+    for record in records:
+        if not _adjusts_a_run(record):
+            continue
+        adjusted = trained.get((record["dataset"], _adjusted_label(record), record["seed"]))
+        if adjusted is None:
+            continue
+        weights = record.get("weights") or {}
+        internal = weights.get("internal_budget")
+        per_row.setdefault(record["method_label"], []).append({
+            "adjusts": adjusted["method_label"], "hold": weights.get("hold"),
+            "stated_budget": _stated_budget(record),
+            "internal_budget": math.nan if internal is None else float(internal),
+            "test_loss": adjusted["test"]["accuracy"] - record["test"]["accuracy"]})
+    rows = []
+    for method, seeds in per_row.items():
+        losses = [seed["test_loss"] for seed in seeds]
+        budget = seeds[0]["stated_budget"]
+        loss, half_width = mean_interval(losses)
+        internal = [seed["internal_budget"] for seed in seeds if not math.isnan(seed["internal_budget"])]
+        over = [value - budget > OVERSHOOT_TOLERANCE for value in losses]
+        rows.append({"method": method, "adjusts": seeds[0]["adjusts"], "seeds": len(seeds), "hold": seeds[0]["hold"],
+                     "stated_budget": budget, "internal_budget": float(np.mean(internal)) if internal else math.nan,
+                     "test_loss": loss, "test_loss_ci": half_width,
+                     "overshoot": loss - budget if not math.isnan(budget) else math.nan,
+                     "over_budget": loss - budget > OVERSHOOT_TOLERANCE if not math.isnan(budget) else math.nan,
+                     "seeds_over_budget": sum(over) if not math.isnan(budget) else math.nan})
+    return pd.DataFrame(rows, columns=["method", "adjusts", "seeds", "hold", "stated_budget", "internal_budget",
+                                       "test_loss", "test_loss_ci", "overshoot", "over_budget", "seeds_over_budget"])
+
+
+def posthoc_vs_posthoc_table(records: list[dict], baseline_posthoc_label: str,
+                             baseline: str = BASELINE) -> pd.DataFrame:
+    """Every ``X+posthoc`` row paired by seed with ``baseline_posthoc_label`` (re-deciding the baseline with the
+    same adjustment: the same label after the first ``+``), beside its pairing with the bare ``baseline``.
+
+    Columns, from :func:`lbw_utils.stats.paired_table` with ``baseline_posthoc_label`` as the reference (test
+    split, last epoch): ``method``, ``seeds``, ``d_worst_class_tpr`` / ``d_accuracy`` with ``_ci`` (mean paired
+    change and 95 % t half-width, fractions), ``p_*`` (paired t-test) and ``p_*_holm`` (Holm over the rows of
+    this table), ``goal_met`` (the research goal counted against re-deciding the baseline); and the same row's
+    pairing with the bare ``baseline``, from the paired table of all ``records`` (its Holm family is that
+    table's rows), as ``vs_baseline_d_worst_class_tpr``, ``vs_baseline_d_worst_class_tpr_ci``,
+    ``vs_baseline_p_worst_class_tpr_holm``, ``vs_baseline_d_accuracy``, ``vs_baseline_d_accuracy_ci``. The
+    reference row itself is left out. The records are one dataset's."""
+    datasets = sorted({record["dataset"] for record in records})
+    if len(datasets) > 1:
+        raise ValueError(f"records of {len(datasets)} datasets {datasets} are not allowed: the table pairs the rows of "
+                         "one dataset; pass one dataset's records")
+    labels = {record["method_label"] for record in records}
+    if "+" not in baseline_posthoc_label or baseline_posthoc_label not in labels:
+        raise ValueError(f"baseline_posthoc_label={baseline_posthoc_label!r} is not allowed: expected the label of "
+                         f"post-hoc runs on the baseline among the records, e.g. 'baseline+posthoc-budget-drop0.005'"
+                         f"; the records have {sorted(labels)}")
+    adjustment = "+" + baseline_posthoc_label.split("+", 1)[1]
+    rows = [record for record in records if record["method_label"].endswith(adjustment)]
+    against_posthoc = paired_table(rows, baseline_label=baseline_posthoc_label)
+    against_posthoc = against_posthoc[against_posthoc["method"] != baseline_posthoc_label]
+    keys = ["method", "seeds", "d_worst_class_tpr", "d_worst_class_tpr_ci", "p_worst_class_tpr",
+            "p_worst_class_tpr_holm", "d_accuracy", "d_accuracy_ci", "p_accuracy", "p_accuracy_holm", "goal_met"]
+    table = against_posthoc[keys] if len(against_posthoc) else pd.DataFrame(columns=keys)
+    bare = paired_table(records, baseline_label=baseline)
+    beside = ["d_worst_class_tpr", "d_worst_class_tpr_ci", "p_worst_class_tpr_holm", "d_accuracy", "d_accuracy_ci"]
+    if bare.empty:
+        bare = pd.DataFrame(columns=["method", *beside])
+    bare = bare[["method", *beside]].rename(columns={key: f"vs_baseline_{key}" for key in beside})
+    return table.merge(bare, on="method", how="left").reset_index(drop=True)

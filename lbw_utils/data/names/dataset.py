@@ -1,10 +1,17 @@
-"""The names task's dataset: class selection, seeded stratified splits or k-fold cross-fitting, and
-:class:`NameData`.
+"""The names task's dataset: class selection, a fixed tuning share, seeded stratified splits or k-fold
+cross-fitting, and :class:`NameData`.
 
-Two ways to split a class's names: a random train/val/test cut per seed (``folds=None``), or k-fold
-cross-fitting (``folds=k``): one fixed partition of each class's names into k test folds (drawn from
+The tuning share (``tuning_share``, default 0.1): a fixed share of each class's names, drawn once from a
+constant seed (:data:`TUNING_SEED`, never from the run's seed, fold or ``partition_seed``), is set aside
+for choosing hyper-parameters. Evaluated runs never see one of its names in any split: the splits below
+cut only the rest. A tuning run (``tuning=True``, :func:`load_names`) trains on the rest and validates on
+the tuning share; its test split is empty, so nothing about evaluated names can select anything.
+
+Two ways to split a class's (non-tuning) names: a random train/val/test cut per seed (``folds=None``), or
+k-fold cross-fitting (``folds=k``): one fixed partition of each class's names into k test folds (drawn from
 ``partition_seed`` only), and for fold ``i`` (the run's ``seed``) a stratified validation split drawn
-from the other k - 1 folds; the rest trains. Over the k folds every name is a test name exactly once.
+from the other k - 1 folds; the rest trains. Over the k folds every non-tuning name is a test name exactly
+once.
 
 The whole split sits on the device as one padded code tensor; ``batches`` only
 selects rows (see :class:`NameData`).
@@ -22,7 +29,7 @@ import torch
 
 from lbw_utils.checks import check_positive_int
 from lbw_utils.config import select_device
-from lbw_utils.data import DatasetRegistration, check_folds, register_dataset
+from lbw_utils.data import DatasetRegistration, check_folds, check_tuning_share, register_dataset
 from lbw_utils.data.images import SPLITS
 from lbw_utils.data.names.encoding import encode_name, normalise_name, pad_codes
 from lbw_utils.data.names.files import read_names_source
@@ -31,6 +38,10 @@ PAPER_CLASSES = ("british", "spanish", "american", "german", "italian")
 # The share of training names the author's augmentation rewrites (train_stats.json "augmentation" of his final
 # 21-class run: 0.25), when a run's training config asks for augmentation.
 NAME_SWITCH = 0.25
+# The share of each class's names set aside for tuning by default, and the seed that draws it: a constant, so
+# the share is the same for every run, fold and partition.
+TUNING_SHARE = 0.1
+TUNING_SEED = "tuning-share"
 
 
 def _resolve_classes(classes: str | Sequence[str], available: Sequence[str]) -> list[str]:
@@ -57,6 +68,26 @@ def _class_generator(seed: int | str, nationality: str) -> torch.Generator:
     return torch.Generator().manual_seed(int.from_bytes(digest[:7], "little"))
 
 
+def _tuning_cut(names: list[str], nationality: str, share: float | None) -> tuple[list[int], list[int]]:
+    """``(tuning, rest)``: positions (within one class's list of names) of its tuning share and of the others,
+    both ascending. The share is the first ``round(n * share)`` of the class's ``n`` distinct names in one
+    permutation drawn from (:data:`TUNING_SEED`, the class), with every copy of a name the file repeats within
+    the class: fixed whatever the run, and nested (a smaller share is part of a larger one). A name the file
+    gives to two classes is drawn in each class on its own (a class's split never depends on the others).
+    ``share`` None: no name is set aside."""
+    if share is None:
+        return [], list(range(len(names)))
+    distinct = list(dict.fromkeys(names))  # first-appearance order
+    n_tuning = math.floor(len(distinct) * share + 0.5)
+    if n_tuning < 1:
+        raise ValueError(f"tuning_share={share} sets no name of {nationality!r} ({len(distinct)} distinct names) "
+                         f"aside; allowed: a share in [{0.5 / len(distinct):.3g}, 0.5] for that class")
+    order = torch.randperm(len(distinct), generator=_class_generator(TUNING_SEED, nationality)).tolist()
+    chosen = {distinct[i] for i in order[:n_tuning]}
+    tuning = [position for position, name in enumerate(names) if name in chosen]
+    return tuning, [position for position, name in enumerate(names) if name not in chosen]
+
+
 def _split_class(count: int, nationality: str, *, per_class: int | None, val_fraction: float, test_fraction: float,
                  seed: int) -> dict[str, list[int]]:
     """Positions (within one class's list) of its train/val/test names: one seeded permutation, cut in three."""
@@ -70,6 +101,15 @@ def _split_class(count: int, nationality: str, *, per_class: int | None, val_fra
                          f"test_fraction={test_fraction}; every split needs at least one name of every class")
     order = torch.randperm(count, generator=_class_generator(seed, nationality))[:kept].tolist()
     return {"test": order[:n_test], "val": order[n_test : n_test + n_val], "train": order[n_test + n_val :]}
+
+
+def _tuning_train(count: int, nationality: str, *, per_class: int | None, seed: int) -> list[int]:
+    """A tuning run's training positions (within the ``count`` non-tuning names): all of them, or
+    ``per_class`` drawn from (seed, class)."""
+    if per_class is not None and per_class > count:
+        raise ValueError(f"per_class={per_class}, but {nationality!r} has only {count} names")
+    order = torch.randperm(count, generator=_class_generator(f"tuning/{seed}", nationality)).tolist()
+    return sorted(order if per_class is None else order[:per_class])
 
 
 def _fold_class(count: int, nationality: str, *, per_class: int | None, val_fraction: float, folds: int, fold: int,
@@ -276,7 +316,8 @@ def load_names(classes: str | Sequence[str] = "paper", *, data_dir: str | Path |
                per_class: int | None = None, seed: int = 0, device: str | torch.device | None = None,
                max_length: int | None = None, expected_sha256: str | None = None,
                sort_chunk_batches: int = 50, folds: int | None = None, partition_seed: int = 0,
-               name_switch: float = NAME_SWITCH) -> NameData:
+               name_switch: float = NAME_SWITCH, tuning_share: float | None = TUNING_SHARE,
+               tuning: bool = False) -> NameData:
     """Load, split (seeded, stratified) and encode the name -> nationality data.
 
     classes: ``"paper"`` (british, spanish, american, german, italian), ``"all"``
@@ -284,8 +325,8 @@ def load_names(classes: str | Sequence[str] = "paper", *, data_dir: str | Path |
     data_dir: folder holding ``names/dict_chosen_names.pickle`` (default:
         :func:`lbw_utils.config.data_dir`); downloaded there if missing.
     csv_path: use a ``name,nationality`` CSV file instead of the author's pickle.
-    val_fraction, test_fraction: shares per class (default 80/10/10, as the author).
-    per_class: keep only this many names of every class (seeded), for tiny runs.
+    val_fraction, test_fraction: shares per class (default 80/10/10 of the non-tuning names, as the author).
+    per_class: keep only this many (non-tuning) names of every class (seeded), for tiny runs.
     seed: fixes sub-sampling and splits. A class's split depends only on the seed
         and that class's names, not on which other classes are loaded.
     device: where the tensors live (default: ``config.select_device("auto")``).
@@ -297,13 +338,25 @@ def load_names(classes: str | Sequence[str] = "paper", *, data_dir: str | Path |
     folds: ``None`` for the random splits above; an integer k >= 2 for k-fold cross-fitting, where
         ``seed`` is the fold index (0..k-1) and ``test_fraction`` is unused (the test fold is 1/k of a
         class): see the module's docstring.
-    partition_seed: fixes the k-fold partition (tuning uses another one than the evaluated folds).
+    partition_seed: fixes the k-fold partition of the non-tuning names (never the tuning share).
     name_switch: the share of training names the author's augmentation rewrites when a run asks for
         augmentation (see :meth:`NameData.batches`).
+    tuning_share: the share of each class's names set aside for tuning, in (0, 0.5]: fixed (drawn from
+        :data:`TUNING_SEED`, whatever ``seed``, ``folds`` and ``partition_seed``), never in an evaluated
+        split; the splits above cut the rest. ``None``: nothing set aside (the splits of records made before
+        the share existed); a study's ``DataOptions`` cannot ask for it (None there means this default).
+    tuning: a tuning run: train on the non-tuning names (``per_class`` of them a class if given, drawn
+        from ``seed``), validate on the tuning share; the test split is empty. Needs a ``tuning_share``
+        and ``folds=None``; ``val_fraction`` and ``test_fraction`` are unused.
     """
     if not 0 <= name_switch <= 1:
         raise ValueError(f"name_switch={name_switch!r} must lie in [0, 1]")
     check_folds(folds, [seed])
+    check_tuning_share(tuning_share)
+    if tuning and (tuning_share is None or folds is not None):
+        raise ValueError(f"tuning=True with tuning_share={tuning_share!r} and folds={folds!r} is not allowed: a "
+                         "tuning run validates on the tuning share (a share in (0, 0.5]) and trains on the rest "
+                         "(folds=None)")
     for label, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
         if not 0 < value < 1:
             raise ValueError(f"{label}={value} must lie strictly between 0 and 1")
@@ -323,12 +376,26 @@ def load_names(classes: str | Sequence[str] = "paper", *, data_dir: str | Path |
     split_labels: dict[str, list[int]] = {split: [] for split in SPLITS}
     for label, nationality in enumerate(chosen):
         names = _clean_names(by_nationality[nationality], nationality)
-        if folds is None:
-            positions = _split_class(len(names), nationality, per_class=per_class, val_fraction=val_fraction,
-                                     test_fraction=test_fraction, seed=seed)
-        else:
-            positions = _fold_class(len(names), nationality, per_class=per_class, val_fraction=val_fraction,
-                                    folds=folds, fold=seed, partition_seed=partition_seed)
+        tuning_positions, rest = _tuning_cut(names, nationality, tuning_share)
+        where = ("" if tuning_share is None else
+                 f"; counted outside the tuning share (tuning_share={tuning_share} sets {len(tuning_positions)} of "
+                 f"{len(names)} aside)")
+        try:
+            if tuning:
+                positions = {"train": _tuning_train(len(rest), nationality, per_class=per_class, seed=seed),
+                             "val": [], "test": []}
+            elif folds is None:
+                positions = _split_class(len(rest), nationality, per_class=per_class, val_fraction=val_fraction,
+                                         test_fraction=test_fraction, seed=seed)
+            else:
+                positions = _fold_class(len(rest), nationality, per_class=per_class, val_fraction=val_fraction,
+                                        folds=folds, fold=seed, partition_seed=partition_seed)
+        except ValueError as error:  # the counts it names are those left outside the tuning share
+            raise ValueError(f"{error}{where}") from None
+        # positions index the non-tuning names; a tuning run validates on the tuning share
+        positions = {split: [rest[i] for i in positions[split]] for split in SPLITS}
+        if tuning:
+            positions["val"] = tuning_positions
         for split in SPLITS:
             split_texts[split] += [names[i] for i in positions[split]]
             split_labels[split] += [label] * len(positions[split])
@@ -344,11 +411,14 @@ def load_names(classes: str | Sequence[str] = "paper", *, data_dir: str | Path |
         source=source,
         checksums=checksums,
         settings={
-            "seed": seed, "val_fraction": val_fraction,
-            "test_fraction": test_fraction if folds is None else 1 / folds,
+            "seed": seed, "val_fraction": None if tuning else val_fraction,
+            "test_fraction": None if tuning else test_fraction if folds is None else 1 / folds,
             "per_class": per_class, "max_length": max_length, "sort_chunk_batches": sort_chunk_batches,
             "name_switch": name_switch,
             **({} if folds is None else {"folds": folds, "fold": seed, "partition_seed": partition_seed}),
+            # absent without a share: the description (and fingerprint) of records made before the share existed
+            **({} if tuning_share is None else {"tuning_share": tuning_share}),
+            **({"tuning": True} if tuning else {}),
         },
         sort_chunk_batches=sort_chunk_batches,
         name_switch=name_switch,
@@ -373,9 +443,10 @@ def _interleave_classes(split_texts: dict[str, list[str]], split_labels: dict[st
         split_labels[split] = [split_labels[split][i] for i in order]
 
 
-# The names task's registration: the recurrent network by default; its classes, k-fold cross-fitting and
-# augmentation share are its own options (load_names' keywords of the same names, with their defaults).
+# The names task's registration: the recurrent network by default; its classes, k-fold cross-fitting,
+# augmentation share and tuning share are its own options (load_names' keywords of the same names, with their
+# defaults).
 register_dataset(DatasetRegistration(
     "names", load_names, default_model="name_rnn",
-    options=("data_dir", "per_class", "classes", "folds", "partition_seed", "name_switch"),
+    options=("data_dir", "per_class", "classes", "folds", "partition_seed", "name_switch", "tuning_share"),
 ))
