@@ -43,7 +43,8 @@ def _as_normalised_float(images: torch.Tensor, mean: float, std: float, device) 
 
 
 class PlainLoop:
-    """One run of the strong plain loop; ``train_epoch`` and ``evaluate`` are the whole of it."""
+    """One run of the strong plain loop; ``train_epoch`` and ``evaluate`` (``predict``: the test predictions) are
+    the whole of it."""
 
     def __init__(self, data, *, seed: int, epochs: int, batch_size: int = 256, max_lr: float = 0.1,
                  weight_decay: float = 5e-4, label_smoothing: float = 0.1, val_size=5000, per_class=None,
@@ -55,6 +56,8 @@ class PlainLoop:
                                                 val_size=val_size, per_class=per_class)
         if not torch.equal(train_set.targets[train_index], data.labels("train").cpu()):
             raise RuntimeError("the plain loop's training split differs from ours")
+        if not torch.equal(test_set.targets[test_index], data.labels("test").cpu()):
+            raise RuntimeError("the plain loop's test set differs from ours")
         mean, std = float(data.mean.flatten()[0]), float(data.std.flatten()[0])
         self.train_x = _as_normalised_float(train_set.data[train_index], mean, std, device)
         self.train_y = train_set.targets[train_index].to(device)
@@ -90,8 +93,12 @@ class PlainLoop:
         return {"seconds": time.perf_counter() - start, "loss": mean_loss}
 
     @torch.no_grad()
-    def evaluate(self, batch_size: int = 2048) -> float:
+    def predict(self, batch_size: int = 2048) -> torch.Tensor:
+        """The predicted class of every test image, in the order of ``test_y`` (on the loop's device)."""
         self.model.eval()
-        correct = sum(int((self.model(self.test_x[i:i + batch_size]).argmax(1) == self.test_y[i:i + batch_size])
-                          .sum()) for i in range(0, len(self.test_y), batch_size))
-        return correct / len(self.test_y)
+        return torch.cat([self.model(self.test_x[i:i + batch_size]).argmax(1)
+                          for i in range(0, len(self.test_y), batch_size)])
+
+    def evaluate(self, batch_size: int = 2048) -> float:
+        """Test accuracy."""
+        return int((self.predict(batch_size) == self.test_y).sum()) / len(self.test_y)

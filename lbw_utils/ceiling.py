@@ -3,17 +3,15 @@ the worst class, within the goal's accuracy budget. A reference, never a method.
 
 For a trained run, offsets are fitted on its own test logits and test labels with the post-hoc search
 (:func:`lbw_utils.methods.fit_logit_offsets`, leximin objective: the worst class first, then the
-second-worst, ...), under the floor "test accuracy at least the same seed's *baseline* test accuracy
-minus :data:`CEILING_BUDGET`". The worst-class TPR it reaches is the most any re-decision of that run's
-scores can give at that accuracy; no deployable method may look at test labels, so the ceiling never
-enters a selection, a Pareto front or a "best" statement.
+second-worst, ...), under the floor "test accuracy at least the run's *own* test accuracy minus
+:data:`CEILING_BUDGET`" (the run records call :func:`ceiling` so). The worst-class TPR it reaches is the most any
+re-decision of that run's scores can give at that accuracy; no deployable method may look at test labels, so the
+ceiling never enters a selection, a Pareto front or a "best" statement. On the baseline it is the height a
+threshold shift alone can reach; a method reaching some share of its *own* ceiling says how much of that one
+run's re-decision room it used.
 
-What it tells apart: on the baseline it is the height a threshold shift alone can reach; on top of a
-weighting it says whether the weighting changed what its representation separates (its ceiling rises
-above the baseline's) or only moved the thresholds (its ceiling stays where the baseline's is, and the
-method reaches some fraction of it).
-
-A floor counted from the same seed's baseline mixes "separates better" with "has more accuracy to spend". The
+Two rows' ceilings do not compare: a floor counted from each row's accuracy (or from one baseline's) gives a more
+accurate row more accuracy to spend, which mixes "separates better" with a general accuracy gain. The
 *re-decision frontier* (:func:`redecision_frontier`) asks instead at a ladder of absolute accuracy levels
 (:func:`accuracy_ladder`): at each, the most worst-class TPR re-deciding a run's test scores can reach, so two
 runs' curves compare at the same accuracy (:mod:`lbw_utils.studies.redecision` pairs them by seed).

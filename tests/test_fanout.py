@@ -26,10 +26,12 @@ from lbw_utils.runner.sequential import select_steps
 def test_smoke_profile_has_one_shard_per_study_and_seed():
     shards = fanout.plan_shards("smoke")
     # seed-major: every study's first seed before any second seed
-    assert [s.name for s in shards] == ["fashion_mnist_tuning-seed100", "fashion_mnist-seed0", "names5-seed0",
-                                        "frontier-seed0", "length-seed0", "fashion_mnist_tuning-seed101",
-                                        "fashion_mnist-seed1", "names5-seed1", "frontier-seed1", "length-seed1"]
-    assert shards[1] == Shard("fashion_mnist", (0,))
+    # (the baseline search's study keeps its two tuning seeds in one shard: its stages choose over both)
+    assert [s.name for s in shards] == ["baseline_recipe-seed100_101", "fashion_mnist_tuning-seed100",
+                                        "fashion_mnist-seed0", "names5-seed0", "frontier-seed0", "length-seed0",
+                                        "fashion_mnist_tuning-seed101", "fashion_mnist-seed1", "names5-seed1",
+                                        "frontier-seed1", "length-seed1"]
+    assert shards[2] == Shard("fashion_mnist", (0,))
 
 
 def test_shards_group_seeds_and_filter_studies():
@@ -173,7 +175,8 @@ def test_merge_refuses_unfinished_shards(tmp_path):
     with pytest.raises(RuntimeError, match=shards[-1].name):
         fanout.merge("smoke", tmp_path, log=lambda message: None)
     report = fanout.merge("smoke", tmp_path, allow_missing=True, run_notebooks=False, log=lambda message: None)
-    assert len(report["copied"]) == len(shards) and report["unfinished_shards"] == [shards[-1].name]
+    assert len(report["copied"]) == sum(len(shard.seeds) for shard in shards)  # one record per seed
+    assert report["unfinished_shards"] == [shards[-1].name]
 
 
 def test_slurm_parameters():
@@ -203,7 +206,8 @@ def test_submitit_executor_is_configured_not_submitted(tmp_path, monkeypatch):
 
 def test_cli_plan_prints_the_shards(capsys):
     assert fanout.main(["plan", "--profile", "smoke", "--seeds-per-shard", "2"]) == 0
-    assert capsys.readouterr().out.split() == ["fashion_mnist_tuning-seed100_101", "fashion_mnist-seed0_1",
+    assert capsys.readouterr().out.split() == ["baseline_recipe-seed100_101", "fashion_mnist_tuning-seed100_101",
+                                               "fashion_mnist-seed0_1",
                                                "names5-seed0_1", "frontier-seed0_1", "length-seed0_1"]
 
 

@@ -616,8 +616,8 @@ def test_the_training_loop_calls_the_hooks_that_loss_hooks_describes(tiny_data):
     from lbw_utils.train import LOSS_HOOKS, TrainConfig, fit, loss_hook
 
     described = {name for name in vars(LossHooks) if not name.startswith("_")} | set(LossHooks.__annotations__)
-    assert described == set(LOSS_HOOKS) == {"validation_every", "augment_classes", "on_validation", "on_epoch_end",
-                                            "record"}
+    assert described == set(LOSS_HOOKS) == {"validation_every", "augment_classes", "targeted_augmentation",
+                                            "on_validation", "on_epoch_end", "record"}
     with pytest.raises(ValueError, match="loss hook 'on_step' is not known: expected one of"):
         loss_hook(HookSpy(3), "on_step")
     data = tiny_data(num_classes=3, per_class={"train": 20, "val": 10, "test": 5})

@@ -135,7 +135,8 @@ def test_smoke_profile_writes_records_tables_figures_and_summary(smoke_results):
             assert (smoke_results / "tables" / dataset / f"methods.{suffix}").stat().st_size > 0
     # notebook 09: its runs in their own folder, its tables beside the others with the prefix beyond_
     assert sorted((smoke_results / "beyond" / "records" / "fashion_mnist").glob("augment-confused__seed*.json"))
-    for name in ("beyond_paired.md", "beyond_ceiling_shift.md", "beyond_compute.md", "beyond_answer.md"):
+    for name in ("beyond_paired.md", "beyond_frontier.md", "beyond_posthoc_vs_posthoc.md", "beyond_budget_overshoot.md",
+                 "beyond_compute.md", "beyond_answer.md"):
         assert (smoke_results / "tables" / "fashion_mnist" / name).stat().st_size > 0
     figures = {path.name for path in (smoke_results / "figures").glob("*/*")}
     assert {"fig1_tpr_bars.png", "fig1_tpr_bars.pdf", "fig2_tpr_bars.png", "pareto.png",

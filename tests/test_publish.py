@@ -163,8 +163,8 @@ def test_the_readme_paragraph_beyond_re_deciding_comes_from_notebook_09s_sentenc
     results = tmp_path / "results" / "frontier"
     tables = results / "tables" / "fashion_mnist"
     tables.mkdir(parents=True)
-    (tables / "beyond_ceiling_shift.md").write_text("The ceiling was raised by: augment-all +5.0 ± 1.3 points.\n\n"
-                                                     "| method | ceiling |\n|---|---|\n| augment-all | 0.8 |\n")
+    (tables / "beyond_frontier.md").write_text("The re-decision frontier: ...\n- augment-all: above the baseline's curve.\n\n"
+                                                "| method | level |\n|---|---|\n| augment-all | 0.9 |\n")
     (tables / "beyond_goal.md").write_text("**fashion_mnist**: goal: +15 points. Not met.\n")
     readme = tmp_path / "README.md"
     readme.write_text("intro\n<!-- headline:start -->\nkept\n<!-- headline:end -->\n"
@@ -177,7 +177,7 @@ def test_the_readme_paragraph_beyond_re_deciding_comes_from_notebook_09s_sentenc
     block = text.split("<!-- beyond:start -->")[1].split("<!-- beyond:end -->")[0]
     assert "old" not in block and "kept" in text  # no paired.md/goal.md here: the headline stays as it was
     assert "`frontier` profile on 2 CPU cores" in block and "[docs/results.md](docs/results.md)" in block
-    assert "raised by: augment-all +5.0 ± 1.3 points." in block and "| augment-all |" not in block
+    assert "- augment-all: above the baseline's curve." in block and "| augment-all |" not in block
     assert "**fashion_mnist**: goal: +15 points. Not met." in block
 
 

@@ -16,47 +16,6 @@ from lbw_utils.stats import (GOAL_MAX_ACCURACY_LOSS, GOAL_WORST_CLASS_GAIN, best
                              validation_scores)
 
 
-def formatted_ceiling_shift(table: pd.DataFrame) -> pd.DataFrame:
-    """A :func:`lbw_utils.studies.representation.ceiling_shift_table`: points, intervals, p-values."""
-    return pd.DataFrame({
-        "method": table["method"], "seeds": table["seeds"],
-        "ceiling (worst-class TPR)": [f"{value:.3f}" for value in table["ceiling"]],
-        "baseline's ceiling": [f"{value:.3f}" for value in table["baseline_ceiling"]],
-        "ceiling shift (pts)": [f"{100 * s:+.1f} ± {100 * h:.1f}" for s, h in zip(table["shift"], table["shift_ci"])],
-        "p (Holm)": ["n/a" if math.isnan(p) else f"{p:.3g}" for p in table["p_holm"]],
-        "ceiling": table["verdict"],
-        "accuracy floor reached": [f"{k} of {n} seeds" for k, n in zip(table["floor_reached"], table["seeds"])],
-    })
-
-
-def describe_ceiling_shifts(table: pd.DataFrame) -> str:
-    """Sentences: which methods raised or lowered the ceiling (95 % interval away from 0), and the others."""
-    if table.empty:
-        return "No method besides the baseline has a ceiling to compare."
-    parts = []
-    for verdict in ("raised", "lowered"):
-        rows = table[table["verdict"] == verdict]
-        if len(rows):
-            listed = "; ".join(f"{row.method} {100 * row.shift:+.1f} ± {100 * row.shift_ci:.1f} points"
-                               for row in rows.sort_values("shift", ascending=verdict == "lowered").itertuples())
-            parts.append(f"The ceiling of re-deciding was {verdict} (95 % interval away from 0) by: {listed}.")
-        else:
-            parts.append(f"No method {verdict} the ceiling beyond its 95 % interval.")
-    unchanged = table[~table["verdict"].isin(["raised", "lowered"])]
-    if len(unchanged):
-        parts.append(f"No change shown for {', '.join(unchanged['method'])}.")
-    short = table[table["floor_reached"] < table["seeds"]]
-    if len(short):
-        listed = ", ".join(f"{row.method} ({row.seeds - row.floor_reached} of {row.seeds} seeds)"
-                           for row in short.itertuples())
-        parts.append(f"Offsets could not bring these runs back to the accuracy floor (the baseline's accuracy minus "
-                     f"the budget), so their ceilings are below what a threshold shift within the budget would give: "
-                     f"{listed}.")
-    parts.append(f"({len(table)} methods against the same seed's baseline; ceilings are computed with test labels "
-                 "and describe the runs, they select nothing.)")
-    return " ".join(parts)
-
-
 def formatted_compute(table: pd.DataFrame) -> pd.DataFrame:
     """A :func:`lbw_utils.studies.representation.compute_table`: each row's compute beside the baseline's."""
     def ratio(value) -> str:
@@ -227,10 +186,10 @@ def goal_against_posthoc(table: pd.DataFrame, baseline_posthoc_label: str) -> st
     return " ".join(parts)
 
 
-def answer(records: list[dict], paired: pd.DataFrame, comparisons: list[tuple[str, str]], shift_text: str,
+def answer(records: list[dict], paired: pd.DataFrame, comparisons: list[tuple[str, str]], frontier_text: str,
            goal: str, posthoc_pairs: pd.DataFrame | None = None, baseline_posthoc_label: str | None = None) -> str:
-    """What notebook 09's run says: the method selected on validation and its paired change, which rows moved
-    the ceiling (``shift_text``: :func:`describe_ceiling_shifts`), the ``goal`` statement, each trained row's
+    """What notebook 09's run says: the method selected on validation and its paired change, which rows' curves lie
+    above the baseline's re-decision frontier (``frontier_text``: :func:`describe_frontier`), the ``goal`` statement, each trained row's
     paired change (post-hoc rows, labelled with "+", are in the paired table) and the planned ``comparisons``
     (:func:`lbw_utils.studies.representation.planned_comparisons`). With ``posthoc_pairs`` (a
     :func:`lbw_utils.studies.representation.posthoc_vs_posthoc_table` against ``baseline_posthoc_label``), the
@@ -241,7 +200,7 @@ def answer(records: list[dict], paired: pd.DataFrame, comparisons: list[tuple[st
                          "both (the table and the label it was paired against) or neither")
     best = best_by_validation(records)
     compared = len(validation_scores(records))
-    lines = [f"Selected on validation among {compared} methods: " + describe_change(paired, best), shift_text,
+    lines = [f"Selected on validation among {compared} methods: " + describe_change(paired, best), frontier_text.strip(),
              goal.strip()]
     if posthoc_pairs is not None:
         lines += [goal_against_posthoc(posthoc_pairs, baseline_posthoc_label),

@@ -12,17 +12,28 @@ from lbw_utils.studies.names import NamesStudy
 
 
 def study_lines(study: NamesStudy) -> list[str]:
-    """What the study runs: the baseline's configuration, the splits, the reference rows and the weightings."""
+    """What the study runs: the baseline's configuration, the splits, the tuning share held out of them, the
+    reference rows and the weightings."""
     settings, partition = study.settings, study.settings.data.partition_seed
     lines = ["baseline: " + " ".join(map(str, (
         study.model_config, settings.model.name, settings.model.options or "(default sizes)",
         f"{settings.train.epochs} epochs, batch {settings.train.batch_size}, lr {settings.train.lr}"))),
         "splits: " + (f"{study.folds}-fold cross-fitting (partition {partition}), folds {settings.seeds}"
                       if study.folds else f"random 80/10/10 per seed, seeds {settings.seeds}"),
+        _tuning_share_line(settings.data.tuning_share),
         f"reference rows: {study.reference_labels}", f"weighting methods: {study.weighting_labels}"]
     if study.bag:
         lines.append(f"weighting methods on the n-gram bag: {study.bag_labels}")
     return lines
+
+
+def _tuning_share_line(share: float | None) -> str:
+    """The share of each class's names held out for tuning: fixed for every fold and partition seed, cut
+    before the splits above, so never in an evaluated run's training, validation or test split."""
+    if share is None:
+        return "tuning share: none (every name is split for evaluation)"
+    return (f"tuning share: {100 * share:g} % of each class's names held out for tuning, the same for every fold and "
+            "partition seed, never evaluated; the splits cut only the other names")
 
 
 def answer_lines(study: NamesStudy, records: list[dict], paired: pd.DataFrame, best: str,

@@ -35,6 +35,7 @@ import pandas as pd
 from lbw_utils.models import cnn_multiply_adds
 from lbw_utils.runs.experiments import BASELINE, TRAIN_PARAMETERS, Settings, check_seeds, load_data
 from lbw_utils.stats import mean_interval
+from lbw_utils.studies.tuning import check_tuning_seeds  # noqa: F401 (notebook 00 checks its seeds with it)
 
 SEARCH_FOLDER = "baseline_search"
 # The search's table and the recipe it chose, in tables/<dataset>/, one pair per regime (a profile searches
@@ -104,16 +105,6 @@ def _check_searchable(options, where: str) -> None:
     if refused:
         raise ValueError(f"{where} sets {refused}: a baseline search varies only training settings and the CNN's "
                          f"size, {sorted(SEARCHABLE)}; the data settings stay the regime's")
-
-
-def check_tuning_seeds(seeds, evaluated_seeds) -> list[int]:
-    """Tuning seeds that share no seed with the evaluated ones, or a ValueError naming the overlap."""
-    seeds, evaluated = check_seeds(seeds), check_seeds(evaluated_seeds)
-    shared = sorted(set(seeds) & set(evaluated))
-    if shared:
-        raise ValueError(f"tuning seeds {seeds} overlap the evaluated seeds {evaluated} at {shared}: a choice made on "
-                         "seeds that are then reported is test-informed; pick tuning seeds no table reads (e.g. 100-102)")
-    return seeds
 
 
 def stage_options(stage: dict) -> list[dict]:

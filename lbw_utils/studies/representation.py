@@ -1,11 +1,8 @@
 """Did a method change what the network separates, and at what compute? The numbers of notebook 09.
 
-The ceiling of re-deciding (:mod:`lbw_utils.ceiling`) of a run is the most that per-class offsets fitted on
-its own test split can lift its worst class within the accuracy budget. A method that only moves thresholds
-leaves it where the baseline's is; a method that separates the classes better raises it. So the question
-"did the ceiling move?" is the paired change ``ceiling(method, seed) - ceiling(baseline, seed)``, with its
-95 % t interval over seeds and a paired t-test (Holm-adjusted over the methods compared). The ceiling is a
-reference computed with test labels: it describes runs and never selects one.
+Whether a row's curve lies above the baseline's re-decision frontier (offsets fitted on test at a ladder of
+absolute accuracy levels, paired by seed) is :mod:`lbw_utils.studies.redecision`; this module runs notebook
+09's rows and says what they cost and what re-deciding on top of them does.
 
 Compute is said, not equalised: epochs x training images, training seconds (as measured, so they depend on
 the machine and on what ran beside), and the network's parameters, each beside the baseline's.
@@ -28,7 +25,7 @@ from lbw_utils import records as run_records
 from lbw_utils.methods import METHODS
 from lbw_utils.methods.posthoc import BUDGETED_OBJECTIVES
 from lbw_utils.runs.experiments import BASELINE as BASELINE_METHOD, Settings, method_label
-from lbw_utils.stats import holm, mean_interval, paired_p_value, paired_table
+from lbw_utils.stats import mean_interval, paired_table
 
 BASELINE = "baseline"
 EXAMPLE_METHODS = '[{"name": "augment", "classes": "confused"}, {"name": "pair-margin", "gamma": 1.0}]'
@@ -105,48 +102,6 @@ def _runs(records: list[dict]) -> pd.DataFrame:
                      "train_seconds": record.get("train_seconds", math.nan),
                      "parameters": model.get("parameters", math.nan) if isinstance(model, dict) else math.nan})
     return pd.DataFrame(rows)
-
-
-def ceiling_shift_table(records: list[dict], baseline: str = BASELINE) -> pd.DataFrame:
-    """Per method: its ceiling minus the same seed's baseline ceiling (worst-class TPR), mean and 95 %
-    half-width over the seeds both have, the paired t-test's p-value and its Holm adjustment over the
-    methods in the table, and a word: ``"raised"`` / ``"lowered"`` (the interval excludes 0) or ``"no change
-    shown"``; ``floor_reached``: on how many of those seeds the offsets reached the accuracy floor (the
-    baseline's accuracy minus the budget). A run less accurate than that floor cannot be re-decided back into
-    the budget, and its ceiling is then what offsets reach on the way, lower than a threshold shift would
-    give within the budget. Runs without a ceiling are left out."""
-    runs = _runs(records)
-    runs = runs[runs["ceiling"].notna()] if len(runs) else runs
-    base = runs[runs["method"] == baseline].set_index("seed")["ceiling"] if len(runs) else pd.Series(dtype=float)
-    if base.empty:
-        raise ValueError(f"no {baseline!r} run with a ceiling among the records: the shift needs the same seed's "
-                         "baseline")
-    rows = []
-    for method, group in runs[runs["method"] != baseline].groupby("method", sort=False):
-        own = group.set_index("seed")["ceiling"]
-        seeds = own.index.intersection(base.index)
-        if not len(seeds):
-            continue
-        shift, half_width = mean_interval(own[seeds] - base[seeds])
-        reached = group.set_index("seed")["reached_floor"]
-        rows.append({"method": method, "seeds": len(seeds), "ceiling": float(own[seeds].mean()),
-                     "baseline_ceiling": float(base[seeds].mean()), "shift": shift, "shift_ci": half_width,
-                     "p": paired_p_value(own[seeds], base[seeds]), "floor_reached": int(reached[seeds].sum())})
-    table = pd.DataFrame(rows, columns=["method", "seeds", "ceiling", "baseline_ceiling", "shift", "shift_ci", "p",
-                                        "floor_reached"])
-    table["p_holm"] = holm(table["p"]) if len(table) else []
-    table["verdict"] = [_verdict(row.shift, row.shift_ci) for row in table.itertuples()]
-    return table
-
-
-def _verdict(shift: float, half_width: float) -> str:
-    if math.isnan(half_width):
-        return "no interval (one seed)"
-    if shift - half_width > 0:
-        return "raised"
-    if shift + half_width < 0:
-        return "lowered"
-    return "no change shown"
 
 
 def compute_table(records: list[dict], baseline: str = BASELINE) -> pd.DataFrame:

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from lbw_utils.methods import METHODS
-from lbw_utils.runs.experiments import BASELINE, check_method, method_label, table_path
+from lbw_utils.runs.experiments import BASELINE, check_method, check_seeds, method_label, table_path
 from lbw_utils.stats import GOAL_MAX_ACCURACY_LOSS
 
 TUNING_FOLDER = "tuning"
@@ -37,6 +37,16 @@ GRID_KEYS = {"method", "key", "values"}
 
 def tuning_folder(results_dir: str | Path) -> Path:
     return Path(results_dir) / TUNING_FOLDER
+
+
+def check_tuning_seeds(seeds, evaluated_seeds) -> list[int]:
+    """Tuning seeds that share no seed with the evaluated ones, or a ValueError naming the overlap."""
+    seeds, evaluated = check_seeds(seeds), check_seeds(evaluated_seeds)
+    shared = sorted(set(seeds) & set(evaluated))
+    if shared:
+        raise ValueError(f"tuning seeds {seeds} overlap the evaluated seeds {evaluated} at {shared}: a choice made on "
+                         "seeds that are then reported is test-informed; pick tuning seeds no table reads (e.g. 100-102)")
+    return seeds
 
 
 def check_grid(grid) -> dict:
