@@ -50,10 +50,11 @@ DATASET = "fashion_mnist"
 DEFAULT_OUT = common.REPO_ROOT / "docs" / "results" / "reader_script"
 # val_size None: the library's default (lbw_utils.data.images.DEFAULT_VAL_SIZE); per_class None: every image.
 REGIMES = {
-    "frontier": {"per_class": 1000, "val_size": 2000, "epochs": 16,
+    # study_folder: where the regime's published baseline rows lie in its per-seed file (notebook 09's runs: beyond/)
+    "frontier": {"per_class": 1000, "val_size": 2000, "epochs": 16, "study_folder": "beyond",
                  "words": "Fashion-MNIST, 1,000 images per class in the training pool, 2,000 of them held out for "
                           "validation"},
-    "cpu": {"per_class": None, "val_size": None, "epochs": 3,
+    "cpu": {"per_class": None, "val_size": None, "epochs": 3, "study_folder": TOP,
             "words": "Fashion-MNIST, the full training set less the library's default validation split"},
 }
 BASELINE_LABEL = "baseline"
@@ -322,7 +323,7 @@ def answer(frame: pd.DataFrame, regime: str, compare_path=None, small_macs: int 
         small_macs = cnn_multiply_adds(BASELINE_MODEL_SIZE, (1, 28, 28))
     baseline_epochs, comparison = REGIMES[regime]["epochs"], None
     if compare_path is not None:
-        baseline = baseline_rows(read_per_seed(compare_path))
+        baseline = baseline_rows(read_per_seed(compare_path), study_folder=REGIMES[regime]["study_folder"])
         check_same_regime(frame, baseline, regime)
         comparison = paired(frame, baseline)
     return report(frame, regime, compute(frame, baseline_epochs, small_macs), comparison,
@@ -367,7 +368,7 @@ def main() -> None:
         p.error(str(error))
     if args.compare is not None:  # refuse a wrong file before any training
         try:
-            baseline_rows(read_per_seed(args.compare))
+            baseline_rows(read_per_seed(args.compare), study_folder=REGIMES[args.regime]["study_folder"])
         except (OSError, ValueError) as error:
             p.error(f"--compare {args.compare}: {error}")
     device = common.setup(args)

@@ -111,6 +111,9 @@ def _finished_results(root, **marker):
 @pytest.mark.parametrize("marker, message", [
     (None, "is incomplete: it has no complete.json"),
     ({"dirty": True, "git_revision": "abc123-dirty"}, "uncommitted changes"),
+    ({"dirty": True, "uncommitted": ["docs/results.md", "lbw_utils/train.py"]}, "uncommitted changes"),
+    ({"dirty": True, "uncommitted": ["docs/results/x.md"] * 20}, "uncommitted changes"),  # a list that may be cut
+    ({"dirty": True, "uncommitted": ["README.md"], "revision_at_start": "abc000"}, "uncommitted changes"),
     ({"profile": "smoke"}, "belongs to profile 'smoke'"),
 ])
 def test_publish_refuses_incomplete_or_dirty_results_and_writes_nothing(tmp_path, monkeypatch, capsys, marker,
@@ -124,6 +127,13 @@ def test_publish_refuses_incomplete_or_dirty_results_and_writes_nothing(tmp_path
     assert not (tmp_path / "repo").exists()
     with pytest.raises(NotPublishable, match="does not exist"):
         check_publishable(tmp_path / "results" / "gpu", "gpu")
+
+
+def test_a_run_whose_only_uncommitted_changes_were_an_earlier_publication_is_publishable(tmp_path):
+    """Publishing one profile and running the next before committing changes only what publishing writes."""
+    changed = ["README.md", "docs/results.md", "docs/results/frontier/per_seed.csv"]
+    folder = _finished_results(tmp_path, dirty=True, uncommitted=changed, revision_at_start="abc123")
+    assert check_publishable(folder, "cpu")["uncommitted"] == changed
 
 
 def test_publish_cli_publishes_a_complete_clean_run(tmp_path, monkeypatch, capsys):

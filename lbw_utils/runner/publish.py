@@ -16,7 +16,8 @@ neither page shows a number that ``make reproduce`` did not produce. Beside the 
 (:mod:`lbw_utils.reporting.per_seed`) holds every evaluated run's own numbers, so a reader can recompute them.
 ``make reproduce`` itself never writes outside ``results/``: publishing is
 a maintainer's explicit step, and it refuses results that a whole-profile run did not
-finish (no completion marker) or that came from a checkout with uncommitted changes.
+finish (no completion marker) or that came from a checkout with uncommitted changes (other than the outputs of
+an earlier publication: the README, ``docs/results.md`` and ``docs/results/``).
 """
 
 from __future__ import annotations
@@ -78,7 +79,7 @@ def check_publishable(folder: Path, profile: str) -> dict:
         raise NotPublishable(f"{marker} belongs to profile {info.get('profile')!r}, not {profile!r}")
     if info.get("git_revision") is None:
         raise NotPublishable(f"{folder} was made outside a git checkout: its numbers cannot be traced to a commit")
-    if info.get("dirty"):
+    if info.get("dirty") and not _only_publication_outputs(info):
         changed = info.get("uncommitted") or []
         shown = f" ({', '.join(changed[:5])}{', ...' if len(changed) > 5 else ''})" if changed else ""
         raise NotPublishable(
@@ -86,6 +87,23 @@ def check_publishable(folder: Path, profile: str) -> dict:
             f"{info['git_revision']}: its numbers cannot be traced to a commit; commit, then rerun "
             f"`make reproduce PROFILE={profile}` and publish")
     return info
+
+
+# What `make publish` itself writes: a checkout that has just published one profile (and not committed it yet) runs
+# the next one with these changed, and no number of a run can depend on them.
+PUBLICATION_OUTPUTS = ("README.md", "docs/results.md", "docs/results/")
+# The completion marker lists at most this many uncommitted paths (lbw_utils.runner.sequential): a full list may
+# have been cut, so it proves nothing.
+MARKER_PATHS = 20
+
+
+def _only_publication_outputs(info: dict) -> bool:
+    """Whether every uncommitted change of the run's checkout was a publication output (and the list is whole, and
+    the revision did not move during the run)."""
+    changed = info.get("uncommitted") or []
+    same_revision = info.get("revision_at_start", info.get("git_revision")) == info.get("git_revision")
+    return (bool(changed) and len(changed) < MARKER_PATHS and same_revision
+            and all(path in PUBLICATION_OUTPUTS or path.startswith(PUBLICATION_OUTPUTS[-1]) for path in changed))
 
 
 def publish(folder: Path, profile: str, hardware: str, headline: str | None, docs_root: Path | None = None,

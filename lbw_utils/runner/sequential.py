@@ -137,6 +137,7 @@ def run_profile(profile: str, results_root: str | Path | None = None, log=print,
         uncommitted = sorted(set(state_at_start["uncommitted"]) | set(state_at_end["uncommitted"]))
         atomic_write_json(marker, {
             "profile": name, "git_revision": state_at_end["git_revision"],
+            "revision_at_start": state_at_start["git_revision"],
             "dirty": bool(uncommitted) or state_at_start["git_revision"] != state_at_end["git_revision"],
             "uncommitted": uncommitted[:20],
             "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "total_seconds": round(total, 1),
