@@ -49,7 +49,9 @@ SHRUNK = {
     "model_size": lambda value: "tiny",
     "per_class": lambda value: None,  # replaced by the dataset's own subset below
     "val_size": lambda value: 0.25,
-    "seeds": lambda value: SEEDS,  # a study's own seeds (the tuning seeds of notebook 08)
+    # a study's own seeds (the tuning seeds of notebook 08): its first two, so tuning seeds stay apart from the
+    # evaluated ones (notebook 08 refuses an overlap)
+    "seeds": lambda value: list(value)[:2],
 }
 KEPT = {"dataset", "classes", "augment", "track_train_tpr", "extra_methods", "gammas", "cdb_taus", "folds", "grid",
         "methods"}
@@ -152,7 +154,8 @@ def test_the_tiny_profile_has_the_gpu_profiles_studies_notebooks_and_overrides(t
         assert {nb: set(values) for nb, values in (spec.get("overrides") or {}).items()} == \
                {nb: set(values) for nb, values in tiny_overrides.items()}
     for step in tiny_steps:
-        assert step.parameters.get("seeds", SEEDS) == SEEDS and step.parameters.get("device", "cpu") == "cpu"
+        seeds = step.parameters.get("seeds", SEEDS)
+        assert (seeds == SEEDS or len(seeds) == 2 and min(seeds) >= 100) and step.parameters.get("device", "cpu") == "cpu"
 
 
 def test_every_notebook_of_the_gpu_profile_runs_and_ends_with_the_summary(tiny_gpu_run):
