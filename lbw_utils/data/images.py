@@ -184,7 +184,8 @@ class ImageData:
     def _recipe(self, name: str, policy: str) -> dict:
         recipe = self.augment if policy == "dataset" else AUGMENTATION_POLICIES.get(policy)
         if recipe is None:
-            raise ValueError(f"{name}={policy!r} is not known; choose 'dataset' or one of {tuple(AUGMENTATION_POLICIES)}")
+            raise ValueError(f"{name}={policy!r} is not known; choose 'dataset' or one of "
+                             f"{tuple(AUGMENTATION_POLICIES)}")
         return recipe
 
 

@@ -8,8 +8,8 @@ Every weighting of notebooks 03-04 reaches about the same ceiling of re-deciding
   dataset's flip + crop by default) on top of the study's own augmentation, only for the classes of
   the *confused group*, the ``group`` classes with the lowest validation TPR of the same seed's baseline;
   ``classes="all"`` is uniform augmentation at the same cost (every batch is augmented either way; the
-  targeted form leaves the other classes with the study's own augmentation). The loss is plain cross-entropy; the
-  training loop reads the loss's ``augment_classes`` (a boolean per class) and augments those examples.
+  targeted form leaves the other classes with the study's own augmentation). The loss is plain cross-entropy;
+  the training loop reads the loss's ``augment_classes`` (a boolean per class) and augments those examples.
 * **pairwise confusion margins** (``pair-margin``): a deliberate variant of logit adjustment (Menon et al.,
   ICLR 2021; the static ``margin`` method applies it per class) with one margin per *pair* of classes.
   From the baseline's validation confusion matrix, ``r[y, k]`` is the share of class y predicted as k and

@@ -41,9 +41,10 @@ two halves (the post-hoc kind passes its stratified, seeded halves); for an inte
 ladder ``BUDGET_LADDER`` (the stated budget x 1, 0.75, 0.5, 0.25, 0) offsets fitted at ``b`` on one half
 predict the other, both ways, and the *cross-fitted drop* is the unadjusted validation accuracy minus the
 accuracy of those out-of-half predictions. The largest ``b`` whose cross-fitted drop *plus one standard error*
-(of the per-sample changes) is within the stated budget is taken (the ladder is walked from the top and stops there), and the offsets applied to the test
-split are fitted on the whole validation split at that ``b``. Where no rung holds, the offsets stay at 0:
-the run is left as it was, the one adjustment sure to keep the budget. The run records the stated budget,
+(of the per-sample changes) is within the stated budget is taken (the ladder is walked from the top and stops
+there), and the offsets applied to the test split are fitted on the whole validation split at that ``b``.
+Where no rung holds, the offsets stay at 0: the run is left as it was, the one adjustment sure to keep the
+budget. The run records the stated budget,
 the internal budget chosen, the cross-fitted drop at it and every rung tried (``details``).
 
 The record's validation scores are the cross-fitted predictions at the chosen ``b``; ``b`` was chosen on
@@ -110,7 +111,7 @@ def fit_logit_offsets(val_logits: torch.Tensor, val_targets: torch.Tensor, objec
     ``halves``, two disjoint index tensors of the samples, or, when None, stratified halves drawn here with
     seed ``DIRECT_CALL_HALVES_SEED``); ``"none"`` fits at the stated budget. ``min_accuracy`` (a fraction,
     with ``"budget"`` or ``"equalize"``) replaces that relative floor by an absolute one, e.g. another run's
-    accuracy minus a budget (the ceiling of re-deciding counts its budget from the same seed's baseline); where
+    accuracy minus a budget (the ceiling of re-deciding counts its floor from the run's own accuracy); where
     the unadjusted logits are below it, the search first climbs towards it (candidates are ranked by their
     shortfall first); an absolute floor is taken as given (``hold`` scales the relative budget only).
     ``grid_steps`` candidates each side, ``refinements`` step halvings and at most ``max_passes`` passes per
@@ -125,18 +126,13 @@ def fit_logit_offsets(val_logits: torch.Tensor, val_targets: torch.Tensor, objec
     validation prediction that sits exactly on a boundary.)
     """
     logits, targets = _checked_inputs(val_logits, val_targets)
-    if objective not in OFFSET_OBJECTIVES:
-        raise ValueError(f"objective={objective!r} is not allowed: expected one of {OFFSET_OBJECTIVES}")
-    max_accuracy_drop = _fraction("max_accuracy_drop", max_accuracy_drop)
-    hold = _hold(hold)
+    max_accuracy_drop, search = _checked_options(objective, max_accuracy_drop, hold, grid_steps, refinements,
+                                                 max_passes)
     if min_accuracy is not None:
         min_accuracy = _fraction("min_accuracy", min_accuracy)
         if objective == "worst":
             raise ValueError("min_accuracy is a floor for the 'budget' and 'equalize' objectives; "
                              "objective='worst' has no accuracy floor")
-    search = {"grid_steps": check_positive_int("grid_steps", grid_steps),
-              "refinements": check_positive_int("refinements", refinements),
-              "max_passes": check_positive_int("max_passes", max_passes)}
     if hold == "cross-fit" and objective in BUDGETED_OBJECTIVES and min_accuracy is None:
         if halves is None:
             halves = stratified_halves(targets, DIRECT_CALL_HALVES_SEED)
@@ -167,14 +163,9 @@ def fit_on_validation(val_logits: torch.Tensor, val_targets: torch.Tensor,
     accuracy at it), ``adjusted`` (False where the offsets stayed at 0) and ``budget_ladder`` (each rung tried
     as [internal budget, cross-fitted drop, its standard error]; empty without a ladder)."""
     logits, targets = _checked_inputs(val_logits, val_targets)
-    if objective not in OFFSET_OBJECTIVES:
-        raise ValueError(f"objective={objective!r} is not allowed: expected one of {OFFSET_OBJECTIVES}")
-    max_accuracy_drop = _fraction("max_accuracy_drop", max_accuracy_drop)
-    hold = _hold(hold)
+    max_accuracy_drop, search = _checked_options(objective, max_accuracy_drop, hold, grid_steps, refinements,
+                                                 max_passes)
     halves = _checked_halves(halves, len(targets))
-    search = {"grid_steps": check_positive_int("grid_steps", grid_steps),
-              "refinements": check_positive_int("refinements", refinements),
-              "max_passes": check_positive_int("max_passes", max_passes)}
     num_samples = len(targets)
     unadjusted_hits = _hits(logits, targets)
 
@@ -403,10 +394,19 @@ def _checked_inputs(val_logits: Any, val_targets: Any) -> tuple[torch.Tensor, to
     return logits, targets
 
 
-def _hold(value: Any) -> str:
-    if value not in HOLD_MODES:
-        raise ValueError(f"hold={value!r} is not allowed: expected one of {HOLD_MODES}")
-    return value
+def _checked_options(objective: Any, max_accuracy_drop: Any, hold: Any, grid_steps: Any, refinements: Any,
+                     max_passes: Any) -> tuple[float, dict]:
+    """The options both fits take, checked: the budget as a float and the search's bounds; a ValueError names a
+    wrong one and what is allowed."""
+    if objective not in OFFSET_OBJECTIVES:
+        raise ValueError(f"objective={objective!r} is not allowed: expected one of {OFFSET_OBJECTIVES}")
+    max_accuracy_drop = _fraction("max_accuracy_drop", max_accuracy_drop)
+    if hold not in HOLD_MODES:
+        raise ValueError(f"hold={hold!r} is not allowed: expected one of {HOLD_MODES}")
+    search = {"grid_steps": check_positive_int("grid_steps", grid_steps),
+              "refinements": check_positive_int("refinements", refinements),
+              "max_passes": check_positive_int("max_passes", max_passes)}
+    return max_accuracy_drop, search
 
 
 def _checked_halves(halves: Any, num_samples: int) -> tuple[torch.Tensor, torch.Tensor]:

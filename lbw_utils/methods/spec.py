@@ -64,8 +64,10 @@ def positive_int(default: int) -> Parameter:
 
 class Adjustment(NamedTuple):
     """What a method of kind ``"posthoc"`` does to a finished run's logits: ``fit(val_logits, val_targets,
-    **options)`` returns per-class offsets ``[C]`` fitted on validation logits, ``apply(logits, offsets)`` the
-    adjusted logits. The kind decides where they are fitted and applied (cross-fitting, the test split)."""
+    halves, **options)`` fits on the validation logits and two disjoint halves of them and returns the offsets
+    ``[C]`` for the test split, the cross-fitted validation logits and the details to record (a
+    :class:`lbw_utils.methods.posthoc.ValidationFit`); ``apply(logits, offsets)`` the adjusted logits. The kind
+    draws the halves and decides where the offsets are applied (the test split)."""
 
     fit: Callable[..., Any]
     apply: Callable[[Any, Any], Any]

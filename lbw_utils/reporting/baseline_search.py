@@ -43,7 +43,8 @@ def describe(table: pd.DataFrame, seeds: list[int], regime: dict) -> str:
              f"- On validation it reached {100 * chosen['val_accuracy']:.2f} % accuracy and "
              f"{100 * chosen['val_worst_class_tpr']:.1f} % worst-class TPR, against "
              f"{100 * start['val_accuracy']:.2f} % and {100 * start['val_worst_class_tpr']:.1f} % for "
-             f"{'the regime as given' if len(as_given) else 'the first candidate'} ({start['candidate']}): {100 * (chosen['val_accuracy'] - start['val_accuracy']):+.2f} and "
+             f"{'the regime as given' if len(as_given) else 'the first candidate'} ({start['candidate']}): "
+             f"{100 * (chosen['val_accuracy'] - start['val_accuracy']):+.2f} and "
              f"{100 * (chosen['val_worst_class_tpr'] - start['val_worst_class_tpr']):+.1f} points."]
     for _, reference in table[table["stage"] == "reference"].iterrows():
         gap = reference["val_accuracy"] - chosen["val_accuracy"]

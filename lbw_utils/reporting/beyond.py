@@ -5,13 +5,21 @@ numbers of :mod:`lbw_utils.studies.representation` and :mod:`lbw_utils.stats`.""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
+
 import math
 
 import numpy as np
 import pandas as pd
 
+from lbw_utils import records as run_records
+from lbw_utils.reporting import plots
+from lbw_utils.reporting.outputs import save_texts
 from lbw_utils.reporting.sentences import change_text, describe_change
-from lbw_utils.reporting.tables import p_text
+from lbw_utils.reporting.tables import markdown_table, p_text
+from lbw_utils.runs.experiments import figure_path
+from lbw_utils.studies import redecision, representation
 from lbw_utils.stats import (GOAL_MAX_ACCURACY_LOSS, GOAL_WORST_CLASS_GAIN, best_by_validation, paired_table,
                              validation_scores)
 
@@ -189,10 +197,10 @@ def goal_against_posthoc(table: pd.DataFrame, baseline_posthoc_label: str) -> st
 def answer(records: list[dict], paired: pd.DataFrame, comparisons: list[tuple[str, str]], frontier_text: str,
            goal: str, posthoc_pairs: pd.DataFrame | None = None, baseline_posthoc_label: str | None = None) -> str:
     """What notebook 09's run says: the method selected on validation and its paired change, which rows' curves lie
-    above the baseline's re-decision frontier (``frontier_text``: :func:`describe_frontier`), the ``goal`` statement, each trained row's
-    paired change (post-hoc rows, labelled with "+", are in the paired table) and the planned ``comparisons``
-    (:func:`lbw_utils.studies.representation.planned_comparisons`). With ``posthoc_pairs`` (a
-    :func:`lbw_utils.studies.representation.posthoc_vs_posthoc_table` against ``baseline_posthoc_label``), the
+    above the baseline's re-decision frontier (``frontier_text``: :func:`describe_frontier`), the ``goal``
+    statement, each trained row's paired change (post-hoc rows, labelled with "+", are in the paired table) and
+    the planned ``comparisons`` (:func:`lbw_utils.studies.representation.planned_comparisons`). With
+    ``posthoc_pairs`` (a :func:`lbw_utils.studies.representation.posthoc_vs_posthoc_table` against ``baseline_posthoc_label``), the
     goal is counted against re-deciding the baseline as well (:func:`goal_against_posthoc`), and the rows that,
     after re-deciding, beat re-deciding the baseline are said (:func:`describe_posthoc_vs_posthoc`)."""
     if (posthoc_pairs is None) != (baseline_posthoc_label is None):
@@ -200,8 +208,8 @@ def answer(records: list[dict], paired: pd.DataFrame, comparisons: list[tuple[st
                          "both (the table and the label it was paired against) or neither")
     best = best_by_validation(records)
     compared = len(validation_scores(records))
-    lines = [f"Selected on validation among {compared} methods: " + describe_change(paired, best), frontier_text.strip(),
-             goal.strip()]
+    lines = [f"Selected on validation among {compared} methods: " + describe_change(paired, best),
+             frontier_text.strip(), goal.strip()]
     if posthoc_pairs is not None:
         lines += [goal_against_posthoc(posthoc_pairs, baseline_posthoc_label),
                   describe_posthoc_vs_posthoc(posthoc_pairs, baseline_posthoc_label)]
@@ -235,3 +243,52 @@ def describe_frontier(verdicts: pd.DataFrame, levels: list[float]) -> str:
         lines.append(f"- {row.method}: {row.verdict} ({row.levels_above} of {row.levels_compared} levels above, "
                      f"{row.levels_below} below, 95 % paired intervals).")
     return "\n".join(lines) + "\n"
+
+
+@dataclass
+class Redecision:
+    """What :func:`save_redecision` wrote: the frontier's text, all the texts joined, and the pairing of every
+    ``X+posthoc`` row with ``reference`` (re-deciding the baseline), None where there is nothing to pair."""
+
+    frontier_text: str
+    text: str
+    posthoc_pairs: pd.DataFrame | None
+    reference: str | None
+
+
+def save_redecision(records: list[dict], runs_dir: str | Path, folder: str | Path, dataset: str,
+                    baseline: str = "baseline", prefix: str = "") -> Redecision | None:
+    """One dataset's re-decision frontier (:mod:`lbw_utils.studies.redecision`, from the test logits and labels
+    saved beside each trained run under ``runs_dir``), its post-hoc rows' test overshoot of their budgets and every
+    ``X+posthoc`` row paired with re-deciding the baseline; written to ``folder``'s ``tables/<dataset>/``
+    (``<prefix>frontier.md``, ``<prefix>frontier_curves.csv``, ``<prefix>budget_overshoot.md``,
+    ``<prefix>posthoc_vs_posthoc.md``) and its figure ``<prefix>redecision_frontier``. Notebook 06 calls it for
+    every dataset, notebook 09 for its own runs (prefix ``beyond_``). None where the baseline has no saved test
+    logits."""
+    trained = [r for r in redecision.trained_records(records)
+               if run_records.artifact_path(runs_dir, dataset, r["method_label"], r["seed"]).exists()]
+    if baseline not in {r["method_label"] for r in trained}:
+        return None
+    levels = redecision.frontier_ladder_for(trained)
+    curves = redecision.frontier_runs(runs_dir, trained, levels)
+    comparison = redecision.frontier_comparison(curves, baseline)
+    frontier_text = describe_frontier(redecision.frontier_verdicts(comparison), levels)
+    texts = [frontier_text]
+    outputs = {"frontier.md": frontier_text + "\n" + markdown_table(formatted_frontier(comparison)),
+               "frontier_curves.csv": curves.to_csv(index=False)}
+    plots.plot_redecision_frontier(curves, redecision.validated_points(records),
+                                   figure_path(folder, dataset, f"{prefix}redecision_frontier.png"), baseline=baseline)
+    overshoot = representation.budget_overshoot_table(records)
+    if len(overshoot):
+        texts.append(describe_budget_overshoot(overshoot))
+        outputs["budget_overshoot.md"] = texts[-1] + "\n\n" + markdown_table(formatted_budget_overshoot(overshoot))
+    re_decided = [r["method_label"] for r in records if r["method"]["name"] == "posthoc"
+                  and r["method"].get("of", {"name": baseline}) == {"name": baseline}]
+    pairs, reference = None, None
+    if re_decided and len({r["method_label"] for r in records if r["method"]["name"] == "posthoc"}) > 1:
+        reference = re_decided[0]
+        pairs = representation.posthoc_vs_posthoc_table(records, reference, baseline)
+        texts.append(describe_posthoc_vs_posthoc(pairs, reference))
+        outputs["posthoc_vs_posthoc.md"] = texts[-1] + "\n\n" + markdown_table(formatted_posthoc_vs_posthoc(pairs))
+    save_texts(folder, dataset, {prefix + name: text for name, text in outputs.items()})
+    return Redecision(frontier_text, "\n".join(texts), pairs, reference)

@@ -13,16 +13,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from lbw_utils import records as run_records
-from lbw_utils.reporting import beyond, plots
+from lbw_utils.reporting import plots
 from lbw_utils.reporting.outputs import save_texts
 from lbw_utils.reporting.sentences import describe_change, goal_statement, trajectory_summary
-from lbw_utils.reporting.tables import formatted_paired, markdown_table, save_paired_tables, save_tables, to_markdown
+from lbw_utils.reporting.tables import formatted_paired, save_paired_tables, save_tables, to_markdown
 from lbw_utils.reporting.tuning import choice_findings
 from lbw_utils.runs.experiments import figure_path, table_path
 from lbw_utils.stats import (best_by_validation, method_table, paired_table, paired_tpr_change, tpr_by_seed,
                              validation_scores)
-from lbw_utils.studies import redecision, representation
 from lbw_utils.studies.tuning import read_choice
 
 
@@ -107,34 +105,3 @@ def findings(records: list[dict], paired: pd.DataFrame, folder: str | Path, base
               for label in sorted({r["method_label"] for r in records if r["method"]["name"] == "cdb"})]
     return "\n\n".join(lines) + "\n"
 
-
-def save_redecision(records: list[dict], folder: str | Path, dataset: str, baseline: str = "baseline") -> str | None:
-    """One dataset's re-decision frontier (:mod:`lbw_utils.studies.redecision`, from the test logits and labels
-    saved beside each trained run), its post-hoc rows' test overshoot of their budgets and every ``X+posthoc``
-    row paired with re-deciding the baseline; written to ``tables/<dataset>/`` (``frontier.md``,
-    ``frontier_curves.csv``, ``budget_overshoot.md``, ``posthoc_vs_posthoc.md``) and the frontier figure.
-    Returns the generated text, or None where the baseline has no saved test logits."""
-    trained = [r for r in redecision.trained_records(records)
-               if run_records.artifact_path(folder, dataset, r["method_label"], r["seed"]).exists()]
-    if baseline not in {r["method_label"] for r in trained}:
-        return None
-    levels = redecision.frontier_ladder_for(trained)
-    curves = redecision.frontier_runs(folder, trained, levels)
-    comparison = redecision.frontier_comparison(curves, baseline)
-    texts = [beyond.describe_frontier(redecision.frontier_verdicts(comparison), levels)]
-    outputs = {"frontier.md": texts[0] + "\n" + markdown_table(beyond.formatted_frontier(comparison)),
-               "frontier_curves.csv": curves.to_csv(index=False)}
-    plots.plot_redecision_frontier(curves, redecision.validated_points(records),
-                                   figure_path(folder, dataset, "redecision_frontier.png"), baseline=baseline)
-    overshoot = representation.budget_overshoot_table(records)
-    if len(overshoot):
-        texts.append(beyond.describe_budget_overshoot(overshoot))
-        outputs["budget_overshoot.md"] = texts[-1] + "\n\n" + markdown_table(beyond.formatted_budget_overshoot(overshoot))
-    re_decided = [r["method_label"] for r in records if r["method"]["name"] == "posthoc"
-                  and r["method"].get("of", {"name": baseline}) == {"name": baseline}]
-    if re_decided and len({r["method_label"] for r in records if r["method"]["name"] == "posthoc"}) > 1:
-        pairs = representation.posthoc_vs_posthoc_table(records, re_decided[0], baseline)
-        texts.append(beyond.describe_posthoc_vs_posthoc(pairs, re_decided[0]))
-        outputs["posthoc_vs_posthoc.md"] = texts[-1] + "\n\n" + markdown_table(beyond.formatted_posthoc_vs_posthoc(pairs))
-    save_texts(folder, dataset, outputs)
-    return "\n".join(texts)

@@ -145,7 +145,7 @@ def _run(method: dict, data, seed: int, results_dir, *, train: TrainConfig, mode
     outcome = spec.kind.outcome(spec, method, data, seed, context)
     record = _make_record(method, label, data, seed, outcome, train, time.perf_counter() - started)
     record["fingerprint"] = fingerprint
-    record["ceiling"] = _test_ceiling(record, outcome, data, results_dir)
+    record["ceiling"] = _test_ceiling(record, outcome, data)
     if spec.kind.keeps_artifact:
         _save_artifact(results_dir, data.name, label, seed, {**outcome, "test_targets": data.labels("test").cpu()})
     records.write_record(path, record)
@@ -293,7 +293,7 @@ def _make_record(method, label, data, seed, outcome, train: TrainConfig, wall_se
     return record
 
 
-def _test_ceiling(record: dict, outcome: dict, data, results_dir) -> dict:
+def _test_ceiling(record: dict, outcome: dict, data) -> dict:
     """The ceiling of re-deciding this run (:mod:`lbw_utils.ceiling`: offsets fitted on the test split), its floor
     counted from the run's *own* test accuracy: a floor counted from another run's accuracy would give a more
     accurate run more accuracy to spend, and mix better separation with a general accuracy gain (the

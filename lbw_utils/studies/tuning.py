@@ -44,8 +44,9 @@ def check_tuning_seeds(seeds, evaluated_seeds) -> list[int]:
     seeds, evaluated = check_seeds(seeds), check_seeds(evaluated_seeds)
     shared = sorted(set(seeds) & set(evaluated))
     if shared:
-        raise ValueError(f"tuning seeds {seeds} overlap the evaluated seeds {evaluated} at {shared}: a choice made on "
-                         "seeds that are then reported is test-informed; pick tuning seeds no table reads (e.g. 100-102)")
+        raise ValueError(f"tuning seeds {seeds} overlap the evaluated seeds {evaluated} at {shared}: a choice made "
+                         "on seeds that are then reported is test-informed; pick tuning seeds no table reads "
+                         "(e.g. 100-102)")
     return seeds
 
 
