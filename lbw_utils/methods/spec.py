@@ -14,8 +14,9 @@ from torch import nn
 from lbw_utils.methods.common import _is_number
 from lbw_utils.methods.kinds import KINDS, Kind, resolve_kind
 
-# What a method may read of the same seed's baseline run (MethodSpec.reads): a field of its validation summary.
-BASELINE_STATISTICS = ("tpr", "confusion")
+# What a method may read of the same seed's baseline run (MethodSpec.reads): a field of its validation summary, or
+# the ensemble of the baseline and its replicates as a teacher (methods.kinds.Teacher; the method's "teacher" option).
+BASELINE_STATISTICS = ("tpr", "confusion", "teacher")
 
 
 # --------------------------------------------------------------------------
@@ -170,6 +171,6 @@ class MethodSpec:
                              f"losses exist for the methods of kind {trained}")
         options = self.options_of(method)
         if self.reads_baseline_tpr(options) and tpr is None:
-            what = "TPRs" if self.reads == "tpr" else "confusion matrix"
+            what = {"tpr": "TPRs", "confusion": "confusion matrix", "teacher": "ensemble as a teacher"}[self.reads]
             raise ValueError(f"method {self.name!r} needs tpr=: the baseline run's validation {what} (same seed)")
         return self.build(options, num_classes, tpr, label_smoothing)

@@ -31,7 +31,9 @@ def formatted_compute(table: pd.DataFrame) -> pd.DataFrame:
 
     return pd.DataFrame({
         "method": table["method"], "seeds": table["seeds"],
-        "epochs x images": [f"{value:,.0f}{ratio(r)}" for value, r in
+        "networks trained": [f"{value:.0f}" for value in table.get("networks_trained", [1] * len(table))],
+        "networks at inference": [f"{value:.0f}" for value in table.get("networks_at_inference", [1] * len(table))],
+        "epochs x images x networks": [f"{value:,.0f}{ratio(r)}" for value, r in
                             zip(table["epoch_images"], table.get("epoch_images_vs_baseline", [None] * len(table)))],
         "training seconds": [f"{value:.1f}{ratio(r)}" for value, r in
                              zip(table["train_seconds"], table.get("train_seconds_vs_baseline", [None] * len(table)))],
@@ -254,6 +256,7 @@ class Redecision:
     text: str
     posthoc_pairs: pd.DataFrame | None
     reference: str | None
+    comparison: pd.DataFrame | None = None  # the frontier comparison (redecision.frontier_comparison)
 
 
 def save_redecision(records: list[dict], runs_dir: str | Path, folder: str | Path, dataset: str,
@@ -291,4 +294,4 @@ def save_redecision(records: list[dict], runs_dir: str | Path, folder: str | Pat
         texts.append(describe_posthoc_vs_posthoc(pairs, reference))
         outputs["posthoc_vs_posthoc.md"] = texts[-1] + "\n\n" + markdown_table(formatted_posthoc_vs_posthoc(pairs))
     save_texts(folder, dataset, {prefix + name: text for name, text in outputs.items()})
-    return Redecision(frontier_text, "\n".join(texts), pairs, reference)
+    return Redecision(frontier_text, "\n".join(texts), pairs, reference, comparison)
