@@ -49,7 +49,7 @@ ENSEMBLE_SIZE = 5
 SPECS = [
     MethodSpec("member", "train", {"index": positive_int(1)},
                build=lambda o, k, t, ls: CrossEntropy(ls), train_changes=lambda o, train: {"replicate": o["index"]},
-               label_leading=("index",),
+               label_leading=("index",), is_row=False,
                summary="the baseline trained again on the same split with other training randomness: replicate k, "
                        "an ensemble's member"),
     MethodSpec("ensemble", "ensemble", {"size": positive_int(ENSEMBLE_SIZE)}, label_leading=("size",),

@@ -101,7 +101,8 @@ class MethodSpec:
     ``train_changes`` / ``model_changes``: for a method that changes the training loop or the network rather
     than (only) the loss, ``changes(options, current) -> {field: value}`` applied to the run's ``TrainConfig`` /
     ``ModelOptions`` (``current``: the study's; e.g. weight averaging, a larger CNN for a share of the epochs);
-    the run's record and fingerprint hold the result.
+    the run's record and fingerprint hold the result. ``is_row``: False for a run that is only part of
+    another row (an ensemble's member).
     """
 
     name: str
@@ -118,6 +119,9 @@ class MethodSpec:
     train_changes: Callable[[dict, Any], dict] | None = None
     model_changes: Callable[[dict, Any], dict] | None = None
     adjustment: Adjustment | None = None
+    # False for a run that is part of another row, never a row itself (an ensemble's replicate member): its record
+    # says so ("row": false) and the tables leave it out (lbw_utils.records.load_records).
+    is_row: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "kind", resolve_kind(self.kind))

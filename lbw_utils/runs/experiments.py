@@ -285,6 +285,8 @@ def _make_record(method, label, data, seed, outcome, train: TrainConfig, wall_se
         "data_checksums": data.checksums(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
+    if not METHODS[method["name"]].is_row:  # part of another row (an ensemble's member): no row of the tables
+        record["row"] = False
     if "compute" in outcome:  # networks trained to make it and run at inference, seconds with a teacher's
         record["compute"] = outcome["compute"]
     best = outcome.get("best_val")

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from lbw_utils import records as run_records
 from lbw_utils.methods import exponent_key
 from lbw_utils.methods.ensemble import with_members
 from lbw_utils.models.recurrent import name_model_parameters
@@ -115,7 +116,7 @@ class NamesStudy:
         reference row of the main records, labelled :data:`BAG`."""
         # an ensemble's or a student's members (replicates of the baseline) train first; they are no rows
         records = [r for r in self.settings.run_study(with_members([BASELINE] + self.references + self.methods))
-                   if r["method"]["name"] != "member"]
+                   if run_records.is_row(r)]
         if self.author:
             records += self.author.run_study([AUTHOR])
         bag_records = self.bag.run_study([BASELINE] + self.bag_methods) if self.bag else []
