@@ -53,6 +53,9 @@ def check_evaluated(chosen: dict, evaluated: list[dict]) -> list[str]:
             lines.append(f"{family}: no evaluated row of this family.")
         elif used == [repr(pick["value"])]:
             lines.append(f"{family}: the evaluated rows use {key} {pick['value']}, the value the tuning seeds chose.")
+        elif repr(pick["value"]) in used:  # the choice beside other planned arms (e.g. a reference value)
+            lines.append(f"{family}: the evaluated rows use {key} {', '.join(used)}, the tuning seeds' choice "
+                         f"{pick['value']} among them.")
         else:
             lines.append(f"{family}: the evaluated rows use {key} {', '.join(used)}, but the tuning seeds of this run "
                          f"chose {pick['value']}: the profile's value is not this run's choice.")
