@@ -15,6 +15,11 @@ accurate row more accuracy to spend, which mixes "separates better" with a gener
 *re-decision frontier* (:func:`redecision_frontier`) asks instead at a ladder of absolute accuracy levels
 (:func:`accuracy_ladder`): at each, the most worst-class TPR re-deciding a run's test scores can reach, so two
 runs' curves compare at the same accuracy (:mod:`lbw_utils.studies.redecision` pairs them by seed).
+
+A weighting that only reaches its baseline's frontier moved thresholds; one above it separates better. Cui et al.,
+"Classes Are Not Equal: An Empirical Study on Image Recognition Fairness" (CVPR 2024, arXiv 2402.18133), find the
+disparity on balanced data in the representation rather than in the classifier's bias: the same finding, reached
+from the representation's side.
 """
 
 from __future__ import annotations

@@ -76,10 +76,18 @@ def is_finished(path: str | Path) -> bool:
     return True
 
 
-def load_records(results_dir: str | Path, dataset: str | None = None) -> list[dict]:
-    """Every record under ``results_dir`` (optionally one dataset), sorted; corrupt ones raise."""
+def load_records(results_dir: str | Path, dataset: str | None = None, *, parts: bool = False) -> list[dict]:
+    """Every record under ``results_dir`` (optionally one dataset), sorted; corrupt ones raise. A record that is
+    part of another row rather than a row itself (``"row": false``: an ensemble's replicate member) is left out
+    unless ``parts``: tables, fronts and frontiers read rows."""
     pattern = f"{dataset}/*.json" if dataset else "*/*.json"
-    return [read_record(path) for path in sorted(records_dir(results_dir).glob(pattern))]
+    found = [read_record(path) for path in sorted(records_dir(results_dir).glob(pattern))]
+    return found if parts else [record for record in found if is_row(record)]
+
+
+def is_row(record: dict) -> bool:
+    """Whether a record is a row of the tables (False for a part of another row, an ensemble's member)."""
+    return record.get("row", True) is not False
 
 
 def environment() -> dict:

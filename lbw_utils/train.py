@@ -6,8 +6,8 @@ Design choices, each for speed or fairness:
   device and read once per epoch;
 - any ``loss(logits, targets)`` callable plugs in; the optional hooks a loss may
   define to see validation predictions or steer the loop (``on_epoch_end``,
-  ``on_validation`` every ``validation_every`` steps, ``augment_classes``) are
-  described once, in :class:`LossHooks` below;
+  ``on_validation`` every ``validation_every`` steps, ``augment_classes``, a teacher's ``see_inputs``,
+  CLAM's ``on_train_accuracy``) are described once, in :class:`LossHooks` below;
 - mixed precision by capability, decided in one place with the other speed
   tricks (:mod:`lbw_utils.speed`);
 - the learning rate follows a one-cycle or triangular schedule stepped per batch.
@@ -71,6 +71,10 @@ class TrainConfig:
     # Exponential moving average of the weights, evaluated instead of the last weights (0: off); the decay per
     # step, warmed up as min(decay, (1 + t) / (10 + t)). Set by the "average" method (lbw_utils.methods.frontier).
     average_weights: float = 0.0
+    # Which independent training of the same split: 0 draws the training randomness (initial weights, batch order,
+    # augmentation) from the run's seed, k >= 1 from a seed derived from it (training_seed); the split stays the
+    # seed's. Set by the "member" method (lbw_utils.methods.ensemble): an ensemble's members are replicates.
+    replicate: int = 0
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "eval_batch_size"):
@@ -89,6 +93,8 @@ class TrainConfig:
             raise ValueError(f"label_smoothing={self.label_smoothing!r} must lie in [0, 1)")
         if not 0 <= self.warmup_fraction < 1:
             raise ValueError(f"warmup_fraction={self.warmup_fraction!r} must lie in [0, 1)")
+        if isinstance(self.replicate, bool) or not isinstance(self.replicate, int) or self.replicate < 0:
+            raise ValueError(f"replicate={self.replicate!r} must be an integer >= 0 (0: the seed's own training)")
         if isinstance(self.average_weights, bool) or not 0 <= self.average_weights < 1:
             raise ValueError(f"average_weights={self.average_weights!r} must lie in [0, 1) (0: no weight averaging)")
 
@@ -132,6 +138,16 @@ def seed_everything(seed: int) -> torch.Generator:
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
     return torch.Generator().manual_seed(seed)
+
+
+# Replicate k of a seed trains with seed + k * REPLICATE_STRIDE: far from every seed a study uses (0-102), so no
+# replicate repeats another seed's training randomness.
+REPLICATE_STRIDE = 1_000_033
+
+
+def training_seed(seed: int, replicate: int = 0) -> int:
+    """The seed of a run's training randomness: its own for replicate 0, a derived one for replicate k >= 1."""
+    return seed + replicate * REPLICATE_STRIDE
 
 
 def fit(
@@ -178,8 +194,11 @@ def fit(
         if "augment_classes" not in inspect.signature(data.batches).parameters:
             raise ValueError(f"class-targeted augmentation needs image data; {type(data).__name__} "
                              "has no per-class augmentation")
-        batch_options["augment_classes"] = augment_classes.to(device)
+        batch_options["augment_classes"] = augment_classes.to(device)  # booleans, or a probability per class
         batch_options["targeted_augmentation"] = loss_hook(loss_fn, "targeted_augmentation") or "dataset"
+    # A distillation loss runs its teacher on each batch's inputs; CLAM reads the per-class training accuracy.
+    see_inputs = loss_hook(loss_fn, "see_inputs")
+    on_train_accuracy = loss_hook(loss_fn, "on_train_accuracy")
     averaged = WeightAverage(model, config.average_weights) if config.average_weights else None
     evaluated = model if averaged is None else averaged.model
     history = History()
@@ -193,6 +212,8 @@ def fit(
         loss_sum = torch.zeros((), device=device)
         for inputs, targets in data.batches("train", config.batch_size, shuffle=True, generator=generator,
                                             **batch_options):
+            if see_inputs is not None:
+                see_inputs(inputs)
             with autocast(device, config.amp):
                 logits = step_fn(*inputs)
             loss = loss_fn(logits.float(), targets)
@@ -212,6 +233,8 @@ def fit(
                 model.train()
         if averaged is not None:
             averaged.copy_buffers(model)
+        if on_train_accuracy is not None:
+            on_train_accuracy(epoch, _training_tpr(model, data, config, batch_options, generator))
         val_logits = predict(evaluated, data, "val", batch_size=config.eval_batch_size, amp=config.amp)
         _record_epoch(history, data, loss_fn, evaluated, config, epoch, loss_sum, val_logits, train_probe)
         if history.best_val_epoch < 0 or history.val_accuracy[-1] > history.val_accuracy[history.best_val_epoch]:
@@ -286,7 +309,8 @@ class LossHooks(Protocol):
     validation_every: int | None
 
     #: Attribute: a boolean tensor ``[C]``, the classes whose training examples are augmented (class-targeted
-    #: augmentation; image data only). None or absent: the study's ``augment`` setting for every class.
+    #: augmentation; image data only), or a float tensor ``[C]``, each class's probability that an example of it
+    #: is augmented (class-conditional strength). None or absent: the study's ``augment`` setting for every class.
     augment_classes: torch.Tensor | None
     #: Attribute, with ``augment_classes``: the augmentation policy those classes get ("dataset" when absent; the
     #: other classes keep the study's ``augment`` and ``augmentation``).
@@ -299,6 +323,14 @@ class LossHooks(Protocol):
     def on_epoch_end(self, epoch: int, val_logits: torch.Tensor, val_targets: torch.Tensor) -> None:
         """After every epoch (from 0), with the logits of the whole validation split and its targets
         (CDB's weights, min-recall per epoch)."""
+
+    def see_inputs(self, inputs: tuple) -> None:
+        """Before every training step, with the batch's network inputs (as augmented): a distillation loss runs
+        its teacher on them and keeps the teacher's outputs for the call that follows."""
+
+    def on_train_accuracy(self, epoch: int, train_tpr: torch.Tensor) -> None:
+        """After every epoch (from 0), with the per-class accuracy on the whole training split, augmented as
+        training augments it, in eval mode (CLAM's class weights)."""
 
     def record(self) -> dict:
         """JSON-serialisable data for the run record, read once after training: always a ``"weights"`` entry
@@ -346,6 +378,21 @@ def _train_probe(data, config: TrainConfig, seed: int):
     probe_generator = torch.Generator().manual_seed(seed + 1_000_003)
     return _first_examples(data.batches("train", config.eval_batch_size, shuffle=True, generator=probe_generator),
                            data.size("val"))
+
+
+@torch.no_grad()
+def _training_tpr(model: nn.Module, data, config: TrainConfig, batch_options: dict,
+                  generator: torch.Generator) -> torch.Tensor:
+    """Per-class accuracy on the whole training split, augmented as training augments it, in eval mode (CLAM's
+    train_CV.py evaluates its train loader, whose transforms augment, after every epoch)."""
+    model.eval()
+    predicted, targets = [], []
+    for inputs, batch_targets in data.batches("train", config.eval_batch_size, shuffle=False, generator=generator,
+                                              **batch_options):
+        with autocast(data.device, config.amp):
+            predicted.append(model(*inputs).argmax(1))
+        targets.append(batch_targets)
+    return per_class_tpr(torch.cat(targets).cpu(), torch.cat(predicted).cpu(), data.num_classes)
 
 
 def _val_probe(data, config: TrainConfig, size: int = 2000):

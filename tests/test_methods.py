@@ -11,6 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from lbw_utils.methods.kinds import Teacher
 from lbw_utils.methods import (
     LOSS_METHODS,
     METHODS,
@@ -542,9 +543,18 @@ def test_every_loss_runs_on_cuda_without_host_syncs():
 # What a loss method may read of the same seed's baseline (MethodSpec.reads), for a 5-class problem: its
 # validation TPRs or its validation confusion matrix (rows: true class).
 FIVE_CLASSES = 5
+class _PixelTeacher(torch.nn.Module):
+    """A fixed teacher for the contract tests: the first five input values of each example as its logits."""
+
+    def forward(self, inputs, *rest):
+        return inputs.flatten(1)[:, :FIVE_CLASSES].float()
+
+
 BASELINE_READS = {
     "tpr": [0.95, 0.6, 0.8, 0.7, 0.9],
     "confusion": [[19, 1, 0, 0, 0], [3, 12, 2, 3, 0], [0, 2, 16, 2, 0], [0, 4, 2, 14, 0], [0, 0, 0, 2, 18]],
+    "teacher": Teacher(networks=[_PixelTeacher()], val_log_probs=torch.log_softmax(torch.randn(40, FIVE_CLASSES), 1),
+                       val_targets=torch.arange(40) % FIVE_CLASSES, labels=["baseline"], train_seconds=1.0),
 }
 
 
@@ -617,7 +627,8 @@ def test_the_training_loop_calls_the_hooks_that_loss_hooks_describes(tiny_data):
 
     described = {name for name in vars(LossHooks) if not name.startswith("_")} | set(LossHooks.__annotations__)
     assert described == set(LOSS_HOOKS) == {"validation_every", "augment_classes", "targeted_augmentation",
-                                            "on_validation", "on_epoch_end", "record"}
+                                            "on_validation", "on_epoch_end", "see_inputs", "on_train_accuracy",
+                                            "record"}
     with pytest.raises(ValueError, match="loss hook 'on_step' is not known: expected one of"):
         loss_hook(HookSpy(3), "on_step")
     data = tiny_data(num_classes=3, per_class={"train": 20, "val": 10, "test": 5})

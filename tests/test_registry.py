@@ -126,6 +126,8 @@ def test_every_entry_gives_what_its_kind_runs_with(name):
         assert callable(spec.build) and spec.fit is None and spec.adjustment is None
     elif spec.kind is kinds.FIT:
         assert callable(resolve_fit(spec)) and spec.build is None
+    elif spec.kind is kinds.ENSEMBLE:  # combines finished runs: nothing to build, fit or adjust
+        assert spec.build is None and spec.fit is None and spec.adjustment is None
     else:
         assert spec.kind.adjusts_a_run and isinstance(spec.adjustment, Adjustment) and spec.build is None
     assert spec.summary, f"method {name!r} has no summary"

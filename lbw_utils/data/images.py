@@ -158,8 +158,9 @@ class ImageData:
         """Yield ``((images,), targets)``; unshuffled batches come in split order.
 
         ``augment``: apply ``augmentation`` to every example, ``"dataset"`` (the recipe the dataset registered)
-        or one of :data:`AUGMENTATION_POLICIES`. ``augment_classes`` (a boolean per class; class-targeted
-        augmentation): those classes' examples get ``targeted_augmentation`` instead, whether or not ``augment``
+        or one of :data:`AUGMENTATION_POLICIES`. ``augment_classes`` (a boolean per class: class-targeted
+        augmentation; or a probability per class: class-conditional strength, each example drawn with its class's
+        probability): those classes' (those drawn) examples get ``targeted_augmentation`` instead, whether or not ``augment``
         is on; the others get what ``augment`` gives them (the random draws do not depend on the classes chosen,
         so the cost does not either)."""
         check_positive_int("batch_size", batch_size)
@@ -174,7 +175,10 @@ class ImageData:
             index = slice(start, start + batch_size) if order is None else order[start : start + batch_size]
             batch = self.normalize(images[index])
             if augment_classes is not None:
-                chosen = augment_classes[targets[index]].view(-1, 1, 1, 1)
+                chosen = augment_classes[targets[index]]
+                if chosen.is_floating_point():  # a probability per class: each example drawn on its own
+                    chosen = torch.rand(len(chosen), generator=generator).to(chosen.device) < chosen
+                chosen = chosen.view(-1, 1, 1, 1)
                 others = augment_batch(batch, generator=generator, **recipe) if augment else batch
                 batch = torch.where(chosen, augment_batch(batch, generator=generator, **targeted), others)
             elif augment:

@@ -14,8 +14,9 @@ from torch import nn
 from lbw_utils.methods.common import _is_number
 from lbw_utils.methods.kinds import KINDS, Kind, resolve_kind
 
-# What a method may read of the same seed's baseline run (MethodSpec.reads): a field of its validation summary.
-BASELINE_STATISTICS = ("tpr", "confusion")
+# What a method may read of the same seed's baseline run (MethodSpec.reads): a field of its validation summary, or
+# the ensemble of the baseline and its replicates as a teacher (methods.kinds.Teacher; the method's "teacher" option).
+BASELINE_STATISTICS = ("tpr", "confusion", "teacher")
 
 
 # --------------------------------------------------------------------------
@@ -100,7 +101,8 @@ class MethodSpec:
     ``train_changes`` / ``model_changes``: for a method that changes the training loop or the network rather
     than (only) the loss, ``changes(options, current) -> {field: value}`` applied to the run's ``TrainConfig`` /
     ``ModelOptions`` (``current``: the study's; e.g. weight averaging, a larger CNN for a share of the epochs);
-    the run's record and fingerprint hold the result.
+    the run's record and fingerprint hold the result. ``is_row``: False for a run that is only part of
+    another row (an ensemble's member).
     """
 
     name: str
@@ -117,6 +119,9 @@ class MethodSpec:
     train_changes: Callable[[dict, Any], dict] | None = None
     model_changes: Callable[[dict, Any], dict] | None = None
     adjustment: Adjustment | None = None
+    # False for a run that is part of another row, never a row itself (an ensemble's replicate member): its record
+    # says so ("row": false) and the tables leave it out (lbw_utils.records.load_records).
+    is_row: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "kind", resolve_kind(self.kind))
@@ -170,6 +175,6 @@ class MethodSpec:
                              f"losses exist for the methods of kind {trained}")
         options = self.options_of(method)
         if self.reads_baseline_tpr(options) and tpr is None:
-            what = "TPRs" if self.reads == "tpr" else "confusion matrix"
+            what = {"tpr": "TPRs", "confusion": "confusion matrix", "teacher": "ensemble as a teacher"}[self.reads]
             raise ValueError(f"method {self.name!r} needs tpr=: the baseline run's validation {what} (same seed)")
         return self.build(options, num_classes, tpr, label_smoothing)

@@ -17,6 +17,7 @@ from lbw_utils import records as run_records
 from lbw_utils.reporting import plots
 from lbw_utils.reporting.outputs import save_texts
 from lbw_utils.reporting.sentences import change_text, describe_change
+from lbw_utils.reporting.separation import describe_separation, formatted_separation
 from lbw_utils.reporting.tables import markdown_table, p_text
 from lbw_utils.runs.experiments import figure_path
 from lbw_utils.studies import redecision, representation
@@ -31,7 +32,9 @@ def formatted_compute(table: pd.DataFrame) -> pd.DataFrame:
 
     return pd.DataFrame({
         "method": table["method"], "seeds": table["seeds"],
-        "epochs x images": [f"{value:,.0f}{ratio(r)}" for value, r in
+        "networks trained": [f"{value:.0f}" for value in table.get("networks_trained", [1] * len(table))],
+        "networks at inference": [f"{value:.0f}" for value in table.get("networks_at_inference", [1] * len(table))],
+        "epochs x images x networks": [f"{value:,.0f}{ratio(r)}" for value, r in
                             zip(table["epoch_images"], table.get("epoch_images_vs_baseline", [None] * len(table)))],
         "training seconds": [f"{value:.1f}{ratio(r)}" for value, r in
                              zip(table["train_seconds"], table.get("train_seconds_vs_baseline", [None] * len(table)))],
@@ -254,6 +257,9 @@ class Redecision:
     text: str
     posthoc_pairs: pd.DataFrame | None
     reference: str | None
+    comparison: pd.DataFrame | None = None  # the frontier comparison (redecision.frontier_comparison)
+    separation_text: str = ""  # does any row lie above the baseline's frontier, per inference cost (separation)
+    separation: pd.DataFrame | None = None  # its table (representation.separation_summary)
 
 
 def save_redecision(records: list[dict], runs_dir: str | Path, folder: str | Path, dataset: str,
@@ -273,9 +279,13 @@ def save_redecision(records: list[dict], runs_dir: str | Path, folder: str | Pat
     curves = redecision.frontier_runs(runs_dir, trained, levels)
     comparison = redecision.frontier_comparison(curves, baseline)
     frontier_text = describe_frontier(redecision.frontier_verdicts(comparison), levels)
-    texts = [frontier_text]
+    # counted at the baseline's inference cost (one network) and at any cost (ensembles)
+    separation_table = representation.separation_summary(comparison, representation.compute_table(trained), records)
+    separation_text = describe_separation(separation_table, len({r["seed"] for r in trained}))
+    texts = [frontier_text, separation_text]
     outputs = {"frontier.md": frontier_text + "\n" + markdown_table(formatted_frontier(comparison)),
-               "frontier_curves.csv": curves.to_csv(index=False)}
+               "frontier_curves.csv": curves.to_csv(index=False),
+               "separation.md": separation_text + "\n" + markdown_table(formatted_separation(separation_table))}
     plots.plot_redecision_frontier(curves, redecision.validated_points(records),
                                    figure_path(folder, dataset, f"{prefix}redecision_frontier.png"), baseline=baseline)
     overshoot = representation.budget_overshoot_table(records)
@@ -291,4 +301,5 @@ def save_redecision(records: list[dict], runs_dir: str | Path, folder: str | Pat
         texts.append(describe_posthoc_vs_posthoc(pairs, reference))
         outputs["posthoc_vs_posthoc.md"] = texts[-1] + "\n\n" + markdown_table(formatted_posthoc_vs_posthoc(pairs))
     save_texts(folder, dataset, {prefix + name: text for name, text in outputs.items()})
-    return Redecision(frontier_text, "\n".join(texts), pairs, reference)
+    return Redecision(frontier_text, "\n".join(texts), pairs, reference, comparison, separation_text,
+                      separation_table)

@@ -7,8 +7,8 @@ from __future__ import annotations
 import pandas as pd
 
 from lbw_utils.reporting.sentences import describe_change, family_difference_statement, fold_wording, goal_statement
-from lbw_utils.stats import validation_scores
-from lbw_utils.studies.names import NamesStudy
+from lbw_utils.stats import paired_table, validation_scores
+from lbw_utils.studies.names import BAG, NamesStudy
 
 
 def study_lines(study: NamesStudy) -> list[str]:
@@ -60,6 +60,25 @@ def answer_lines(study: NamesStudy, records: list[dict], paired: pd.DataFrame, b
         lines += [f"On the n-gram bag, {say(describe_change(bag_paired, label))}" for label in study.bag_labels
                   if label in set(bag_paired["method"])]
         lines.append(family_difference_statement(difference, "the recurrent network", "the n-gram bag", study.unit))
+        lines += against_bag_lines(records, study.unit)
+    return lines
+
+
+def against_bag_lines(records: list[dict], unit: str = "fold") -> list[str]:
+    """Does an ensemble of recurrent networks, or its distilled student, reach the n-gram bag? Each such row
+    paired by ``unit`` with the bag's baseline (the main tables' row ``ngram-bag``): accuracy and worst-class TPR."""
+    rows = [r for r in records if r["method"]["name"] in ("ensemble", "distill")]
+    if not rows or BAG not in {r["method_label"] for r in records}:
+        return []
+    paired = paired_table(rows + [r for r in records if r["method_label"] == BAG], baseline_label=BAG)
+    lines = []
+    for row in paired[paired["method"] != BAG].itertuples(index=False):
+        reaches = row.d_accuracy + row.d_accuracy_ci >= 0 and row.d_worst_class_tpr + row.d_worst_class_tpr_ci >= 0
+        lines.append(f"{row.method} against the n-gram bag (paired by {unit}, {row.seeds} {unit}s): accuracy "
+                     f"{100 * row.d_accuracy:+.1f} ± {100 * row.d_accuracy_ci:.1f} points, worst-class TPR "
+                     f"{100 * row.d_worst_class_tpr:+.1f} ± {100 * row.d_worst_class_tpr_ci:.1f} points: "
+                     + ("no shortfall against the bag shown on either (neither interval lies below 0)." if reaches
+                        else "short of the bag on at least one (its interval lies below 0)."))
     return lines
 
 

@@ -46,7 +46,7 @@ from lbw_utils.runner.profiles import ProfileError, headline_dataset, load_profi
 README_TABLES = ("baseline_search_cpu", "baseline_search_frontier", "methods", "paired", "goal", "findings",
                  "frontier", "posthoc_vs_posthoc", "budget_overshoot", "pooled_summary", "families", "length",
                  "length_answer", "beyond_answer", "beyond_paired", "beyond_frontier", "beyond_posthoc_vs_posthoc",
-                 "beyond_budget_overshoot", "beyond_compute")
+                 "beyond_budget_overshoot", "beyond_compute", "separation", "beyond_separation")
 KEY_FIGURES = ("fig1_tpr_bars", "fig2_tpr_bars", "pareto", "baseline_vs_best", "redecision_frontier", "length_effect",
                "length_arms", "length_train_vs_test", "beyond_pareto", "beyond_redecision_frontier")
 # The README's headline: the headline dataset's goal statement and the baseline + at most this many rows of its
@@ -227,6 +227,9 @@ def _beyond_block(tables: Path, profile: str, hardware: str, results_link: str) 
     if not (frontier.exists() and goal.exists()):
         return None
     parts = [frontier.read_text(encoding="utf-8").strip().split("\n\n")[0], goal.read_text(encoding="utf-8").strip()]
+    separation = tables / "beyond_separation.md"  # any row above the frontier, at one network and at any cost
+    if separation.exists():
+        parts.append(separation.read_text(encoding="utf-8").strip().split("\n\n")[0])
     posthoc = tables / "beyond_posthoc_vs_posthoc.md"
     if posthoc.exists():
         parts.append(posthoc.read_text(encoding="utf-8").strip().split("\n\n")[0])

@@ -41,9 +41,9 @@ from lbw_utils.config import results_dir as default_results_root
 from lbw_utils.data import check_folds, dataset_registration
 from lbw_utils.files import atomic_write_bytes
 from lbw_utils.methods import METHODS, RunContext, check_method, method_label  # the last two re-exported
-from lbw_utils.methods.kinds import BASELINE  # re-exported: the notebooks' {"name": "baseline"}
+from lbw_utils.methods.kinds import BASELINE, network_of  # BASELINE re-exported: the notebooks' {"name": "baseline"}
 from lbw_utils.metrics import summarize
-from lbw_utils.models import CNN_SIZES, MODELS, make_model
+from lbw_utils.models import CNN_SIZES, MODELS
 from lbw_utils.runs import events
 from lbw_utils.train import TrainConfig
 
@@ -285,6 +285,10 @@ def _make_record(method, label, data, seed, outcome, train: TrainConfig, wall_se
         "data_checksums": data.checksums(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
+    if not METHODS[method["name"]].is_row:  # part of another row (an ensemble's member): no row of the tables
+        record["row"] = False
+    if "compute" in outcome:  # networks trained to make it and run at inference, seconds with a teacher's
+        record["compute"] = outcome["compute"]
     best = outcome.get("best_val")
     if best is not None:
         # The checkpoint with the best validation accuracy (CDB's official protocol keeps it); the
@@ -375,13 +379,4 @@ def table_path(folder: str | Path, dataset: str, name: str) -> Path:
 
 def load_trained_model(results_dir: str | Path, record: dict, data=None):
     """Rebuild a run's network from its record and load the weights saved beside it (eval mode)."""
-    spec = dict(record["parameters"]["model"])
-    spec.pop("parameters", None)
-    name, size = spec.pop("name"), spec.pop("size")
-    input_shape = record["parameters"]["data"].get("input_shape")
-    network = make_model(name, num_classes=len(record["classes"]), input_shape=input_shape, size=size, **spec)
-    path = records.artifact_path(results_dir, record["dataset"], record["method_label"], record["seed"])
-    network.load_state_dict(torch.load(path, map_location="cpu", weights_only=True)["state_dict"])
-    if data is not None:
-        network.to(data.device)
-    return network.eval()
+    return network_of(Path(results_dir), record, data.device if data is not None else "cpu")

@@ -13,7 +13,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from lbw_utils import records as run_records
 from lbw_utils.methods import exponent_key
+from lbw_utils.methods.ensemble import with_members
 from lbw_utils.models.recurrent import name_model_parameters
 from lbw_utils.runs.experiments import BASELINE, SETTINGS_PARAMETERS, Settings, method_label
 from lbw_utils.stats import tpr_by_seed
@@ -112,7 +114,9 @@ class NamesStudy:
     def run(self) -> tuple[list[dict], list[dict]]:
         """Train (or read back) every run: (the main records, the bag's own records). The bag's baseline is also a
         reference row of the main records, labelled :data:`BAG`."""
-        records = self.settings.run_study([BASELINE] + self.references + self.methods)
+        # an ensemble's or a student's members (replicates of the baseline) train first; they are no rows
+        records = [r for r in self.settings.run_study(with_members([BASELINE] + self.references + self.methods))
+                   if run_records.is_row(r)]
         if self.author:
             records += self.author.run_study([AUTHOR])
         bag_records = self.bag.run_study([BASELINE] + self.bag_methods) if self.bag else []

@@ -4,8 +4,11 @@ Whether a row's curve lies above the baseline's re-decision frontier (offsets fi
 absolute accuracy levels, paired by seed) is :mod:`lbw_utils.studies.redecision`; this module runs notebook
 09's rows and says what they cost and what re-deciding on top of them does.
 
-Compute is said, not equalised: epochs x training images, training seconds (as measured, so they depend on
-the machine and on what ran beside), and the network's parameters, each beside the baseline's.
+Compute is said, not equalised: epochs x training images x the networks trained to make a row (an ensemble's
+members, a student's teacher and itself), training seconds with a teacher's (as measured, so they depend on the
+machine and on what ran beside), the networks run at inference, and the parameters, each beside the baseline's.
+:func:`separation_summary` answers, from the re-decision frontier, whether any row separates the classes better
+than the baseline at equal accuracy, counted at the baseline's inference cost (one network) and at any cost.
 
 Post-hoc offsets on top of a row are fitted on validation within a stated accuracy budget; whether that budget
 held on the test split is :func:`budget_overshoot_table` (each post-hoc run's test accuracy against the run it
@@ -23,9 +26,11 @@ import pandas as pd
 
 from lbw_utils import records as run_records
 from lbw_utils.methods import METHODS
+from lbw_utils.methods.ensemble import with_members
 from lbw_utils.methods.posthoc import BUDGETED_OBJECTIVES
 from lbw_utils.runs.experiments import BASELINE as BASELINE_METHOD, Settings, method_label
 from lbw_utils.stats import mean_interval, paired_table
+from lbw_utils.studies.redecision import ABOVE, MIN_SEEDS
 
 BASELINE = "baseline"
 EXAMPLE_METHODS = '[{"name": "augment", "classes": "confused"}, {"name": "pair-margin", "gamma": 1.0}]'
@@ -44,7 +49,8 @@ def run_beyond(settings: Settings, methods: list[dict], combination_budget: floa
     ``combination_budget`` of validation accuracy on top of each; return (every record of those rows and seeds
     in the results folder, the trained rows' records)."""
     trained_methods = [BASELINE_METHOD] + methods
-    name = settings.run_study(trained_methods)[0]["dataset"]
+    # an ensemble's or a student's members (replicates of the baseline) train first; they are no rows of their own
+    name = settings.run_study(with_members(trained_methods))[0]["dataset"]
     combinations = [{"name": "posthoc", "objective": "budget", "max_accuracy_drop": combination_budget, "of": m}
                     for m in trained_methods]
     settings.run_study(combinations)
@@ -76,8 +82,10 @@ def targeted_classes(records: list[dict], classes: list[str], seed: int, top: in
 
 
 def planned_comparisons(methods: list[dict]) -> list[tuple[str, str]]:
-    """(method, reference) labels of notebook 09's two planned comparisons, where both rows ran: targeted against
-    uniform augmentation (same cost), pairwise confusion margins against per-class margins."""
+    """(method, reference) labels of notebook 09's planned comparisons, where both rows ran: targeted against
+    uniform augmentation (same cost), pairwise confusion margins against per-class margins, class-conditional
+    against uniform augmentation strength (same mean), CLAM against the same augmentation unweighted, the
+    worst-class student against the plain one."""
     by_name = {m["name"]: method_label(m) for m in reversed(methods)}  # the first of each name
     augments = [m for m in methods if m["name"] == "augment"]
     targeted = [method_label(m) for m in augments if m.get("classes", "confused") == "confused"]
@@ -85,6 +93,16 @@ def planned_comparisons(methods: list[dict]) -> list[tuple[str, str]]:
     pairs = [(targeted[0], uniform[0])] if targeted and uniform else []
     if "pair-margin" in by_name and "margin" in by_name:
         pairs.append((by_name["pair-margin"], by_name["margin"]))
+    # class-conditional strength against uniform strength (same mean), CLAM against the same augmentation unweighted
+    strengths = [m for m in methods if m["name"] == "augment-strength"]
+    conditional = [method_label(m) for m in strengths if m.get("exponent", 1.0) != 0]
+    flat = [method_label(m) for m in strengths if m.get("exponent", 1.0) == 0]
+    pairs += [(label, flat[0]) for label in conditional[:1] if flat]
+    if "clam" in by_name and uniform:
+        pairs.append((by_name["clam"], uniform[0]))
+    students = [m for m in methods if m["name"] == "distill"]
+    plain = [method_label(m) for m in students if m.get("form", "plain") == "plain"]
+    pairs += [(method_label(m), plain[0]) for m in students if m.get("form") == "worst" and plain][:1]
     return pairs
 
 
@@ -95,30 +113,73 @@ def _runs(records: list[dict]) -> pd.DataFrame:
         parameters = record.get("parameters") or {}
         train, model = parameters.get("train") or {}, parameters.get("model") or {}
         images = ((parameters.get("data") or {}).get("sizes") or {}).get("train", math.nan)
+        compute = record.get("compute") or {}
         rows.append({"method": record["method_label"], "seed": record["seed"],
                      "ceiling": ceiling.get("worst_class_tpr", math.nan),
                      "reached_floor": bool(ceiling.get("reached_floor", True)),
                      "epochs": train.get("epochs", math.nan), "images": images,
-                     "train_seconds": record.get("train_seconds", math.nan),
+                     "networks_trained": compute.get("networks_trained", 1),
+                     "networks_at_inference": compute.get("networks_at_inference", 1),
+                     "train_seconds": compute.get("seconds_with_teachers", record.get("train_seconds", math.nan)),
                      "parameters": model.get("parameters", math.nan) if isinstance(model, dict) else math.nan})
     return pd.DataFrame(rows)
 
 
 def compute_table(records: list[dict], baseline: str = BASELINE) -> pd.DataFrame:
-    """Per method: epochs, training images, epochs x images, mean training seconds and network parameters,
-    and each ratio to the baseline's. Post-hoc rows (no training of their own) show 0 seconds."""
+    """Per method: epochs, training images, epochs x images x networks trained (an ensemble's members, a student
+    and its teacher), mean training seconds (a student's with its teacher's), networks at inference and their
+    parameters, and each ratio to the baseline's. Post-hoc rows (no training of their own) show 0 seconds."""
     runs = _runs(records)
     if runs.empty:
         return runs
-    runs["epoch_images"] = runs["epochs"] * runs["images"]
-    means = runs.groupby("method", sort=False)[["epochs", "images", "epoch_images", "train_seconds",
-                                                "parameters"]].mean()
+    runs["epoch_images"] = runs["epochs"] * runs["images"] * runs["networks_trained"]
+    means = runs.groupby("method", sort=False)[["epochs", "images", "networks_trained", "epoch_images",
+                                                "train_seconds", "networks_at_inference", "parameters"]].mean()
     if baseline in means.index:
         for key in ("epoch_images", "train_seconds", "parameters"):
             means[f"{key}_vs_baseline"] = means[key] / means.loc[baseline, key]
     means.insert(0, "seeds", runs.groupby("method", sort=False)["seed"].nunique())
     order = [baseline] * (baseline in means.index) + [method for method in means.index if method != baseline]
     return means.loc[order].reset_index()
+
+
+# The two counts of the answer: rows that run one network at inference (the baseline's cost: a distilled student
+# competes) and every row (an ensemble competes).
+INFERENCE_COSTS = {"one network": lambda networks: networks <= 1, "any": lambda networks: True}
+
+
+def separation_summary(comparison: pd.DataFrame, compute: pd.DataFrame, records: list[dict]) -> pd.DataFrame:
+    """Does any row lie above the baseline's re-decision frontier (every compared level's paired interval above 0:
+    :func:`lbw_utils.studies.redecision.frontier_comparison`'s verdict), counted at the baseline's inference cost and
+    at any cost? One row per (``cost``, trained row): ``method``, ``verdict``, ``networks_at_inference``,
+    ``epoch_images_vs_baseline`` and ``train_seconds_vs_baseline`` (training compute), the mean paired difference
+    at the compared level where it is largest and smallest (``largest`` / ``smallest``, fractions, with
+    ``largest_ci``), ``levels_compared`` and ``above`` (the verdict is "above"); post-hoc rows are left out (their
+    curve is their base row's). ``records``: the rows' records (post-hoc ones are skipped by their method)."""
+    posthoc = {r["method_label"] for r in records if _adjusts_a_run(r)}
+    costs = compute.set_index("method")
+    rows = []
+    for method, levels in comparison.groupby("method", sort=False):
+        if method in posthoc or method not in costs.index:
+            continue
+        compared = levels[levels["seeds"] >= MIN_SEEDS]
+        largest = compared.loc[compared["difference"].idxmax()] if len(compared) else None
+        networks = float(costs.loc[method, "networks_at_inference"])
+        for cost, counts in INFERENCE_COSTS.items():
+            if not counts(networks):
+                continue
+            rows.append({"cost": cost, "method": method, "verdict": levels["verdict"].iloc[0],
+                         "above": levels["verdict"].iloc[0] == ABOVE, "networks_at_inference": networks,
+                         "epoch_images_vs_baseline": costs.loc[method].get("epoch_images_vs_baseline", math.nan),
+                         "train_seconds_vs_baseline": costs.loc[method].get("train_seconds_vs_baseline", math.nan),
+                         "levels_compared": len(compared),
+                         "largest": math.nan if largest is None else float(largest["difference"]),
+                         "largest_ci": math.nan if largest is None else float(largest["difference_ci"]),
+                         "largest_level": math.nan if largest is None else float(largest["level"]),
+                         "smallest": float(compared["difference"].min()) if len(compared) else math.nan})
+    return pd.DataFrame(rows, columns=["cost", "method", "verdict", "above", "networks_at_inference",
+                                       "epoch_images_vs_baseline", "train_seconds_vs_baseline", "levels_compared",
+                                       "largest", "largest_ci", "largest_level", "smallest"])
 
 
 # --------------------------------------------------------------------------
