@@ -14,7 +14,7 @@ WORKERS ?= auto
 STUDIES ?=
 SEEDS ?=
 
-.PHONY: test test-profiles reproduce publish lab benchmark gpu-check clean-results
+.PHONY: help test test-profiles reproduce publish lab benchmark gpu-check clean-results
 
 # Installs print one line; pip's and the build backend's own output (warnings included) goes to
 # .venv/install.log, shown only when an install fails.
@@ -29,18 +29,27 @@ $(STAMP): pyproject.toml
 	@$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (lbw_utils)" >/dev/null
 	@touch $(STAMP)
 
+## This list: every target with the comment above it, and the profiles PROFILE= takes, each with its description,
+## both read from their files (this Makefile, lbw_utils/runner/profiles/*.yaml); installs nothing.
+help:
+	@awk '/^## /{text = text substr($$0, 4) " "; next} /^[a-z][a-z-]*:/ && text {sub(/:.*/, ""); \
+	  printf "make %-14s %s\n", $$0, text} {text = ""}' Makefile
+	@echo "profiles (PROFILE=<name>, or the path of your own YAML file):"
+	@for file in lbw_utils/runner/profiles/*.yaml; do \
+	  printf '  %-9s %s\n' "$$(basename $$file .yaml)" "$$(sed -n 's/^description: //p' $$file)"; done
+
 ## Unit tests and every notebook executed through papermill with the smoke profile; the test files spread over
 ## the cores (at most 3 processes: the smoke profile is the long pole), each file whole on one process.
 test: $(STAMP)
 	@$(BIN)/python -m pytest -m "not profile_run" -n auto --maxprocesses 3 --dist loadfile --no-loadscope-reorder
 
 ## The tests that run whole profiles beyond the smoke one (the gpu profile at tiny scale on the CPU, two real
-## workers against one process): about 12 minutes on 2 cores; CI runs them after `make test`.
+## workers against one process); CI runs them after `make test`.
 test-profiles: $(STAMP)
 	@$(BIN)/python -m pytest -m profile_run -n auto --maxprocesses 2 --dist loadfile
 
 ## Every notebook of a profile, under the profile for this hardware (PROFILE=<a file name of
-## lbw_utils/runner/profiles/ without .yaml, or a YAML path> to override), its runs trained by WORKERS parallel
+## lbw_utils/runner/profiles/ without .yaml, as `make help` lists them, or a YAML path> to override), its runs trained by WORKERS parallel
 ## processes (WORKERS=N to override). STUDIES=a,b and SEEDS=0,1 run some studies of it, for some seeds
 ## (e.g. make reproduce PROFILE=cpu STUDIES=fashion_mnist SEEDS=0). Writes only under results/<profile>/.
 reproduce: $(STAMP)

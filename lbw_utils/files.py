@@ -58,3 +58,18 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
 
 def atomic_write_json(path: str | Path, payload: object) -> Path:
     return atomic_write_text(path, json.dumps(payload, indent=1, sort_keys=True, allow_nan=True) + "\n")
+
+
+def replace_marked_block(path: str | Path, start: str, end: str, block: str) -> bool:
+    """Replace what lies between the markers ``start`` and ``end`` of the text file ``path`` with ``block``
+    (atomically); leave a file without both markers alone. Returns whether the file had the block."""
+    path = Path(path)
+    if not path.exists():
+        return False
+    text = path.read_text(encoding="utf-8")
+    if start not in text or end not in text:
+        return False
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    atomic_write_text(path, f"{head}{start}\n{block}\n{end}{tail}")
+    return True

@@ -4,7 +4,10 @@ and what is allowed; the shipped profiles load, and every step passes only param
 from __future__ import annotations
 
 import ast
+import shutil
+import subprocess
 import textwrap
+from pathlib import Path
 
 import pytest
 import yaml
@@ -12,14 +15,22 @@ import yaml
 from lbw_utils.studies import baseline_search, training_length
 from lbw_utils.runs.experiments import Settings, check_method
 from lbw_utils.models.recurrent import name_model_parameters
+from lbw_utils.runner import reproduce
 from lbw_utils.runner.profiles import (
     PROFILE_KEYS,
+    PROFILE_TABLE_END,
+    PROFILE_TABLE_PAGES,
+    PROFILE_TABLE_START,
     STUDY_KEYS,
     ProfileError,
     available_profiles,
     load_profile,
     notebook_parameters,
+    profiles_table,
+    write_profile_tables,
 )
+
+ROOT = Path(__file__).resolve().parent.parent
 
 NOTEBOOKS = ["00_baseline_recipe", "01_baseline", "02_tpr_analysis", "03_static_weighting", "04_dynamic_weighting",
              "05_name_nationality_rnn", "06_paper_figures", "07_training_length", "08_tuning_seeds",
@@ -230,3 +241,73 @@ def test_profile_text_in_the_module_docstring_is_a_valid_profile(tmp_path):
     path = write(tmp_path, textwrap.dedent(example))
     _, steps = load_profile(path)
     assert [step.notebook for step in steps] == ["01_baseline", "02_tpr_analysis", "06_paper_figures"]
+
+
+# --- every list of profiles a reader sees comes from the profile files -----------------------------------------
+
+def shipped_descriptions() -> dict[str, str]:
+    return {name: " ".join(load_profile(name)[0]["description"].split()) for name in available_profiles()}
+
+
+@pytest.mark.parametrize("page", PROFILE_TABLE_PAGES)
+def test_the_profile_table_of_each_page_is_the_one_the_profile_files_make(page):
+    text = (ROOT / page).read_text(encoding="utf-8")
+    assert text.count(PROFILE_TABLE_START) == 1 and text.count(PROFILE_TABLE_END) == 1, page
+    shown = text.split(PROFILE_TABLE_START, 1)[1].split(PROFILE_TABLE_END, 1)[0].strip()
+    assert shown == profiles_table(), (f"{page}'s profile table differs from the profile files: rewrite it with "
+                                       "`python -m lbw_utils.runner.profiles --write`")
+
+
+def test_the_profile_table_has_a_row_per_profile_file_with_its_description_and_device():
+    rows = profiles_table().splitlines()[2:]
+    assert [row.split(" | ")[0] for row in rows] == [f"| `{name}`" for name in available_profiles()]
+    for row, (name, description) in zip(rows, shipped_descriptions().items()):
+        assert description in row, name
+    assert rows[available_profiles().index("smoke")].endswith("| the CPU |")
+    assert rows[available_profiles().index("gpu")].endswith("| a CUDA GPU |")
+
+
+def test_writing_the_profile_tables_rewrites_only_between_the_markers(tmp_path):
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "README.md").write_text(f"before\n{PROFILE_TABLE_START}\nstale\n{PROFILE_TABLE_END}\nafter\n")
+    (tmp_path / "docs" / "reproducibility.md").write_text("a page without the markers\n")
+    assert write_profile_tables(tmp_path) == [tmp_path / "README.md"]
+    assert (tmp_path / "README.md").read_text() == (f"before\n{PROFILE_TABLE_START}\n{profiles_table()}\n"
+                                                    f"{PROFILE_TABLE_END}\nafter\n")
+    assert (tmp_path / "docs" / "reproducibility.md").read_text() == "a page without the markers\n"
+
+
+def test_reproduce_help_names_every_profile_file(capsys):
+    with pytest.raises(SystemExit):
+        reproduce.main(["--help"])
+    shown = " ".join(capsys.readouterr().out.split())
+    assert f"one of {', '.join(available_profiles())}" in shown
+
+
+MAKE = shutil.which("make")
+
+
+@pytest.mark.skipif(MAKE is None, reason="make is not installed")
+def test_make_help_lists_every_profile_with_its_description():
+    shown = subprocess.run([MAKE, "--no-print-directory", "help"], cwd=ROOT, capture_output=True, text=True,
+                           check=True).stdout
+    listed = {line.split()[0]: line.split(None, 1)[1] for line in shown.split("profiles (", 1)[1].splitlines()[1:]}
+    assert listed == shipped_descriptions()
+    assert "make reproduce" in shown and "make test " in shown
+
+
+@pytest.mark.skipif(MAKE is None, reason="make is not installed")
+def test_make_reproduce_runs_one_study_for_one_seed():
+    """`make reproduce PROFILE=cpu STUDIES=fashion_mnist SEEDS=0` reaches reproduce's --studies and --seeds (make -n
+    prints the command without running it), and reproduce plans that study alone, for that seed."""
+    planned = subprocess.run([MAKE, "-n", "--no-print-directory", "reproduce", "PROFILE=cpu", "STUDIES=fashion_mnist",
+                              "SEEDS=0"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    command = next(line for line in planned.replace("\\\n", " ").splitlines() if "lbw_utils.runner.reproduce" in line)
+    assert command.split()[-4:] == ["--studies", "fashion_mnist", "--seeds", "0"]
+    assert "--profile cpu" in command
+    unrestricted = subprocess.run([MAKE, "-n", "--no-print-directory", "reproduce", "PROFILE=cpu"], cwd=ROOT,
+                                  capture_output=True, text=True, check=True).stdout
+    assert "--studies" not in unrestricted and "--seeds" not in unrestricted
+    steps = reproduce.select_steps(load_profile("cpu")[1], studies=["fashion_mnist"], seeds=[0])
+    assert {step.study for step in steps if step.study} == {"fashion_mnist"}  # and the final notebooks, which read
+    assert all(step.parameters["seeds"] == [0] for step in steps if "seeds" in step.parameters)

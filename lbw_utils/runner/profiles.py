@@ -1,7 +1,7 @@
 """Study profiles: plain YAML files saying which notebooks run with which parameters.
 
-A profile (``smoke``, ``cpu``, ``gpu`` ship in ``lbw_utils/runner/profiles/``; any
-other YAML file of the same shape works) looks like::
+A profile (the shipped ones are the YAML files of ``lbw_utils/runner/profiles/``, :func:`available_profiles`;
+any other YAML file of the same shape works) looks like::
 
     description: one line
     shared: {seeds: [0, 1, 2]}              # given to every notebook that declares them
@@ -26,10 +26,16 @@ longest shards first, so that no worker is left with a long shard while the othe
 ``headline`` names the dataset (as its ``tables/<dataset>/`` folder is named) whose goal statement and paired
 table ``make publish`` puts at the head of the README (:mod:`lbw_utils.runner.publish`); ``null``: none. A profile
 that does not say has :data:`DEFAULT_HEADLINE`'s.
+
+The lists of profiles that readers see are made from these files, never typed: the table of the README and of
+``docs/reproducibility.md`` (between ``<!-- profiles:start -->`` and ``<!-- profiles:end -->``, rewritten by
+``python -m lbw_utils.runner.profiles --write``; a test fails while they differ from the files), ``make help`` and
+``reproduce --help``.
 """
 
 from __future__ import annotations
 
+import argparse
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +43,8 @@ from pathlib import Path
 import papermill
 import yaml
 
+from lbw_utils.config import REPO_ROOT
+from lbw_utils.files import replace_marked_block
 from lbw_utils.runs.notebook import settings_parameters_of
 
 PROFILE_DIR = Path(__file__).resolve().parent / "profiles"
@@ -45,6 +53,13 @@ PROFILE_KEYS = {"description", "shared", "studies", "final", "seeds_per_shard", 
 # The README's headline dataset of a profile that names none: the image study every full profile runs.
 DEFAULT_HEADLINE = "fashion_mnist"
 STUDY_KEYS = {"parameters", "notebooks", "overrides", "seeds_per_shard", "minutes_per_seed"}
+
+
+# The generated table of the shipped profiles in these pages (paths relative to the repository).
+PROFILE_TABLE_PAGES = ("README.md", "docs/reproducibility.md")
+PROFILE_TABLE_START, PROFILE_TABLE_END = "<!-- profiles:start -->", "<!-- profiles:end -->"
+# What a profile's `shared: {device: ...}` means to a reader (a profile that names none trains where `auto` would).
+DEVICE_WORDS = {"auto": "a CUDA GPU where there is one, else the CPU", "cpu": "the CPU", "cuda": "a CUDA GPU"}
 
 
 class ProfileError(ValueError):
@@ -213,3 +228,44 @@ def _check_keys(mapping, allowed: set[str], where: str, required: set[str] = fro
     missing = sorted(required - set(mapping))
     if missing:
         raise ProfileError(f"{where}: missing key(s) {missing}")
+
+
+def profiles_table() -> str:
+    """The markdown table of the shipped profiles, read from their files: name, description and where it trains.
+    Every profile file is a row, so a new profile appears without an edit here."""
+    rows = ["| profile | what it runs (its `description`) | trains on |", "|---|---|---|"]
+    for name in available_profiles():
+        content = _read(PROFILE_DIR / f"{name}.yaml")
+        _check_keys(content, PROFILE_KEYS, f"profile {name}", required={"studies"})
+        device = str(_mapping(content.get("shared"), f"profile {name}: shared").get("device", "auto"))
+        where = DEVICE_WORDS.get(device.split(":")[0], f"`{device}`")
+        description = " ".join(str(content.get("description", "")).split()).replace("|", "\\|")
+        rows.append(f"| `{name}` | {description} | {where} |")
+    return "\n".join(rows)
+
+
+def write_profile_tables(repo_root: Path = REPO_ROOT) -> list[Path]:
+    """Rewrite the profile table of every page of :data:`PROFILE_TABLE_PAGES` that has its markers; return those."""
+    written = []
+    for relative in PROFILE_TABLE_PAGES:
+        page = repo_root / relative
+        if replace_marked_block(page, PROFILE_TABLE_START, PROFILE_TABLE_END, profiles_table()):
+            written.append(page)
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="The shipped profiles, from their files.")
+    parser.add_argument("--write", action="store_true",
+                        help=f"rewrite the generated profile table of {' and '.join(PROFILE_TABLE_PAGES)}")
+    args = parser.parse_args(argv)
+    if args.write:
+        for page in write_profile_tables():
+            print(f"rewrote the profile table of {page}")
+    else:
+        print(profiles_table())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

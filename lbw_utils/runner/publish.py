@@ -33,7 +33,7 @@ from pathlib import Path
 from lbw_utils.ceiling import CEILING_LABEL
 from lbw_utils.config import REPO_ROOT
 from lbw_utils.config import results_dir as default_results_root
-from lbw_utils.files import atomic_write_text
+from lbw_utils.files import atomic_write_text, replace_marked_block
 from lbw_utils.reporting.per_seed import PER_SEED_FILE, SKIPPED_FOLDERS, per_seed_line, write_per_seed
 from lbw_utils.runner.profiles import ProfileError, headline_dataset, load_profile
 
@@ -249,14 +249,7 @@ def _replace_results_block(page: Path, profile: str, block: str) -> None:
 
 def _replace_block(path: Path, start: str, end: str, block: str) -> None:
     """Replace what lies between the markers ``start`` and ``end`` of ``path``; leave a file without them alone."""
-    if not path.exists():
-        return
-    text = path.read_text(encoding="utf-8")
-    if start not in text or end not in text:
-        return  # this block is not shown in this file
-    head, rest = text.split(start, 1)
-    _, tail = rest.split(end, 1)
-    atomic_write_text(path, f"{head}{start}\n{block}\n{end}{tail}")
+    replace_marked_block(path, start, end, block)
 
 
 def main(argv: list[str] | None = None) -> int:

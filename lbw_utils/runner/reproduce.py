@@ -1,6 +1,6 @@
 """Run the notebooks of a profile in order with papermill and write ``summary.md``.
 
-    python -m lbw_utils.runner.reproduce --profile cpu      # or smoke, gpu, path/to/profile.yaml
+    python -m lbw_utils.runner.reproduce --profile cpu      # or any profile --help lists, or path/to/profile.yaml
     python -m lbw_utils.runner.reproduce --profile cpu --studies fashion_mnist --seeds 0 --no-final
     python -m lbw_utils.runner.reproduce --profile cpu --workers 1      # one process, no fan-out (auto: from the hardware)
 
