@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from lbw_utils.reporting.display import listed, row_name
 from lbw_utils.reporting.sentences import describe_change, family_difference_statement, fold_wording, goal_statement
 from lbw_utils.stats import validation_scores
 from lbw_utils.studies.names import NamesStudy
@@ -21,9 +22,10 @@ def study_lines(study: NamesStudy) -> list[str]:
         "splits: " + (f"{study.folds}-fold cross-fitting (partition {partition}), folds {settings.seeds}"
                       if study.folds else f"random 80/10/10 per seed, seeds {settings.seeds}"),
         _tuning_share_line(settings.data.tuning_share),
-        f"reference rows: {study.reference_labels}", f"weighting methods: {study.weighting_labels}"]
+        f"reference rows: {listed(map(row_name, study.reference_labels))}",
+        f"weighting methods: {listed(map(row_name, study.weighting_labels))}"]
     if study.bag:
-        lines.append(f"weighting methods on the n-gram bag: {study.bag_labels}")
+        lines.append(f"weighting methods on the n-gram bag: {listed(map(row_name, study.bag_labels))}")
     return lines
 
 
@@ -51,7 +53,7 @@ def answer_lines(study: NamesStudy, records: list[dict], paired: pd.DataFrame, b
              + say(describe_change(paired, best))]
     for label, change in changes.items():
         change = change.set_index("class")
-        lines.append(f"{label}: " + ", ".join(f"{c} {100 * change.loc[c, 'mean change']:+.1f} ± "
+        lines.append(f"{row_name(label)}: " + ", ".join(f"{c} {100 * change.loc[c, 'mean change']:+.1f} ± "
                                               f"{100 * change.loc[c, '95% CI ±']:.1f}" for c in focus)
                      + " points of test TPR; " + say(describe_change(paired, label)))
     if study.folds is not None:
@@ -73,7 +75,7 @@ def _pooled_lines(pooled: pd.DataFrame, references: list[str]) -> list[str]:
     for label in references:
         if label in pooled.index:
             row = pooled.loc[label]
-            lines.append(f"  {label}: accuracy {row['pooled accuracy']:.3f}, worst class {row['worst class']} at "
+            lines.append(f"  {row_name(label)}: accuracy {row['pooled accuracy']:.3f}, worst class {row['worst class']} at "
                          f"{row['worst-class pooled TPR']:.3f} ({row['95% Wilson low']:.3f}-"
                          f"{row['95% Wilson high']:.3f}).")
     return lines
