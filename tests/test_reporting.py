@@ -277,3 +277,24 @@ def test_notebook_09s_answer_and_its_targeted_rows():
                                               ["shoe", "bag", "shirt"], seed=0, top=4)
     assert beyond.targeting_lines(targets) == [
         "strong: augments ['shirt']", "strong: largest pair margins (logits): bag / shirt 0.90, bag / shoe 0.50"]
+
+
+def test_datasets_are_named_as_people_write_them():
+    from lbw_utils.reporting.display import dataset_name
+
+    assert [dataset_name(key) for key in ("fashion_mnist", "cifar10", "names5", "names42", "my_data")] == [
+        "Fashion-MNIST", "CIFAR-10", "names (5 nationalities)", "names (42 nationalities)", "my data"]
+    with pytest.raises(ValueError, match="expected a dataset key"):
+        dataset_name("")
+
+
+def test_saved_tables_name_rows_for_a_reader_while_the_csv_keeps_the_labels(tmp_path):
+    from lbw_utils.reporting.tables import save_paired_tables
+
+    records = [dict(r, method_label="static-mean-ratio-gamma4") if r["method_label"] == "strong" else r
+               for r in paired_study()]
+    paths = save_paired_tables(paired_table(records), tmp_path / "paired")
+    markdown, csv = paths["md"].read_text(), paths["csv"].read_text()
+    assert "| TPR weights (Q&A recipe), γ = 4 " in markdown and "static-mean-ratio-gamma4" not in markdown
+    assert "static-mean-ratio-gamma4" in csv and "TPR weights" not in csv
+    assert r"TPR weights (Q\&A recipe), $\gamma$ = 4" in paths["tex"].read_text()
