@@ -123,3 +123,21 @@ def test_series_styles_refuse_more_than_a_panel_draws():
     rows = ["baseline", "ema-alpha0.01+posthoc-worst", "focal", "ema-alpha0.01"]
     assert plots.key_rows(rows, limit=3) == ["baseline", "ema-alpha0.01", "ema-alpha0.01+posthoc-worst"]
     assert plots.key_rows(rows, limit=2) == ["baseline", "focal"]
+
+
+def test_the_budget_curves_draw_changes_in_points_and_leave_extra_rows_to_the_table():
+    import pandas as pd
+
+    rows = []
+    for index, method in enumerate(["baseline", *[f"static-mean-ratio-gamma{g}" for g in range(1, 10)]]):
+        for budget in (4, 8):
+            rows.append({"arm": "main", "method": method, "budget": budget, "d_worst_class_tpr": 0.01 * index,
+                         "d_worst_class_tpr_ci": 0.002})
+    figure = plots.budget_curves(pd.DataFrame(rows), {"d_worst_class_tpr": "Δ worst-class TPR (pts)"},
+                                 percent=("d_worst_class_tpr",))
+    lines = [line for line in figure.axes[0].get_lines() if not line.get_label().startswith("_")]
+    assert len(lines) == plots.MAX_SERIES and lines[0].get_label() == "baseline"
+    assert list(lines[1].get_ydata()) == pytest.approx([1.0, 1.0])  # 0.01 as a fraction: 1 point
+    assert lines[1].get_label() == "TPR weights (Q&A recipe), γ = 1"
+    assert any(text.get_text() == "2 more rows in the table" for text in figure.legends[0].get_texts())
+    plt.close(figure)

@@ -352,10 +352,13 @@ def budget_curves(table, columns: dict[str, str], *, arm: str = "main", title: s
                   baseline: str = "baseline", save_to: str | Path | None = None):
     """One panel per column of a training-length table (see :func:`lbw_utils.studies.training_length.ladder_table`):
     the column's mean against the epoch budget, one line per method (its display name; at most
-    :data:`MAX_SERIES`), a 95 % band (``<column>_ci``). The columns named in ``percent`` (fractions: rates and
+    :data:`MAX_SERIES`, the baseline first, a note counting the others), a 95 % band (``<column>_ci``). The columns named in ``percent`` (fractions: rates and
     their changes) are drawn times 100, so rates read in per cent and changes in points."""
     rows = table[table["arm"] == arm]
-    styles = series_styles(rows["method"], baseline)
+    methods = list(dict.fromkeys(rows["method"]))
+    drawn = key_rows(methods, baseline=baseline)
+    rows = rows[rows["method"].isin(drawn)]
+    styles = series_styles(drawn, baseline)
     matplotlib.rcParams.update(STYLE)
     figure, panels = plt.subplots(1, len(columns), figsize=(min(TEXT_WIDTH, 2.4 * len(columns) + 0.4), 2.6),
                                   squeeze=False)
@@ -378,7 +381,8 @@ def budget_curves(table, columns: dict[str, str], *, arm: str = "main", title: s
         axes.set_xlabel("epochs (budget)")
         axes.set_ylabel(label)
     handles, labels = panels[0][0].get_legend_handles_labels()
-    figure.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 3))
+    _legend(figure, handles, labels, [_left_out(len(methods) - len(drawn))], loc="outside lower center",
+            ncol=min(len(labels), 3))
     figure.suptitle(title, x=0.0, ha="left", fontsize=9)
     save_figure(figure, save_to)
     return figure
