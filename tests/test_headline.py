@@ -107,14 +107,21 @@ def test_the_headline_sentences_are_two_or_three_of_one_idea_each_under_forty_wo
         "None of the 2 trained rows has a re-decision frontier above the baseline's")
 
 
-def test_publish_writes_the_readme_headline_from_the_published_files(tmp_path):
+def _published(tmp_path):
+    """A README and a results page with their markers, the profile published into them: (readme, page, docs root)."""
     readme = tmp_path / "README.md"
     readme.write_text("intro\n<!-- headline:start -->\nold\n<!-- headline:end -->\noutro\n")
     page = tmp_path / "docs" / "results.md"
     page.parent.mkdir()
     page.write_text("# Results\n\nIntro.\n\n## The `cpu` profile\n\n<!-- cpu-results:start -->\n<!-- cpu-results:end -->\n")
-    publish(_results(tmp_path), "cpu", "2 CPU cores", "fashion_mnist", docs_root=tmp_path / "docs" / "results",
-            readme=readme, results_page=page)
+    docs_root = tmp_path / "docs" / "results"
+    publish(_results(tmp_path), "cpu", "2 CPU cores", "fashion_mnist", docs_root=docs_root, readme=readme,
+            results_page=page)
+    return readme, page, docs_root
+
+
+def test_publish_writes_the_readme_headline_from_the_published_files(tmp_path):
+    readme, _, _ = _published(tmp_path)
     text = readme.read_text()
     block = text.split("<!-- headline:start -->")[1].split("<!-- headline:end -->")[0]
     assert "old" not in block and text.startswith("intro\n") and text.endswith("outro\n")
@@ -128,14 +135,7 @@ def test_publish_writes_the_readme_headline_from_the_published_files(tmp_path):
 
 
 def test_the_results_page_opens_with_numbered_findings_then_contents_and_shows_one_table_per_question(tmp_path):
-    readme = tmp_path / "README.md"
-    readme.write_text("<!-- headline:start -->\n<!-- headline:end -->\n")
-    page = tmp_path / "docs" / "results.md"
-    page.parent.mkdir()
-    page.write_text("# Results\n\nIntro.\n\n## The `cpu` profile\n\n<!-- cpu-results:start -->\n<!-- cpu-results:end -->\n")
-    docs_root = tmp_path / "docs" / "results"
-    publish(_results(tmp_path), "cpu", "2 CPU cores", "fashion_mnist", docs_root=docs_root, readme=readme,
-            results_page=page)
+    readme, page, docs_root = _published(tmp_path)
     text = page.read_text()
     assert text.startswith("# Results\n\n## Findings\n\n<!-- findings:start -->")
     assert text.index("## Findings") < text.index("## Contents") < text.index("Intro.") < text.index("cpu-results")

@@ -14,16 +14,18 @@ from lbw_utils import stats
 from lbw_utils.reporting import plots
 
 
-def records() -> list[dict]:
-    """Three seeds of a baseline, a method on the front and a dominated one."""
+def records(rows: dict[str, list[float]] | None = None, shifts=(0.0, 0.02, -0.02)) -> list[dict]:
+    """Seeds (one per shift) of each row (label -> its per-class TPRs on the first seed); by default a baseline, a
+    method on the front and a dominated one."""
+    rows = rows or {"baseline": [0.98, 0.70], "lifted": [0.86, 0.80], "worse": [0.95, 0.68]}
     made = []
-    for seed, shift in enumerate((0.0, 0.02, -0.02)):
-        for method, tpr in (("baseline", [0.98, 0.70]), ("lifted", [0.86, 0.80]), ("worse", [0.95, 0.68])):
+    for seed, shift in enumerate(shifts):
+        for method, tpr in rows.items():
             tpr = [value + shift for value in tpr]
             summary = {"accuracy": float(np.mean(tpr)), "balanced_accuracy": float(np.mean(tpr)), "tpr": tpr,
-                       "tpr_std": float(np.std(tpr)), "worst_class_tpr": min(tpr), "worst_class": "shirt"}
+                       "tpr_std": float(np.std(tpr)), "worst_class_tpr": min(tpr), "worst_class": "Shirt"}
             made.append({"dataset": "fashion_mnist", "method_label": method, "seed": seed, "test": summary,
-                         "val": summary, "classes": ["bag", "shirt"], "train_seconds": 1.0})
+                         "val": summary, "classes": ["Bag", "Shirt"], "train_seconds": 1.0})
     return made
 
 
@@ -59,19 +61,11 @@ def test_paired_change_bars_draw_the_mean_changes_and_the_noise_band(tmp_path):
 def many_rows() -> list[dict]:
     """Three seeds of a baseline, nine static weightings (one more than a panel draws) and post-hoc offsets on the
     first weighting, all within the accuracy window."""
-    made = []
     rows = {"baseline": [0.95, 0.70]}
     rows.update({f"static-mean-ratio-gamma{gamma}": [0.95 - 0.002 * gamma, 0.70 + 0.01 * gamma]
                  for gamma in range(1, 10)})
     rows["static-mean-ratio-gamma1+posthoc-worst"] = [0.93, 0.80]
-    for seed, shift in enumerate((0.0, 0.01, -0.01)):
-        for method, tpr in rows.items():
-            tpr = [value + shift for value in tpr]
-            summary = {"accuracy": float(np.mean(tpr)), "balanced_accuracy": float(np.mean(tpr)), "tpr": tpr,
-                       "tpr_std": float(np.std(tpr)), "worst_class_tpr": min(tpr), "worst_class": "Shirt"}
-            made.append({"dataset": "fashion_mnist", "method_label": method, "seed": seed, "test": summary,
-                         "val": summary, "classes": ["Bag", "Shirt"], "train_seconds": 1.0})
-    return made
+    return records(rows, shifts=(0.0, 0.01, -0.01))
 
 
 def test_a_panel_draws_at_most_max_series_rows_named_for_a_reader_each_its_own_colour_and_marker(tmp_path):
