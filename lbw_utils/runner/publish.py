@@ -256,6 +256,9 @@ def _beyond_block(tables: Path, profile: str, hardware: str, results_link: str) 
     if not (frontier.exists() and goal.exists()):
         return None
     parts = [frontier.read_text(encoding="utf-8").strip().split("\n\n")[0], goal.read_text(encoding="utf-8").strip()]
+    separation = tables / "beyond_separation.md"  # any row above the frontier, at one network and at any cost
+    if separation.exists():
+        parts.append(separation.read_text(encoding="utf-8").strip().split("\n\n")[0])
     posthoc = tables / "beyond_posthoc_vs_posthoc.md"
     if posthoc.exists():
         parts.append(posthoc.read_text(encoding="utf-8").strip().split("\n\n")[0])
