@@ -147,7 +147,7 @@ def test_group_tpr_change_is_paired_on_the_group_mean():
     table = formatted_group_change(group_tpr_change(records, [["british", "american"]], ["ema"]))
     assert isinstance(table, pd.DataFrame) and table.loc[0, "group"] == "british, american"
     assert table.loc[0, "baseline TPR"].startswith("0.450")
-    assert table.loc[0, "Δ ema (pts)"] == "10.0 ± 0.0"  # +10 points of the group mean on both seeds
+    assert table.loc[0, "Δ EMA weights, α = 0.01 (pts)"] == "10.0 ± 0.0"  # +10 points of the group mean on both seeds
 
 
 def test_tpr_bars_sort_classes_by_the_first_run(tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from lbw_utils.methods import display_name
 from lbw_utils.reporting.names import study_lines
 from lbw_utils.runs.experiments import method_label
 from lbw_utils.studies.names import BAG, NamesStudy, focus_classes
@@ -28,7 +29,8 @@ def test_every_family_is_built_from_the_parameters(tmp_path):
     assert study.bag_labels == study.weighting_labels  # None: the bag trains the same weightings
     lines = study_lines(study)
     assert lines[1] == "splits: 3-fold cross-fitting (partition 0), folds [0, 1]"
-    assert lines[-1] == f"weighting methods on the n-gram bag: {study.weighting_labels}"
+    assert lines[-1] == ("weighting methods on the n-gram bag: class-difficulty weights (1 - TPR)^τ, τ = 2; "
+                         "normalised EMA weights, α = 0.01; " + "; ".join(map(display_name, study.weighting_labels[2:])))
 
 
 def test_the_bag_and_the_author_are_left_out_where_they_are_the_baseline_or_switched_off(tmp_path):

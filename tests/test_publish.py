@@ -6,6 +6,7 @@ import json
 import pytest
 
 from lbw_utils.runner.profiles import DEFAULT_HEADLINE, ProfileError, headline_dataset
+from lbw_utils.records import record_path, write_record
 from lbw_utils.runner.publish import NotPublishable, check_publishable, main, publish
 
 
@@ -26,8 +27,11 @@ def test_publish_copies_tables_and_figures_and_rewrites_the_marked_block(tmp_pat
     assert (target / "names5_methods.md").read_text().endswith("| baseline |\n")
     assert (target / "names5_pareto.png").read_bytes() == b"png"
     text = page.read_text()
-    assert "old numbers" not in text and text.startswith("intro\n") and text.endswith("outro\n")
-    assert "| baseline |" in text and "2 CPU cores" in text
+    assert "old numbers" not in text and text.endswith("outro\n")
+    # a page without a title gets its Findings and contents first, then the page as it was
+    assert text.startswith("## Findings\n") and text.index("## Contents") < text.index("intro\n")
+    # the method table is linked (the paired table, where there is one, carries its absolute means)
+    assert "[methods](results/cpu/names5_methods.md)" in text and "2 CPU cores" in text
     assert "(results/cpu/names5_pareto.png)" in text  # relative to docs/results.md
     assert "(./names5_pareto.png)" in (target / "README.md").read_text()
     # no fashion_mnist goal and paired tables: the README's headline is left as it was
@@ -54,48 +58,8 @@ def test_a_profile_new_to_the_results_page_is_appended_with_its_markers(tmp_path
     text = page.read_text()
     assert "cpu numbers" in text and "## The `gpu` profile" in text
     start, end = text.index("<!-- gpu-results:start -->"), text.index("<!-- gpu-results:end -->")
-    assert start < text.index("| baseline |") < end
+    assert start < text.index("[methods](results/gpu/x_methods.md)") < end
     assert not (tmp_path / "README.md").exists()
-
-
-PAIRED = """| method | seeds | accuracy | worst-class TPR | Δ accuracy (pts) | Δ worst-class TPR (pts) | Pareto front |
-|:--|--:|--:|--:|:--|:--|:--|
-| baseline | 3 | 0.925 | 0.752 | 0.0 ± 0.0 | 0.0 ± 0.0 | yes |
-| small | 3 | 0.924 | 0.787 | -0.1 ± 0.3 | 3.6 ± 2.1 | yes |
-| collapse | 3 | 0.662 | 0.015 | -26.2 ± 13.2 | -73.6 ± 2.5 | |
-| best | 3 | 0.916 | 0.843 | -0.9 ± 0.5 | 9.2 ± 1.9 | yes |
-| third | 3 | 0.920 | 0.825 | -0.4 ± 0.3 | 7.4 ± 2.5 | yes |
-| dominated | 3 | 0.914 | 0.837 | -1.0 ± 0.6 | 8.5 ± 1.4 | |
-| second | 3 | 0.918 | 0.839 | -0.7 ± 0.6 | 8.6 ± 1.4 | yes |
-| unknown | 3 | 0.914 | 0.837 | -1.0 ± 0.6 | nan | yes |
-| sixth | 3 | 0.925 | 0.760 | -0.0 ± 0.1 | 0.8 ± 0.9 | yes |
-"""
-
-
-def test_the_readme_headline_is_the_goal_and_the_baseline_and_pareto_front_by_worst_class_gain(tmp_path):
-    results = tmp_path / "results" / "cpu"
-    tables = results / "tables" / "fashion_mnist"
-    tables.mkdir(parents=True)
-    (tables / "paired.md").write_text(PAIRED)
-    (tables / "goal.md").write_text("**fashion_mnist**: goal: +15 points. Not met.\n")
-    readme = tmp_path / "README.md"
-    readme.write_text("intro\n<!-- headline:start -->\nold\n<!-- headline:end -->\noutro\n")
-    (tmp_path / "docs").mkdir()
-    (tmp_path / "docs" / "results.md").write_text("<!-- cpu-results:start -->\n<!-- cpu-results:end -->\n")
-
-    publish(results, "cpu", "2 CPU cores", "fashion_mnist", docs_root=tmp_path / "docs" / "results", readme=readme)
-
-    text = readme.read_text()
-    block = text.split("<!-- headline:start -->")[1].split("<!-- headline:end -->")[0]
-    assert "old" not in text and text.startswith("intro\n") and text.endswith("outro\n")
-    assert "**fashion_mnist**: goal: +15 points. Not met." in block and "`cpu` profile on 2 CPU cores:" in block
-    assert "[docs/results.md](docs/results.md)" in block
-    table = [line for line in block.splitlines() if line.startswith("| ") and "method" not in line]
-    assert [line.split("|")[1].strip() for line in table] == ["baseline", "best", "second", "third", "small", "sixth"]
-    assert table[1] == "| best | 0.916 | 0.843 | -0.9 ± 0.5 | 9.2 ± 1.9 |"
-    # off the front ("dominated", "collapse") or past HEADLINE_ROWS ("unknown": a NaN gain goes last): not shown;
-    # the full tables went to the results page, not the README
-    assert "| collapse |" in (tmp_path / "docs" / "results.md").read_text() and "collapse" not in text
 
 
 def _finished_results(root, **marker):
@@ -147,7 +111,7 @@ def test_publish_cli_publishes_a_complete_clean_run(tmp_path, monkeypatch, capsy
     assert main(["--profile", "cpu", "--results-dir", str(tmp_path / "results")]) == 0
     assert "published" in capsys.readouterr().out
     text = (repo / "docs" / "results.md").read_text()
-    assert "| baseline |" in text and "2 CPU cores (AMD EPYC), no GPU" in text and "\nold\n" not in text
+    assert "names5_methods.md" in text and "2 CPU cores (AMD EPYC), no GPU" in text and "\nold\n" not in text
     assert (repo / "docs" / "results" / "cpu" / "names5_methods.md").exists()
 
 
@@ -191,23 +155,23 @@ def test_the_readme_paragraph_beyond_re_deciding_comes_from_notebook_09s_sentenc
     assert "**fashion_mnist**: goal: +15 points. Not met." in block
 
 
-def _headline_tables(results, dataset):
-    tables = results / "tables" / dataset
-    tables.mkdir(parents=True)
-    (tables / "paired.md").write_text(PAIRED)
-    (tables / "goal.md").write_text(f"**{dataset}**: goal: +15 points. Not met.\n")
-
-
 def test_the_headline_comes_from_the_profiles_headline_dataset_and_none_leaves_the_readme(tmp_path):
+    from test_headline import _record, ROWS
+
     results = tmp_path / "results" / "names"
-    _headline_tables(results, "fashion_mnist")
-    _headline_tables(results, "names5")
+    for dataset in ("fashion_mnist", "names5"):
+        for label in ROWS:
+            for seed in range(3):
+                record = _record(label, seed, dataset)
+                write_record(record_path(results, dataset, label, seed), record)
+        (results / "tables" / dataset).mkdir(parents=True)
+        (results / "tables" / dataset / "paired.md").write_text("| method |\n|---|\n| baseline |\n")
     readme = tmp_path / "README.md"
     readme.write_text("<!-- headline:start -->\nold\n<!-- headline:end -->\n")
     publish(results, "names", "2 CPU cores", None, docs_root=tmp_path / "docs" / "results", readme=readme)
     assert "old" in readme.read_text()  # no headline dataset: the README stays as it was
     publish(results, "names", "2 CPU cores", "names5", docs_root=tmp_path / "docs" / "results", readme=readme)
-    assert "**names5**: goal" in readme.read_text() and "fashion_mnist" not in readme.read_text()
+    assert "| names (5 nationalities), 3 seeds |" in readme.read_text() and "Fashion-MNIST" not in readme.read_text()
 
 
 def test_a_profile_names_its_headline_dataset_and_a_bad_one_is_refused(tmp_path):

@@ -26,9 +26,12 @@ from lbw_utils.methods import (
     MethodSpec,
     MinRecallLoss,
     Parameter,
+    display_name,
     fit_logit_offsets,
     make_loss,
+    method_from_label,
     methods_of_kind,
+    non_negative,
     resolve_fit,
     static_weights,
 )
@@ -294,3 +297,75 @@ def test_tau_is_the_exponent_the_cdb_scheme_uses():
     options = METHODS["static"].with_defaults({"scheme": "cdb", "tau": 2.0})
     weights = static.scheme_weights(options, tpr, 2)
     assert weights.tolist() == pytest.approx([0.1 ** 2, 0.5 ** 2])  # (1 - s) ** tau; the default gamma 4 unused
+
+
+# --------------------------------------------------------------------------
+# The names a reader sees
+# --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", list(METHODS))
+def test_every_method_has_a_display_name_of_its_own(name):
+    """Every entry says how a reader names it (its ``display``), and that name is not just the method's key."""
+    spec = METHODS[name]
+    assert spec.display, f"method {name!r} has no display: give its MethodSpec a display= (template or function)"
+    shown = display_name({"name": name})
+    assert shown and "{" not in shown and "}" not in shown
+    assert name == "baseline" or shown != name
+
+
+@pytest.mark.parametrize("method, shown", [
+    ({"name": "baseline"}, "baseline"),
+    ({"name": "static", "scheme": "mean-ratio", "gamma": 4}, "TPR weights (Q&A recipe), γ = 4"),
+    ({"name": "static"}, "TPR weights (Q&A recipe), γ = 4"),  # defaults filled in
+    ({"name": "margin", "source": "static", "gamma": 2}, "logit margin from TPRs, γ = 2"),
+    ({"name": "dro", "eta": 0.01, "form": "group"}, "group DRO, η = 0.01"),
+    ({"name": "ema", "alpha": 0.01, "normalize": True}, "normalised EMA weights, α = 0.01"),
+    ({"name": "cdb", "variant": "imagenet"}, "CDB (ImageNet-LT form), dynamic τ"),
+    ({"name": "posthoc", "objective": "budget", "max_accuracy_drop": 0.01},
+     "baseline + post-hoc offsets (budget 1 pt)"),
+    ({"name": "posthoc", "objective": "budget", "max_accuracy_drop": 0.005,
+      "of": {"name": "static", "scheme": "mean-ratio", "gamma": 4}},
+     "TPR weights (Q&A recipe), γ = 4 + post-hoc offsets (budget 0.5 pt)"),
+    ({"name": "posthoc", "objective": "worst"}, "baseline + post-hoc offsets (worst class)"),
+])
+def test_display_names_of_method_dicts_labels_and_records(method, shown):
+    label = method_label(method)
+    assert display_name(method) == shown
+    assert display_name(label) == shown  # a table that holds only the label shows the same name
+    assert display_name({"method": method, "method_label": label, "seed": 0}) == shown  # a run record
+
+
+def test_every_label_reads_back_into_a_method_dict_that_gives_it():
+    """method_from_label inverts method_label for each method with its defaults given, one key at a time and all
+    together, and for post-hoc offsets on top of each."""
+    methods = []
+    for name, spec in METHODS.items():
+        if spec.kind.adjusts_a_run:
+            continue
+        methods.append({"name": name})
+        for key, value in spec.defaults().items():
+            if value is not None:
+                methods.append({"name": name, key: value})
+    for method in list(methods):
+        methods.append({"name": "posthoc", "objective": "budget", "max_accuracy_drop": 0.005, "of": method})
+    for method in methods:
+        label = method_label(method)
+        found = method_from_label(label)
+        assert found is not None and method_label(found) == label, (method, found)
+
+
+def test_display_name_keeps_labels_it_cannot_read_and_refuses_what_is_no_run():
+    assert display_name("ceiling (offsets fitted on test) - not a method") == (
+        "ceiling (offsets fitted on test) - not a method")
+    assert display_name({"name": "baseline", "label": "ngram-bag"}) == "ngram-bag"
+    assert display_name({"name": "no-such-method"}) == "no-such-method"
+    with pytest.raises(ValueError, match="expected a method dict"):
+        display_name(3)
+
+
+def test_a_method_without_a_display_is_named_by_its_name_and_given_options():
+    spec = MethodSpec("toy-display", "train", {"scale": non_negative(1.0)}, build=lambda o, k, t, ls: None)
+    assert spec.display_text({"name": "toy-display"}) == "toy-display"
+    assert spec.display_text({"name": "toy-display", "scale": 2.0}) == "toy-display (scale 2)"
+    with pytest.raises(ValueError, match="display=3 is not allowed"):
+        MethodSpec("toy-display", "train", build=lambda o, k, t, ls: None, display=3)

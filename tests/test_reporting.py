@@ -56,7 +56,7 @@ def test_markdown_and_latex_contain_every_row():
     assert cells[2][:2] == ["baseline", "3"]
     static_mean = table.set_index("method").loc["static", "accuracy"]
     assert f"{static_mean:.3f} ± " in markdown
-    assert ["ema", "2"] in [row[:2] for row in cells]
+    assert ["EMA weights, α = 0.01", "2"] in [row[:2] for row in cells]  # the display name, not the label
 
     latex = to_latex(table, caption="Fashion-MNIST, 3 seeds")
     for rule in (r"\toprule", r"\midrule", r"\bottomrule"):
@@ -66,8 +66,10 @@ def test_markdown_and_latex_contain_every_row():
     assert r"$\pm$" in latex and "±" not in latex
     assert r"\caption{Fashion-MNIST, 3 seeds}" in latex
     assert r"\begin{tabular}{lrrrrrrr}" in latex
-    for method in ("baseline", "static", "ema"):
+    # display names, their Unicode and pdflatex's special characters escaped ("Q&A" would end a cell)
+    for method in ("baseline", r"TPR weights (Q\&A recipe), $\gamma$ = 4", r"EMA weights, $\alpha$ = 0.01"):
         assert any(line.startswith(method + " & ") for line in latex.splitlines())
+    assert "γ" not in latex and "α" not in latex
 
 
 def test_latex_escapes_underscores():
@@ -166,9 +168,9 @@ def test_group_change_is_one_row_per_group_with_the_baselines_tpr_first():
                for label, seed, tpr in (("baseline", 0, [0.5, 0.4, 0.9]), ("baseline", 1, [0.6, 0.3, 0.9]),
                                         ("ema", 0, [0.6, 0.5, 0.8]), ("ema", 1, [0.7, 0.4, 0.9]))]
     shown = formatted_group_change(group_tpr_change(records, [["british", "american"]], ["ema"]))
-    assert shown.columns.tolist() == ["group", "baseline TPR", "Δ ema (pts)"]
+    assert shown.columns.tolist() == ["group", "baseline TPR", "Δ EMA weights, α = 0.01 (pts)"]
     assert shown.loc[0, "group"] == "british, american" and shown.loc[0, "baseline TPR"].startswith("0.450 ± ")
-    assert shown.loc[0, "Δ ema (pts)"] == "10.0 ± 0.0"
+    assert shown.loc[0, "Δ EMA weights, α = 0.01 (pts)"] == "10.0 ± 0.0"
 
 
 def test_class_change_table_follows_the_chosen_classes():
@@ -182,11 +184,11 @@ def test_trajectory_summary_says_the_first_update_and_the_zeroed_classes():
     records = [with_trajectory("cdb", 0, [[2.0, 0.5, 0.5], [3.0, 0.0, 0.0]], tau=[0.5]),
                with_trajectory("cdb", 1, [[1.0, 1.0, 1.0], [0.0, 1.5, 1.5]], tau=[0.7])]
     text = trajectory_summary(records, "cdb")
-    assert text.startswith("cdb (2 seeds): after the first update the largest class weight is 1.50 on average (50 %")
+    assert text.startswith("CDB (CIFAR-LT form), dynamic τ (2 seeds): after the first update the largest class weight is 1.50 on average (50 %")
     assert "per seed 2.00, 1.00" in text and "with exponent tau 0.60" in text
     assert text.endswith("some class had weight exactly 0 after 2 of 4 updates (first after update 2, depending "
                          "on the seed).")
-    assert trajectory_summary(records, "ema") == "ema: no recorded weight trajectory."
+    assert trajectory_summary(records, "ema") == "EMA weights, α = 0.01: no recorded weight trajectory."
 
 
 def test_markdown_table_rounds_where_asked():
@@ -239,12 +241,12 @@ def test_notebook_06_writes_one_datasets_tables_figures_and_findings(tmp_path):
     tables = tmp_path / "tables" / "fashion_mnist"
     assert sorted(p.name for p in tables.iterdir()) == ["goal.md", "methods.csv", "methods.md", "methods.tex",
                                                         "paired.csv", "paired.md", "paired.tex"]
-    assert shown[0] == "\n### fashion_mnist\n" and shown[-1] == "\n" + (tables / "goal.md").read_text()
+    assert shown[0] == "\n### Fashion-MNIST\n" and shown[-1] == "\n" + (tables / "goal.md").read_text()
     assert paper.save_dataset_figures(records, tmp_path, table, paired) == []
     figures = {p.name for p in (tmp_path / "figures" / "fashion_mnist").glob("*.png")}
     assert figures == {"fig1_tpr_bars.png", "baseline_vs_best.png", "paired_change_best.png", "pareto.png"}
     text = paper.findings(records, paired, tmp_path)
-    assert text.startswith("**fashion_mnist** (generated from 12 run records). Selected on validation (highest mean "
+    assert text.startswith("**Fashion-MNIST** (generated from 12 run records). Selected on validation (highest mean "
                            "validation worst-class TPR among 3 weightings; post-hoc rows cross-fitted): strong (3 seeds)")
     assert "Hyper-parameters" not in text  # no tuning choice in this folder
     without = [r for r in records if r["method_label"] == "baseline"]
@@ -275,3 +277,24 @@ def test_notebook_09s_answer_and_its_targeted_rows():
                                               ["shoe", "bag", "shirt"], seed=0, top=4)
     assert beyond.targeting_lines(targets) == [
         "strong: augments ['shirt']", "strong: largest pair margins (logits): bag / shirt 0.90, bag / shoe 0.50"]
+
+
+def test_datasets_are_named_as_people_write_them():
+    from lbw_utils.reporting.display import dataset_name
+
+    assert [dataset_name(key) for key in ("fashion_mnist", "cifar10", "names5", "names42", "my_data")] == [
+        "Fashion-MNIST", "CIFAR-10", "names (5 nationalities)", "names (42 nationalities)", "my data"]
+    with pytest.raises(ValueError, match="expected a dataset key"):
+        dataset_name("")
+
+
+def test_saved_tables_name_rows_for_a_reader_while_the_csv_keeps_the_labels(tmp_path):
+    from lbw_utils.reporting.tables import save_paired_tables
+
+    records = [dict(r, method_label="static-mean-ratio-gamma4") if r["method_label"] == "strong" else r
+               for r in paired_study()]
+    paths = save_paired_tables(paired_table(records), tmp_path / "paired")
+    markdown, csv = paths["md"].read_text(), paths["csv"].read_text()
+    assert "| TPR weights (Q&A recipe), γ = 4 " in markdown and "static-mean-ratio-gamma4" not in markdown
+    assert "static-mean-ratio-gamma4" in csv and "TPR weights" not in csv
+    assert r"TPR weights (Q\&A recipe), $\gamma$ = 4" in paths["tex"].read_text()

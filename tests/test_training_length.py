@@ -77,7 +77,8 @@ def test_ladder_table_pairs_each_run_with_the_same_budgets_baseline():
     assert late["d_worst_class_tpr"] == pytest.approx(0.01)
     assert late["d_focus_train_margin"] == pytest.approx(0.52)  # 0.5 + the mean shift 0.02
     text = length.answer(table, "static", "b")
-    assert "+0.100 -> +0.010, intervals apart" in text and "4 epochs +0.100 ± 0.000" in text
+    assert "+10.0 -> +1.0 points, intervals apart" in text and "4 epochs +10.0 ± 0.0" in text
+    assert "for TPR weights (Q&A recipe), γ = 4 against" in text  # the display name of the label "static"
     assert "margin 1.00 against 1.52" in text and "paired +0.52" in text
     shown = length.formatted_ladder(table, "b")
     assert list(shown["epochs"]) == [4, 32, 4, 32]
@@ -132,11 +133,11 @@ def test_outputs_draw_the_ladder_arms_and_write_the_generated_answer(tmp_path):
     length.write_ladder_outputs(records, tmp_path, "b")
     assert (tmp_path / "figures" / "toy" / "length_arms.png").stat().st_size > 0
     answer = (tmp_path / "tables" / "toy" / "length_answer.md").read_text()
-    assert answer.startswith("Paired change of the worst-class TPR for static")
-    assert "arm 'no-label-smoothing' (label smoothing 0.0): 4 epochs +0.050 ± 0.000, 8 epochs +0.050" in answer
+    assert answer.startswith("Paired change of the worst-class TPR for TPR weights (Q&A recipe), γ = 4")
+    assert "arm 'no-label-smoothing' (label smoothing 0.0): 4 epochs +5.0 ± 0.0, 8 epochs +5.0" in answer
 
 
 def test_the_augmentation_line_lists_each_class_most_hurt_first():
     by_arm = {"main": [[0.9, 0.5], [0.7, 0.7]], "augment": [[0.8, 0.7], [0.7, 0.7]]}
     text = length.augmentation_change({arm: np.array(rows) for arm, rows in by_arm.items()}, ["a", "b"])
-    assert text == "change of test TPR with augmentation: a -0.050, b +0.100"
+    assert text == "change of test TPR with augmentation (points): a -5.0, b +10.0"

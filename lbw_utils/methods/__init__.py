@@ -11,8 +11,8 @@ optional hooks: ``on_epoch_end``, ``on_validation``, ``record``, ...) is :class:
 The machinery
 -------------
 ``spec``      ``Parameter`` and its constructors, ``MethodSpec``: how a method is declared
-``registry``  ``METHODS``, collected from the method files: the one list of methods, their labels and checks,
-              ``make_loss``, ``register``
+``registry``  ``METHODS``, collected from the method files: the one list of methods, their labels, the names a
+              reader sees (``display_name``) and checks, ``make_loss``, ``register``
 ``kinds``     how each kind runs (``train``, ``fit``, ``posthoc``): outcome, fingerprint, autocast, label
 ``common``    what every loss shares: ``LossHooks`` (from ``lbw_utils.train``), argument checks, constants, weight trajectories
 
@@ -28,9 +28,9 @@ from lbw_utils.methods.margin import MARGIN_FORMS, MARGIN_SOURCES, DynamicMargin
 from lbw_utils.methods.posthoc import OFFSET_OBJECTIVES, apply_logit_offsets, fit_logit_offsets
 from lbw_utils.methods.kinds import FIT, KINDS, POSTHOC, TRAIN, Kind, RunContext, resolve_fit, resolve_kind
 from lbw_utils.methods.registry import (LOSS_METHODS, METHODS, build_loss, check_method, check_method_options,
-                                       make_loss, method_label, method_spec, methods_of_kind, needs_baseline_tpr,
-                                       register)
+                                       display_name, make_loss, method_from_label, method_label, method_spec,
+                                       methods_of_kind, needs_baseline_tpr, register)
 from lbw_utils.methods.robust import DRO_FORMS, MINRECALL_FORMS, ClassDROLoss, FocalLoss, MinRecallLoss
 from lbw_utils.methods.spec import (Adjustment, MethodSpec, Parameter, choice, flag, fraction, non_negative,
-                                   positive_int, positive_number)
+                                   positive_int, positive_number, shown_value)
 from lbw_utils.methods.static import CrossEntropy, WeightedCrossEntropy, exponent_key, scheme_weights, static_weights

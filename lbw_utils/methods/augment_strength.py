@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from lbw_utils.methods.common import _is_number
-from lbw_utils.methods.spec import MethodSpec, Parameter, choice, fraction
+from lbw_utils.methods.spec import MethodSpec, Parameter, choice, fraction, shown_value
 from lbw_utils.methods.static import CrossEntropy
 from lbw_utils.train import AUGMENTATIONS
 
@@ -86,5 +86,6 @@ SPECS = [
                build=_build, needs_baseline_tpr=lambda o: o["exponent"] != 0, reads="confusion",
                label_short={"exponent": "exp"},
                summary="the augmentation policy for each class with a probability set from the baseline's "
-                       "validation false positives ((FP + 1) ** exponent), mean strength fixed; exponent 0: uniform"),
+                       "validation false positives ((FP + 1) ** exponent), mean strength fixed; exponent 0: uniform",
+               display=lambda o: ("uniform" if o["exponent"] == 0 else "class-conditional") + f" augmentation strength, mean {shown_value(o['mean'])}" + ("" if o["exponent"] == 0 else f", exponent {shown_value(o['exponent'])}")),
 ]

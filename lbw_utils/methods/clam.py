@@ -66,5 +66,6 @@ SPECS = [
     MethodSpec("clam", "train", {"policy": choice("dataset", AUGMENTATIONS)},
                build=lambda o, k, t, ls: ClamLoss(k, ls, o["policy"]),
                summary="CLAM (jyp9961/CLAM train_CV.py): the augmentation policy for every class, with class weights "
-                       "multiplied by exp(-training accuracy) after every epoch, clipped to [0.5, 2], mean 1"),
+                       "multiplied by exp(-training accuracy) after every epoch, clipped to [0.5, 2], mean 1",
+               display=lambda o: "CLAM" + ("" if o["policy"] == "dataset" else f" ({o['policy']})")),
 ]

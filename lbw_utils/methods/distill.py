@@ -32,7 +32,7 @@ from torch import nn
 from lbw_utils.methods.common import _as_list, _check_batch, _label_smoothing, _num_classes
 from lbw_utils.methods.ensemble import ENSEMBLE_SIZE
 from lbw_utils.methods.posthoc import fit_logit_offsets
-from lbw_utils.methods.spec import MethodSpec, Parameter, choice, fraction, non_negative, positive_number
+from lbw_utils.methods.spec import MethodSpec, Parameter, choice, fraction, non_negative, positive_number, shown_value
 from lbw_utils.speed import autocast
 
 DISTILL_FORMS = ("plain", "worst")
@@ -127,5 +127,7 @@ SPECS = [
                build=_distill, needs_baseline_tpr=True, reads="teacher", label_leading=("form",),
                label_short={"temperature": "T"},
                summary="one network of the baseline's size trained on an ensemble's softened outputs (plain), or on a "
-                       "per-class calibrated teacher with class-level DRO weights (worst)"),
+                       "per-class calibrated teacher with class-level DRO weights (worst)",
+               display=lambda o: ("student" if o["form"] == "plain" else "worst-class student")
+                       + f" of the {o['teacher']}-network ensemble, T = {shown_value(o['temperature'])}"),
 ]

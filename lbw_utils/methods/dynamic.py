@@ -12,7 +12,7 @@ from torch import nn
 from lbw_utils.methods.common import (CDB_DYNAMIC_TAU_EPSILON, _as_list, _check_batch, _class_counts_and_hits,
                                      _finite_number, _is_number, _label_smoothing, _num_classes, _one_of,
                                      _per_class_recall, _smoothing_factor, _Trajectory)
-from lbw_utils.methods.spec import MethodSpec, Parameter, choice, flag, fraction
+from lbw_utils.methods.spec import MethodSpec, Parameter, choice, flag, fraction, shown_value
 
 
 # --------------------------------------------------------------------------
@@ -208,14 +208,23 @@ def _cdb_floor(value: Any) -> bool:
     return value is None or (_is_number(value) and 0 < value < 1)
 
 
+def _cdb_text(options: dict) -> str:
+    form = "CIFAR-LT" if options["variant"] == "cifar" else "ImageNet-LT"
+    tau = "dynamic τ" if options["tau"] == "dynamic" else f"τ = {shown_value(options['tau'])}"
+    floor = "" if options["floor"] is None else f", floor {shown_value(options['floor'])}"
+    return f"CDB ({form} form), {tau}{floor}"
+
+
 SPECS = [
     MethodSpec("ema", "train", {"alpha": fraction(0.01, open_low=True), "normalize": flag(False)},
                build=lambda o, k, t, ls: EMAWeightedCrossEntropy(k, label_smoothing=ls, **o),
-               label_short={"normalize": "norm"}, summary="the blog post: weights = EMA of batch false-negative rates"),
+               label_short={"normalize": "norm"}, summary="the blog post: weights = EMA of batch false-negative rates",
+               display=lambda o: f"{'normalised ' if o['normalize'] else ''}EMA weights, α = {shown_value(o['alpha'])}"),
     MethodSpec("cdb", "train",
                {"tau": Parameter("dynamic", _cdb_tau, "a finite number >= 0 or 'dynamic'"),
                 "variant": choice("cifar", CDB_VARIANTS),
                 "floor": Parameter(None, _cdb_floor, "a number in (0, 1), or None")},
                build=lambda o, k, t, ls: CDBLoss(k, label_smoothing=ls, **o),
-               summary="class-wise difficulty-balanced loss, CIFAR-LT (default) or ImageNet-LT form"),
+               summary="class-wise difficulty-balanced loss, CIFAR-LT (default) or ImageNet-LT form",
+               display=_cdb_text),
 ]

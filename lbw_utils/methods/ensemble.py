@@ -51,8 +51,10 @@ SPECS = [
                build=lambda o, k, t, ls: CrossEntropy(ls), train_changes=lambda o, train: {"replicate": o["index"]},
                label_leading=("index",), is_row=False,
                summary="the baseline trained again on the same split with other training randomness: replicate k, "
-                       "an ensemble's member"),
+                       "an ensemble's member",
+               display="replicate {index} of the baseline"),
     MethodSpec("ensemble", "ensemble", {"size": positive_int(ENSEMBLE_SIZE)}, label_leading=("size",),
                summary="the mean softmax of the baseline and its first size - 1 replicates (same seed); size "
-                       "networks trained and run at inference"),
+                       "networks trained and run at inference",
+               display="ensemble of {size} baselines"),
 ]

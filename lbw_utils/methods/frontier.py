@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lbw_utils.methods.common import _check_batch, _is_number, _label_smoothing, _num_classes
-from lbw_utils.methods.spec import MethodSpec, Parameter, choice, fraction, non_negative, positive_int
+from lbw_utils.methods.spec import MethodSpec, Parameter, choice, fraction, non_negative, positive_int, shown_value
 from lbw_utils.methods.static import CrossEntropy
 from lbw_utils.models import CNN_SIZES
 from lbw_utils.train import AUGMENTATIONS
@@ -140,20 +140,25 @@ SPECS = [
                                     "policy": choice("dataset", AUGMENTATIONS)},
                build=_augment, needs_baseline_tpr=lambda o: o["classes"] == "confused", label_leading=("classes",),
                summary="an augmentation policy (the dataset's flip + crop by default) for the confused group's "
-                       "classes only, or for all (the same cost); the other classes keep the study's augmentation"),
+                       "classes only, or for all (the same cost); the other classes keep the study's augmentation",
+               display=lambda o: ("extra augmentation, every class" if o["classes"] == "all" else f"extra augmentation, the {o['group']} worst classes")
+                       + ("" if o["policy"] == "dataset" else f" ({o['policy']})")),
     MethodSpec("pair-margin", "train", {"gamma": non_negative(1.0)},
                build=lambda o, k, confusion, ls: PairMarginLoss(pair_margins(confusion, o["gamma"]), ls),
                needs_baseline_tpr=True, reads="confusion",
-               summary="pairwise margins from the baseline's validation confusion: confused pairs kept apart"),
+               summary="pairwise margins from the baseline's validation confusion: confused pairs kept apart",
+               display="pairwise confusion margins, γ = {gamma}"),
     MethodSpec("average", "train", {"decay": Parameter(0.99, lambda v: _is_number(v) and 0 < v < 1,
                                                        "a number in (0, 1)")},
                build=lambda o, k, t, ls: CrossEntropy(ls), train_changes=lambda o, train: {"average_weights": o["decay"]},
-               summary="exponential moving average of the weights, evaluated instead of the last weights"),
+               summary="exponential moving average of the weights, evaluated instead of the last weights",
+               display="weight averaging, decay {decay}"),
     MethodSpec("capacity", "train",
                {"size": Parameter("medium", _cnn_size, "a CNN size (tiny, small, medium, large)"),
                 "epoch_share": fraction(1.0, open_low=True)},
                build=lambda o, k, t, ls: CrossEntropy(ls), model_changes=lambda o, model: {"size": o["size"]},
                train_changes=lambda o, train: {"epochs": max(1, round(o["epoch_share"] * train.epochs))},
                label_leading=("size",), label_short={"epoch_share": "share"},
-               summary="plain cross-entropy with a larger CNN, for a share of the study's epochs (its compute said)"),
+               summary="plain cross-entropy with a larger CNN, for a share of the study's epochs (its compute said)",
+               display=lambda o: f"{o['size']} CNN" + ("" if o["epoch_share"] == 1 else f", {shown_value(o['epoch_share'])} of the epochs")),
 ]

@@ -35,7 +35,7 @@ from torch import nn
 from lbw_utils.methods.common import (MIN_BASE, _as_list, _check_batch, _class_counts_and_hits, _class_weight_vector,
                                      _label_smoothing, _non_negative, _num_classes, _one_of, _smoothing_factor,
                                      _Trajectory)
-from lbw_utils.methods.spec import MethodSpec, choice, fraction, non_negative
+from lbw_utils.methods.spec import MethodSpec, choice, fraction, non_negative, shown_value
 from lbw_utils.methods.static import static_weights
 
 MARGIN_SOURCES = ("static", "dynamic")
@@ -128,6 +128,13 @@ def _margin(options, num_classes, tpr, label_smoothing):
                              label_smoothing=label_smoothing, form=options["form"])
 
 
+def _margin_text(options: dict) -> str:
+    kind = "logit margin" if options["form"] == "logit-adjusted" else "LDAM-style margin"
+    if options["source"] == "static":
+        return f"{kind} from TPRs, γ = {shown_value(options['gamma'])}"
+    return f"{kind} from EMA recall, γ = {shown_value(options['gamma'])}, α = {shown_value(options['alpha'])}"
+
+
 def _margin_constraint(options: dict) -> None:
     if options.get("source", "static") == "static" and "alpha" in options:
         raise ValueError("method 'margin' with source='static' takes no 'alpha' (that is the dynamic source's)")
@@ -138,5 +145,6 @@ SPECS = [
                {"source": choice("static", MARGIN_SOURCES), "gamma": non_negative(4.0),
                 "alpha": fraction(0.01, open_low=True), "form": choice("logit-adjusted", MARGIN_FORMS)},
                build=_margin, needs_baseline_tpr=lambda o: o["source"] == "static", constraint=_margin_constraint,
-               summary="difficulty margins: logit adjustment (or LDAM-style) with costs from measured recall"),
+               summary="difficulty margins: logit adjustment (or LDAM-style) with costs from measured recall",
+               display=_margin_text),
 ]

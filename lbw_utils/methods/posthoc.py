@@ -67,7 +67,7 @@ import torch
 from lbw_utils.checks import check_positive_int
 from lbw_utils.methods.common import _is_number
 from lbw_utils.methods.kinds import stratified_halves
-from lbw_utils.methods.spec import Adjustment, MethodSpec, Parameter, choice, fraction, positive_int
+from lbw_utils.methods.spec import Adjustment, MethodSpec, Parameter, choice, fraction, points, positive_int
 
 OFFSET_OBJECTIVES = ("worst", "budget", "equalize")
 # The objectives with an accuracy budget (max_accuracy_drop), the ones whose budget is held on unseen data.
@@ -443,13 +443,31 @@ def _fraction(name: str, value: Any) -> float:
 # "of": the trained run to adjust, itself a method dict, checked by the kind (experiments.check_method).
 METHOD_DICT = Parameter(None, lambda v: isinstance(v, dict), "a method dict such as {'name': 'baseline'}")
 
+# The search's defaults; a name says only a bound that differs from them.
+SEARCH_DEFAULTS = {"grid_steps": 8, "refinements": 6, "max_passes": 10}
+
+
+def _posthoc_text(options: dict) -> str:
+    """The reader's name of the offsets (the run they adjust is named before it): their objective, the budget
+    where the objective has one, and what differs from the usual fit."""
+    parts = {"worst": ["worst class"], "budget": [], "equalize": ["equal recall"]}[options["objective"]]
+    if options["objective"] in BUDGETED_OBJECTIVES:
+        parts.append(f"budget {points(options['max_accuracy_drop'])}")
+        if options["hold"] == "none":
+            parts.append("not cross-fitted")
+    parts += [f"{key.replace('_', ' ')} {options[key]}" for key, default in SEARCH_DEFAULTS.items()
+              if options[key] != default]
+    return f"post-hoc offsets ({', '.join(parts)})"
+
+
 SPECS = [
     MethodSpec("posthoc", "posthoc",
                {"objective": choice("worst", OFFSET_OBJECTIVES), "max_accuracy_drop": fraction(0.01),
                 "hold": choice("cross-fit", HOLD_MODES),
-                "grid_steps": positive_int(8), "refinements": positive_int(6), "max_passes": positive_int(10),
+                **{key: positive_int(default) for key, default in SEARCH_DEFAULTS.items()},
                 "of": METHOD_DICT},
                adjustment=Adjustment(fit_on_validation, apply_logit_offsets),
                label_leading=("objective",), label_short={"max_accuracy_drop": "drop"},
-               summary="per-class logit offsets fitted on validation, applied to a trained run's logits"),
+               summary="per-class logit offsets fitted on validation, applied to a trained run's logits",
+               display=_posthoc_text),
 ]

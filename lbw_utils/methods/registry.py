@@ -41,6 +41,14 @@ Order
 the order of its ``SPECS``, then whatever :func:`register` adds. The order says only how lists of names read
 (error messages, :func:`methods_of_kind`); no run, record or label depends on it.
 
+Names
+-----
+A run has two names: its label (:func:`method_label`, file-safe and unique: CSV files, file names, records) and
+the name a reader sees (:func:`display_name`: tables' first column, figure legends, generated sentences), from
+its entry's ``display``. :func:`display_name` takes a method dict, a run record or a label; a label is read back
+into the method dict that gives it (:func:`method_from_label`), so a table that holds only labels is shown with
+names too.
+
 Validation happens once, where a method enters (:func:`check_method_options`, called by
 ``experiments.check_method`` and :func:`make_loss`); :func:`build_loss` trusts its input.
 """
@@ -55,8 +63,8 @@ from typing import Any
 from torch import nn
 
 from lbw_utils.methods.common import _num_classes
-from lbw_utils.methods.kinds import Kind, resolve_kind
-from lbw_utils.methods.spec import MethodSpec
+from lbw_utils.methods.kinds import BASELINE, Kind, resolve_kind
+from lbw_utils.methods.spec import MethodSpec, Parameter
 
 
 # --------------------------------------------------------------------------
@@ -213,3 +221,109 @@ def method_label(method: dict) -> str:
             parts.append(f"{short}{value}")
     label = "-".join(parts).replace("/", "_").replace(" ", "")
     return spec.kind.label(label, method, method_label) if spec is not None else label
+
+
+# --------------------------------------------------------------------------
+# The name a reader sees
+# --------------------------------------------------------------------------
+
+def display_name(item: Any) -> str:
+    """The name a reader sees for a run: ``item`` is a method dict (``{"name": "static", "gamma": 4}``: "TPR
+    weights (Q&A recipe), γ = 4"), a run record (its ``method``) or a label (``static-mean-ratio-gamma4``, read
+    back by :func:`method_from_label`). A post-hoc method is named after the run it adjusts: "baseline + post-hoc
+    offsets (budget 1 pt)". A dict with its own ``label``, and a label no registered method gives (a reference
+    row such as the ceiling, a relabelled row), keep that label; an unknown method name is shown as it is."""
+    if isinstance(item, str):
+        method = method_from_label(item)
+        return item if method is None else display_name(method)
+    if isinstance(item, dict) and "name" not in item and isinstance(item.get("method"), dict):
+        return display_name(item["method"])  # a run record
+    if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+        raise ValueError(f"display_name({item!r}) is not allowed: expected a method dict (with a 'name'), a run "
+                         "record (with a 'method') or a label")
+    if "label" in item:
+        return display_name(str(item["label"]))
+    spec = METHODS.get(item["name"])
+    if spec is None:
+        return item["name"]
+    own = spec.display_text(item)
+    if spec.kind.adjusts_a_run:
+        return f"{display_name(item.get('of', BASELINE))} + {own}"
+    return own
+
+
+def method_from_label(label: str) -> dict | None:
+    """The method dict whose :func:`method_label` is ``label`` (only the keys the label shows), or None where no
+    registered method gives that label (a label chosen by hand, a reference row). Every reading is checked by
+    writing its label again, so a dict returned gives exactly ``label``."""
+    if not isinstance(label, str):
+        raise ValueError(f"label={label!r} is not allowed: expected a run label such as 'static-mean-ratio-gamma4'")
+    for method in _readings(label):
+        try:
+            if method_label(method) == label:
+                return method
+        except (KeyError, TypeError, ValueError):
+            continue
+    return None
+
+
+def _readings(label: str):
+    """Every method dict ``label`` might be the label of (checked by the caller): a post-hoc label splits at a
+    ``+`` into the run it adjusts and its own part."""
+    for spec in METHODS.values():
+        if spec.kind.adjusts_a_run:
+            for index in [i for i, character in enumerate(label) if character == "+"]:
+                for own in _own_readings(spec, label[index + 1:]):
+                    base = method_from_label(label[:index])
+                    if base is not None and not METHODS[base["name"]].kind.adjusts_a_run:
+                        yield {**own, "of": base}
+        else:
+            yield from _own_readings(spec, label)
+
+
+def _own_readings(spec: MethodSpec, label: str):
+    """The dicts of ``spec`` whose own label (without a post-hoc prefix) may be ``label``: the name, the leading
+    keys' bare values in order (each may be absent), then ``<key><value>`` parts in the keys' alphabetical order."""
+    if label != spec.name and not label.startswith(spec.name + "-"):
+        return
+    tokens = label[len(spec.name) + 1:].split("-") if label != spec.name else []
+    leading = [key for key in spec.label_leading if key in spec.parameters]
+
+    def lead(position: int, index: int, found: dict):
+        if index == len(leading):
+            yield from keyed(position, found, "")
+            return
+        yield from lead(position, index + 1, found)  # the key is not given
+        key = leading[index]
+        for end in range(position + 1, len(tokens) + 1):
+            for value in _values(spec.parameters[key], "-".join(tokens[position:end])):
+                yield from lead(end, index + 1, {**found, key: value})
+
+    def keyed(position: int, found: dict, last: str):
+        if position == len(tokens):
+            yield {"name": spec.name, **found}
+            return
+        for end in range(position + 1, len(tokens) + 1):
+            part = "-".join(tokens[position:end])
+            for key, parameter in spec.parameters.items():
+                short = spec.label_short.get(key, key)
+                if key in found or key in leading or key == "of" or key <= last or not part.startswith(short):
+                    continue
+                text = part[len(short):]
+                for value in (([True] if parameter.accepts(True) else []) if text == "" else _values(parameter, text)):
+                    yield from keyed(end, {**found, key: value}, key)
+
+    yield from lead(0, 0, {})
+
+
+def _values(parameter: Parameter, text: str) -> list:
+    """The values a label's ``text`` may stand for that ``parameter`` accepts: an integer, a float, the text."""
+    found = []
+    for read in (int, float, str):
+        try:
+            value = read(text)
+        except ValueError:
+            continue
+        if parameter.accepts(value) and value not in found:
+            found.append(value)
+    return found

@@ -11,7 +11,7 @@ from torch import nn
 
 from lbw_utils.methods.common import (_as_list, _check_batch, _class_weight_vector, _label_smoothing, _non_negative,
                                      _num_classes, _one_of, _per_class_recall, _Trajectory)
-from lbw_utils.methods.spec import MethodSpec, Parameter, choice, non_negative
+from lbw_utils.methods.spec import MethodSpec, Parameter, choice, non_negative, shown_value
 
 DRO_FORMS = ("sample", "group")
 MINRECALL_FORMS = ("weighted", "logit-adjusted")
@@ -240,15 +240,24 @@ def _every(value: Any) -> bool:
     return value == "epoch" or (not isinstance(value, bool) and isinstance(value, int) and value >= 1)
 
 
+def _minrecall_text(options: dict) -> str:
+    every = options["every"]
+    schedule = "" if every == 32 else (", every epoch" if every == "epoch" else f", every {every} steps")
+    return f"worst-class recall by EG ({options['form']}), η = {shown_value(options['eta'])}{schedule}"
+
+
 SPECS = [
     MethodSpec("focal", "train", {"gamma": non_negative(2.0)},
-               build=lambda o, k, t, ls: FocalLoss(label_smoothing=ls, **o), summary="focal loss"),
+               build=lambda o, k, t, ls: FocalLoss(label_smoothing=ls, **o), summary="focal loss",
+               display="focal loss, γ = {gamma}"),
     MethodSpec("dro", "train", {"eta": non_negative(0.01), "form": choice("sample", DRO_FORMS)},
                build=lambda o, k, t, ls: ClassDROLoss(k, label_smoothing=ls, **o),
-               summary="class-level distributionally robust weights (form 'group': group_DRO's own loss)"),
+               summary="class-level distributionally robust weights (form 'group': group_DRO's own loss)",
+               display=lambda o: f"{'group' if o['form'] == 'group' else 'class'} DRO, η = {shown_value(o['eta'])}"),
     MethodSpec("minrecall", "train",
                {"eta": non_negative(1.0), "form": choice("logit-adjusted", MINRECALL_FORMS),
                 "every": Parameter(32, _every, "'epoch' or a positive number of training steps")},
                build=lambda o, k, t, ls: MinRecallLoss(k, label_smoothing=ls, **o),
-               summary="worst-class recall by exponentiated gradient on validation recall"),
+               summary="worst-class recall by exponentiated gradient on validation recall",
+               display=_minrecall_text),
 ]

@@ -63,6 +63,22 @@ def positive_int(default: int) -> Parameter:
                      "an integer >= 1")
 
 
+def shown_value(value: Any) -> str:
+    """An option's value as a reader's name writes it: numbers without a trailing ``.0`` (``4``, ``0.01``),
+    flags as yes/no, anything else as its text."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if _is_number(value):
+        return f"{value:g}"
+    return str(value)
+
+
+def points(fraction: float) -> str:
+    """A share (``0.005``) in points, as a name says it (``0.5 pt``, ``1 pt``, ``2 pts``)."""
+    value = 100 * fraction
+    return f"{value:g} pt" + ("" if value <= 1 else "s")
+
+
 class Adjustment(NamedTuple):
     """What a method of kind ``"posthoc"`` does to a finished run's logits: ``fit(val_logits, val_targets,
     halves, **options)`` fits on the validation logits and two disjoint halves of them and returns the offsets
@@ -103,6 +119,11 @@ class MethodSpec:
     ``ModelOptions`` (``current``: the study's; e.g. weight averaging, a larger CNN for a share of the epochs);
     the run's record and fingerprint hold the result. ``is_row``: False for a run that is only part of
     another row (an ensemble's member).
+    ``display``: the name a reader sees in tables, figures and sentences (the label stays in CSV files and file
+    names): a template over the options with defaults filled in, each value already written for a reader
+    (``"focal loss, γ = {gamma}"``), or a function of those options (the values as given) returning the name;
+    empty: the method's name and its given options (:meth:`display_text`). A post-hoc kind's name is put after
+    the name of the run it adjusts by :func:`lbw_utils.methods.registry.display_name`.
     """
 
     name: str
@@ -122,6 +143,7 @@ class MethodSpec:
     # False for a run that is part of another row, never a row itself (an ensemble's replicate member): its record
     # says so ("row": false) and the tables leave it out (lbw_utils.records.load_records).
     is_row: bool = True
+    display: str | Callable[[dict], str] = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "kind", resolve_kind(self.kind))
@@ -130,6 +152,9 @@ class MethodSpec:
         if (self.train_changes or self.model_changes) and not self.kind.trains_with_loop:
             raise ValueError(f"method {self.name!r} of kind {self.kind.name!r} has no training loop or network "
                              "to change: train_changes and model_changes need kind 'train'")
+        if not isinstance(self.display, str) and not callable(self.display):
+            raise ValueError(f"method {self.name!r}: display={self.display!r} is not allowed: expected a template "
+                             "string over the options or a function of the options")
         if self.kind.adjusts_a_run and not isinstance(self.adjustment, Adjustment):
             raise ValueError(f"method {self.name!r} of kind {self.kind.name!r} adjusts a run: it needs "
                              f"adjustment=Adjustment(fit, apply), got {self.adjustment!r}")
@@ -162,6 +187,19 @@ class MethodSpec:
     def options_of(self, method: dict) -> dict:
         """Every parameter of a (checked) method dict, defaults filled in."""
         return self.with_defaults(self.given(method))
+
+    def display_text(self, method: dict) -> str:
+        """The reader's name of a method dict of this entry (no ``of``: the run a post-hoc method adjusts is named by
+        :func:`lbw_utils.methods.registry.display_name`), from ``display`` with every option's default filled in;
+        without a ``display``, the name and the options the dict gives (``name (key value, ...)``)."""
+        options = {key: value for key, value in self.options_of(method).items() if key != "of"}
+        if callable(self.display):
+            return self.display(options)
+        if self.display:
+            return self.display.format(**{key: shown_value(value) for key, value in options.items()})
+        given = {key: value for key, value in self.given(method).items() if key != "of"}
+        return self.name + (f" ({', '.join(f'{key} {shown_value(value)}' for key, value in given.items())})"
+                            if given else "")
 
     def reads_baseline_tpr_of(self, method: dict) -> bool:
         """Whether a run of ``method`` reads the baseline's validation TPRs (same seed)."""

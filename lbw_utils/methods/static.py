@@ -11,7 +11,7 @@ from torch import nn
 
 from lbw_utils.methods.common import (STATIC_SCHEMES, _as_float64_vector, _as_list, _check_batch, _class_weight_vector,
                                      _difficulty_base, _label_smoothing, _non_negative, _one_of)
-from lbw_utils.methods.spec import MethodSpec, choice, flag, non_negative
+from lbw_utils.methods.spec import MethodSpec, choice, flag, non_negative, shown_value
 
 
 # --------------------------------------------------------------------------
@@ -158,16 +158,30 @@ def exponent_constraint(method: str, options: dict, default_scheme: str | None) 
                          f"not {wrong!r} ('tau' belongs to scheme 'cdb', 'gamma' to the others)")
 
 
+def scheme_text(options: dict) -> str:
+    """The reader's name of a static scheme with its exponent (options complete): "TPR weights (Q&A recipe), γ = 4"
+    for the question's formula, "inverse-TPR weights", "class-difficulty weights (1 - TPR)^τ", "false-negative-rate
+    weights" (no exponent); ", normalised" where the weights are rescaled to mean 1."""
+    scheme = options["scheme"]
+    text = {"mean-ratio": f"TPR weights (Q&A recipe), γ = {shown_value(options['gamma'])}",
+            "inverse": f"inverse-TPR weights, γ = {shown_value(options['gamma'])}",
+            "cdb": f"class-difficulty weights (1 - TPR)^τ, τ = {shown_value(options['tau'])}",
+            "fnr": "false-negative-rate weights"}[scheme]
+    return text + (", normalised" if options.get("normalize") else "")
+
+
 def _static(options, num_classes, tpr, label_smoothing):
     return WeightedCrossEntropy(scheme_weights(options, tpr, num_classes), label_smoothing)
 
 
 SPECS = [
-    MethodSpec("baseline", "train", build=lambda o, k, t, ls: CrossEntropy(ls), summary="plain cross-entropy"),
+    MethodSpec("baseline", "train", build=lambda o, k, t, ls: CrossEntropy(ls), summary="plain cross-entropy",
+               display="baseline"),
     MethodSpec("static", "train",
                {"scheme": choice("mean-ratio", STATIC_SCHEMES), "gamma": non_negative(4.0), "tau": non_negative(1.0),
                 "normalize": flag(False)},
                build=_static, needs_baseline_tpr=True, constraint=lambda o: exponent_constraint("static", o, "mean-ratio"),
                label_leading=("scheme",), label_short={"normalize": "norm"},
-               summary="fixed weights from the baseline's validation TPRs (Q&A question's formula and variants)"),
+               summary="fixed weights from the baseline's validation TPRs (Q&A question's formula and variants)",
+               display=scheme_text),
 ]

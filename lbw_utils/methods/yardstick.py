@@ -27,8 +27,8 @@ import numpy as np
 import torch
 
 from lbw_utils.methods.common import STATIC_SCHEMES
-from lbw_utils.methods.spec import MethodSpec, Parameter, non_negative, positive_number
-from lbw_utils.methods.static import exponent_constraint, scheme_weights
+from lbw_utils.methods.spec import MethodSpec, Parameter, non_negative, positive_number, shown_value
+from lbw_utils.methods.static import exponent_constraint, scheme_text, scheme_weights
 
 if TYPE_CHECKING:
     from sklearn.linear_model import LogisticRegression
@@ -43,6 +43,11 @@ def _ngram_logreg_constraint(options: dict) -> None:
     exponent_constraint("ngram-logreg", options, None)
 
 
+def _ngram_logreg_text(options: dict) -> str:
+    text = f"n-gram logistic regression, C = {shown_value(options['C'])}"
+    return text if options["scheme"] is None else f"{text}, with {scheme_text(options)}"
+
+
 # C 3.0: chosen on validation (5 classes, seed 0).
 NGRAM_LOGREG = MethodSpec(
     "ngram-logreg", "fit",
@@ -52,7 +57,8 @@ NGRAM_LOGREG = MethodSpec(
     fit="lbw_utils.methods.yardstick:ngram_logreg_outcome", needs_baseline_tpr=lambda o: o["scheme"] is not None,
     constraint=_ngram_logreg_constraint, label_leading=("scheme",),
     summary="linear yardstick for names: character n-gram TF-IDF + logistic regression (C chosen on "
-            "validation, 5 classes, seed 0), optionally with the Q&A question's recipe's class weights")
+            "validation, 5 classes, seed 0), optionally with the Q&A question's recipe's class weights",
+    display=_ngram_logreg_text)
 
 SPECS = [NGRAM_LOGREG]
 

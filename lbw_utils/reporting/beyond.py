@@ -15,6 +15,7 @@ import pandas as pd
 
 from lbw_utils import records as run_records
 from lbw_utils.reporting import plots
+from lbw_utils.reporting.display import listed, row_name
 from lbw_utils.reporting.outputs import save_texts
 from lbw_utils.reporting.sentences import change_text, describe_change
 from lbw_utils.reporting.separation import describe_separation, formatted_separation
@@ -31,7 +32,7 @@ def formatted_compute(table: pd.DataFrame) -> pd.DataFrame:
         return "" if value is None or (isinstance(value, float) and np.isnan(value)) else f" ({value:.2f}x)"
 
     return pd.DataFrame({
-        "method": table["method"], "seeds": table["seeds"],
+        "method": [row_name(label) for label in table["method"]], "seeds": table["seeds"],
         "networks trained": [f"{value:.0f}" for value in table.get("networks_trained", [1] * len(table))],
         "networks at inference": [f"{value:.0f}" for value in table.get("networks_at_inference", [1] * len(table))],
         "epochs x images x networks": [f"{value:,.0f}{ratio(r)}" for value, r in
@@ -49,9 +50,9 @@ def targeting_lines(targets: list[dict]) -> list[str]:
     lines = []
     for target in targets:
         if target["augmented"] is not None:
-            lines.append(f"{target['method']}: augments {target['augmented']}")
+            lines.append(f"{row_name(target['method'])}: augments {target['augmented']}")
         if target["pair_margins"] is not None:
-            lines.append(f"{target['method']}: largest pair margins (logits): "
+            lines.append(f"{row_name(target['method'])}: largest pair margins (logits): "
                          + ", ".join(f"{a} / {b} {value:.2f}" for a, b, value in target["pair_margins"]))
     return lines
 
@@ -72,7 +73,7 @@ def head_to_head(records: list[dict], method: str, reference: str) -> str:
         p_value = row[f"p_{key}"]
         p_text = "" if math.isnan(p_value) else f", p {p_value:.3g}"
         parts.append(f"{100 * row[f'd_{key}']:+.1f} ± {100 * row[f'd_{key}_ci']:.1f} points of {name}{p_text}")
-    return (f"{method} against {reference} ({row['seeds']} seeds, paired by seed; test split): "
+    return (f"{row_name(method)} against {row_name(reference)} ({row['seeds']} seeds, paired by seed; test split): "
             f"{' and '.join(parts)} (paired t-tests, one planned comparison each).")
 
 
@@ -87,7 +88,8 @@ def formatted_budget_overshoot(table: pd.DataFrame) -> pd.DataFrame:
         return "none (objective without a budget)" if math.isnan(value) else f"{100 * value:.2f}"
 
     return pd.DataFrame({
-        "method": table["method"], "adjusts": table["adjusts"], "seeds": table["seeds"],
+        "method": [row_name(label) for label in table["method"]],
+        "adjusts": [row_name(label) for label in table["adjusts"]], "seeds": table["seeds"],
         "budget held by": [hold if isinstance(hold, str) else "not recorded" for hold in table["hold"]],
         "stated budget (pts)": [budget(value) for value in table["stated_budget"]],
         "internal budget (pts, mean)": ["–" if math.isnan(value) else f"{100 * value:.2f}"
@@ -108,7 +110,7 @@ def describe_budget_overshoot(table: pd.DataFrame) -> str:
         return "No post-hoc row with an accuracy budget to check on test."
 
     def listed(rows: pd.DataFrame) -> str:
-        return "; ".join(f"{row.method} lost {_signed_points(row.test_loss, row.test_loss_ci)} points of test "
+        return "; ".join(f"{row_name(row.method)} lost {_signed_points(row.test_loss, row.test_loss_ci)} points of test "
                          f"accuracy against a budget of {100 * row.stated_budget:.2f} ({row.seeds_over_budget:.0f} of "
                          f"{row.seeds} seeds over)" for row in rows.itertuples())
 
@@ -126,11 +128,11 @@ def formatted_posthoc_vs_posthoc(table: pd.DataFrame) -> pd.DataFrame:
     """A :func:`lbw_utils.studies.representation.posthoc_vs_posthoc_table`: each re-decided row against
     re-deciding the baseline, beside the same row against the bare baseline (points, Holm-adjusted p)."""
     return pd.DataFrame({
-        "method": table["method"], "seeds": table["seeds"],
-        "Δ worst-class TPR vs baseline+posthoc (pts)": [
+        "method": [row_name(label) for label in table["method"]], "seeds": table["seeds"],
+        "Δ worst-class TPR vs re-deciding the baseline (pts)": [
             _signed_points(m, h) for m, h in zip(table["d_worst_class_tpr"], table["d_worst_class_tpr_ci"])],
         "p (Holm)": [p_text(p) for p in table["p_worst_class_tpr_holm"]],
-        "Δ accuracy vs baseline+posthoc (pts)": [
+        "Δ accuracy vs re-deciding the baseline (pts)": [
             _signed_points(m, h) for m, h in zip(table["d_accuracy"], table["d_accuracy_ci"])],
         "p accuracy (Holm)": [p_text(p) for p in table["p_accuracy_holm"]],
         "Δ worst-class TPR vs baseline (pts)": [
@@ -148,7 +150,7 @@ def describe_posthoc_vs_posthoc(table: pd.DataFrame, baseline_posthoc_label: str
     which fell behind it (below 0), and which show no difference, each with its changes of worst-class TPR and
     accuracy and the Holm-adjusted p."""
     if table.empty:
-        return f"No re-decided row to compare with {baseline_posthoc_label}."
+        return f"No re-decided row to compare with {row_name(baseline_posthoc_label)}."
     low = table["d_worst_class_tpr"] - table["d_worst_class_tpr_ci"]
     high = table["d_worst_class_tpr"] + table["d_worst_class_tpr_ci"]
     groups = {"beat": table[low > 0].sort_values("d_worst_class_tpr", ascending=False),
@@ -157,19 +159,19 @@ def describe_posthoc_vs_posthoc(table: pd.DataFrame, baseline_posthoc_label: str
     shown = table[~table.index.isin([*groups["beat"].index, *groups["fell behind"].index, *no_interval.index])]
     seeds = f"{int(table['seeds'].min())}" + ("" if table["seeds"].min() == table["seeds"].max()
                                                else f"-{int(table['seeds'].max())}")
-    parts = [f"After re-deciding, against re-deciding the baseline ({baseline_posthoc_label}, the same seed's run; "
+    parts = [f"After re-deciding, against re-deciding the baseline ({row_name(baseline_posthoc_label)}, the same seed's run; "
              f"test split, paired over {seeds} seeds, Holm over {len(table)} rows):"]
     for verdict, rows in groups.items():
         if len(rows):
             parts.append(f"{'Beat it' if verdict == 'beat' else 'Fell behind it'} (95 % interval of the worst-class "
-                         "change away from 0): " + "; ".join(f"{row['method']} {change_text(row)}"
+                         "change away from 0): " + "; ".join(f"{row_name(row['method'])} {change_text(row)}"
                                                             for _, row in rows.iterrows()) + ".")
         else:
             parts.append(f"No row {verdict} it beyond its 95 % interval.")
     if len(shown):
-        parts.append(f"No difference shown for {', '.join(shown['method'])}.")
+        parts.append(f"No difference shown for {listed(map(row_name, shown['method']))}.")
     if len(no_interval):
-        parts.append(f"No interval (one seed) for {', '.join(no_interval['method'])}.")
+        parts.append(f"No interval (one seed) for {listed(map(row_name, no_interval['method']))}.")
     return " ".join(parts)
 
 
@@ -181,17 +183,17 @@ def goal_against_posthoc(table: pd.DataFrame, baseline_posthoc_label: str) -> st
     goal = (f"+{100 * GOAL_WORST_CLASS_GAIN:.0f} points of worst-class TPR at no more than "
             f"{100 * GOAL_MAX_ACCURACY_LOSS:.1f} points of accuracy lost")
     if table.empty:
-        return f"Against re-deciding the baseline ({baseline_posthoc_label}): no re-decided row; goal not assessed."
+        return f"Against re-deciding the baseline ({row_name(baseline_posthoc_label)}): no re-decided row; goal not assessed."
     met = table[table["goal_met"].astype(bool)]
     up = table[(table["d_worst_class_tpr"] - table["d_worst_class_tpr_ci"] > 0)
                & (table["d_accuracy"] >= -GOAL_MAX_ACCURACY_LOSS)].sort_values("d_worst_class_tpr", ascending=False)
-    parts = [f"Goal against re-deciding the baseline ({baseline_posthoc_label}, same seed; {goal}, paired, mean over "
-             f"seeds; {len(table)} re-decided rows): " + (f"met by {', '.join(met['method'])}." if len(met)
-                                                         else "not met.")]
+    verdict = f"met by {listed(map(row_name, met['method']))}." if len(met) else "not met."
+    parts = [f"Goal against re-deciding the baseline ({row_name(baseline_posthoc_label)}, same seed; {goal}, paired, "
+             f"mean over seeds; {len(table)} re-decided rows): {verdict}"]
     within = f"accuracy within {100 * GOAL_MAX_ACCURACY_LOSS:.1f} points of it (mean change)"
     if len(up):
         parts.append(f"Worst-class TPR up (95 % interval above 0) with {within}: "
-                     + "; ".join(f"{row['method']} {change_text(row)}" for _, row in up.iterrows()) + ".")
+                     + "; ".join(f"{row_name(row['method'])} {change_text(row)}" for _, row in up.iterrows()) + ".")
     else:
         parts.append(f"No re-decided row raised worst-class TPR beyond its 95 % interval with {within}.")
     return " ".join(parts)
@@ -226,7 +228,8 @@ def formatted_frontier(comparison: pd.DataFrame) -> pd.DataFrame:
     """A :func:`lbw_utils.studies.redecision.frontier_comparison` for a page: per row and accuracy level, both
     rows' worst-class TPR after re-deciding on test (a reference) and the paired difference, in points."""
     return pd.DataFrame({
-        "method": comparison["method"], "accuracy level (%)": [f"{100 * v:.2f}" for v in comparison["level"]],
+        "method": [row_name(label) for label in comparison["method"]],
+        "accuracy level (%)": [f"{100 * v:.2f}" for v in comparison["level"]],
         "seeds": comparison["seeds"],
         "worst-class TPR (%)": [f"{100 * v:.1f}" for v in comparison["worst_class_tpr"]],
         "baseline's (%)": [f"{100 * v:.1f}" for v in comparison["baseline_worst_class_tpr"]],
@@ -243,7 +246,7 @@ def describe_frontier(verdicts: pd.DataFrame, levels: list[float]) -> str:
              "a method), paired by seed with the baseline's at the same level. A row whose curve lies above the "
              "baseline's at every level compared separates the classes better; one on it moved thresholds at most."]
     for row in verdicts.itertuples(index=False):
-        lines.append(f"- {row.method}: {row.verdict} ({row.levels_above} of {row.levels_compared} levels above, "
+        lines.append(f"- {row_name(row.method)}: {row.verdict} ({row.levels_above} of {row.levels_compared} levels above, "
                      f"{row.levels_below} below, 95 % paired intervals).")
     return "\n".join(lines) + "\n"
 

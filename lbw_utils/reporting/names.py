@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from lbw_utils.reporting.display import listed, row_name
 from lbw_utils.reporting.sentences import describe_change, family_difference_statement, fold_wording, goal_statement
 from lbw_utils.stats import paired_table, validation_scores
 from lbw_utils.studies.names import BAG, NamesStudy
@@ -21,9 +22,10 @@ def study_lines(study: NamesStudy) -> list[str]:
         "splits: " + (f"{study.folds}-fold cross-fitting (partition {partition}), folds {settings.seeds}"
                       if study.folds else f"random 80/10/10 per seed, seeds {settings.seeds}"),
         _tuning_share_line(settings.data.tuning_share),
-        f"reference rows: {study.reference_labels}", f"weighting methods: {study.weighting_labels}"]
+        f"reference rows: {listed(map(row_name, study.reference_labels))}",
+        f"weighting methods: {listed(map(row_name, study.weighting_labels))}"]
     if study.bag:
-        lines.append(f"weighting methods on the n-gram bag: {study.bag_labels}")
+        lines.append(f"weighting methods on the n-gram bag: {listed(map(row_name, study.bag_labels))}")
     return lines
 
 
@@ -51,7 +53,7 @@ def answer_lines(study: NamesStudy, records: list[dict], paired: pd.DataFrame, b
              + say(describe_change(paired, best))]
     for label, change in changes.items():
         change = change.set_index("class")
-        lines.append(f"{label}: " + ", ".join(f"{c} {100 * change.loc[c, 'mean change']:+.1f} ± "
+        lines.append(f"{row_name(label)}: " + ", ".join(f"{c} {100 * change.loc[c, 'mean change']:+.1f} ± "
                                               f"{100 * change.loc[c, '95% CI ±']:.1f}" for c in focus)
                      + " points of test TPR; " + say(describe_change(paired, label)))
     if study.folds is not None:
@@ -74,7 +76,7 @@ def against_bag_lines(records: list[dict], unit: str = "fold") -> list[str]:
     lines = []
     for row in paired[paired["method"] != BAG].itertuples(index=False):
         reaches = row.d_accuracy + row.d_accuracy_ci >= 0 and row.d_worst_class_tpr + row.d_worst_class_tpr_ci >= 0
-        lines.append(f"{row.method} against the n-gram bag (paired by {unit}, {row.seeds} {unit}s): accuracy "
+        lines.append(f"{row_name(row.method)} against the n-gram bag (paired by {unit}, {row.seeds} {unit}s): accuracy "
                      f"{100 * row.d_accuracy:+.1f} ± {100 * row.d_accuracy_ci:.1f} points, worst-class TPR "
                      f"{100 * row.d_worst_class_tpr:+.1f} ± {100 * row.d_worst_class_tpr_ci:.1f} points: "
                      + ("no shortfall against the bag shown on either (neither interval lies below 0)." if reaches
@@ -92,7 +94,7 @@ def _pooled_lines(pooled: pd.DataFrame, references: list[str]) -> list[str]:
     for label in references:
         if label in pooled.index:
             row = pooled.loc[label]
-            lines.append(f"  {label}: accuracy {row['pooled accuracy']:.3f}, worst class {row['worst class']} at "
+            lines.append(f"  {row_name(label)}: accuracy {row['pooled accuracy']:.3f}, worst class {row['worst class']} at "
                          f"{row['worst-class pooled TPR']:.3f} ({row['95% Wilson low']:.3f}-"
                          f"{row['95% Wilson high']:.3f}).")
     return lines

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from lbw_utils.reporting import plots
+from lbw_utils.reporting.display import dataset_name, row_name
 from lbw_utils.reporting.outputs import save_texts
 from lbw_utils.reporting.sentences import describe_change, goal_statement, trajectory_summary
 from lbw_utils.reporting.tables import formatted_paired, save_paired_tables, save_tables, to_markdown
@@ -32,8 +33,8 @@ def save_dataset_tables(records: list[dict], folder: str | Path,
     table = method_table(records, baseline)
     seeds = sorted({r["seed"] for r in records})
     save_tables(table, table_path(folder, dataset, "methods"),
-                caption=f"{dataset}: test metrics, mean and 95% interval over seeds {seeds}")
-    shown = [f"\n### {dataset}\n", to_markdown(table)]
+                caption=f"{dataset_name(dataset)}: test metrics, mean and 95% interval over seeds {seeds}")
+    shown = [f"\n### {dataset_name(dataset)}\n", to_markdown(table)]
     paired = paired_table(records, baseline)
     if len(paired):
         save_paired_tables(paired, table_path(folder, dataset, "paired"))
@@ -58,30 +59,31 @@ def save_dataset_figures(records: list[dict], folder: str | Path, table: pd.Data
     plot (``table``, ``paired``: the dataset's method and paired tables); the weight trajectories of the first
     seed. Returns what to print (why figures were skipped)."""
     dataset, classes = records[0]["dataset"], records[0]["classes"]
+    name = dataset_name(dataset)
     labels = {r["method_label"] for r in records}
     if baseline not in labels:
         return [f"{dataset}: no '{baseline}' records, skipping its figures"]
     _, base_tpr = tpr_by_seed(records, baseline)
     figure_name, sort = baseline_bars(records[0])
-    plots.tpr_bars({baseline: base_tpr}, classes, title=f"{dataset}: per-class test TPR of the baseline",
+    plots.tpr_bars({baseline: base_tpr}, classes, title=f"{name}: per-class test TPR of the baseline",
                    sort=sort, save_to=figure_path(folder, dataset, figure_name))
     if len(labels) > 1:
         best = best_by_validation(records, exclude=(baseline,))  # weightings only, no reference row
         _, best_tpr = tpr_by_seed(records, best)
         plots.tpr_bars({baseline: base_tpr, best: best_tpr}, classes, sort=sort,
-                       title=f"{dataset}: baseline vs {best} (best on validation)",
+                       title=f"{name}: baseline vs {row_name(best)} (best on validation)",
                        save_to=figure_path(folder, dataset, "baseline_vs_best"))
         plots.paired_change_bars(paired_tpr_change(records, best, baseline),
-                                 title=f"{dataset}: {best} minus the same seed's baseline (test TPR)",
+                                 title=f"{name}: {row_name(best)} minus the same seed's baseline (test TPR)",
                                  save_to=figure_path(folder, dataset, "paired_change_best"))
         plots.pareto_plot(table, paired=paired,
-                          title=f"{dataset}: accuracy vs worst-class TPR (mean ± 95 % CI; ringed: Pareto front)",
+                          title=f"{name}: accuracy vs worst-class TPR (mean ± 95 % CI; ringed: Pareto front)",
                           save_to=figure_path(folder, dataset, "pareto"))
     first_seed = min(r["seed"] for r in records)
     for record in records:
         if (record.get("weights") or {}).get("trajectory") and record["seed"] == first_seed:
             plots.class_curves(np.array(record["weights"]["trajectory"]), classes, xlabel="update",
-                               ylabel="class weight", title=f"{dataset}: {record['method_label']} weights",
+                               ylabel="class weight", title=f"{name}: {row_name(record['method_label'])} weights",
                                save_to=figure_path(folder, dataset, f"trajectory_{record['method_label']}"))
     return []
 
@@ -95,7 +97,7 @@ def findings(records: list[dict], paired: pd.DataFrame, folder: str | Path, base
         return None
     candidates = validation_scores(records, exclude=(baseline,))
     best = best_by_validation(records, exclude=(baseline,))
-    lines = [f"**{dataset}** (generated from {len(records)} run records). Selected on validation (highest mean "
+    lines = [f"**{dataset_name(dataset)}** (generated from {len(records)} run records). Selected on validation (highest mean "
              f"validation worst-class TPR among {len(candidates)} weightings; post-hoc rows cross-fitted): "
              + describe_change(paired, best, dataset)]
     choice = read_choice(folder, dataset)

@@ -2,7 +2,9 @@
 the weight trajectories, and fold wording for k-fold studies.
 
 Every number in them comes from :mod:`lbw_utils.stats` (a paired table, a family difference, the trajectories'
-numbers), so the README and docs can quote a sentence and never a typed number.
+numbers), so the README and docs can quote a sentence and never a typed number. Runs and datasets are named as a
+reader names them (:mod:`lbw_utils.reporting.display`); lists of names are joined by semicolons, as a name may
+hold a comma.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import math
 
 import pandas as pd
 
+from lbw_utils.reporting.display import dataset_name, listed, row_name
 from lbw_utils.reporting.tables import p_text, points_text
 from lbw_utils.stats import GOAL_MAX_ACCURACY_LOSS, GOAL_WORST_CLASS_GAIN, weight_trajectories
 
@@ -31,7 +34,7 @@ def describe_change(table: pd.DataFrame, method: str, dataset: str | None = None
         raise ValueError(f"method={method!r} is not in the paired table: it has {sorted(set(table['method']))}")
     row = rows.iloc[0]
     front = "on the Pareto front" if row["pareto"] else "dominated by another method"
-    return (f"{method} ({row['seeds']} seeds): {change_text(row)} against the same seed's baseline (the baseline's "
+    return (f"{row_name(method)} ({row['seeds']} seeds): {change_text(row)} against the same seed's baseline (the baseline's "
             f"seed-to-seed std: {100 * row['baseline_worst_class_tpr_std']:.1f} points of worst-class TPR, "
             f"{100 * row['baseline_accuracy_std']:.1f} of accuracy); {front}.")
 
@@ -44,25 +47,26 @@ def goal_statement(table: pd.DataFrame, dataset: str, baseline_label: str = "bas
     rows = table[(table["dataset"] == dataset) & (table["method"] != baseline_label)]
     goal = (f"+{100 * GOAL_WORST_CLASS_GAIN:.0f} points of worst-class TPR at no more than "
             f"{100 * GOAL_MAX_ACCURACY_LOSS:.1f} points of accuracy lost (paired, mean over seeds)")
+    shown = dataset_name(dataset)
     if rows.empty:
-        return f"**{dataset}**: no method besides the baseline; goal ({goal}) not assessed.\n"
+        return f"**{shown}**: no method besides the baseline; goal ({goal}) not assessed.\n"
     met = rows[rows["goal_met"]]
-    lines = [f"**{dataset}**: goal: {goal}; {len(rows)} methods compared with the baseline, on their test means "
+    lines = [f"**{shown}**: goal: {goal}; {len(rows)} methods compared with the baseline, on their test means "
              "(a maximum over them is a selection on test, not a validated choice).",
-             f"Met by {', '.join(met['method'])}." if len(met) else "Not met."]
+             f"Met by {listed(map(row_name, met['method']))}." if len(met) else "Not met."]
     base = table[(table["dataset"] == dataset) & (table["method"] == baseline_label)]
     ceiling = float(base["d_ceiling"].iloc[0]) if len(base) and "d_ceiling" in base else math.nan
     within = rows[rows["d_accuracy"] >= -GOAL_MAX_ACCURACY_LOSS].sort_values("d_worst_class_tpr")
     if len(within):
         best = within.iloc[-1]
-        lines.append(f"Largest worst-class gain within the accuracy budget: {best['method']}, {change_text(best)} "
+        lines.append(f"Largest worst-class gain within the accuracy budget: {row_name(best['method'])}, {change_text(best)} "
                      f"({100 * max(0.0, GOAL_WORST_CLASS_GAIN - best['d_worst_class_tpr']):.1f} points short "
                      f"of the gain{_share_of_own_ceiling(best)}).")
     else:
         lines.append("No method stays within the accuracy budget.")
     largest = rows.sort_values("d_worst_class_tpr").iloc[-1]
     if not len(within) or largest["method"] != within.iloc[-1]["method"]:
-        lines.append(f"Largest worst-class gain at any accuracy: {largest['method']}, {change_text(largest)} "
+        lines.append(f"Largest worst-class gain at any accuracy: {row_name(largest['method'])}, {change_text(largest)} "
                      f"({100 * max(0.0, GOAL_WORST_CLASS_GAIN - largest['d_worst_class_tpr']):.1f} points short "
                      f"of the gain, {100 * max(0.0, -GOAL_MAX_ACCURACY_LOSS - largest['d_accuracy']):.1f} points "
                      f"over the accuracy budget).")
@@ -72,14 +76,14 @@ def goal_statement(table: pd.DataFrame, dataset: str, baseline_label: str = "bas
         lines.append(f"The ceiling of re-deciding the baseline (offsets fitted on the test split itself, within the "
                      f"budget; a reference, not a method): {points_text(row['d_ceiling'], row['d_ceiling_ci'])} "
                      f"points of worst-class TPR." + ("" if highest is None else
-                     f" The highest ceiling on top of a method: {highest['method']}, "
+                     f" The highest ceiling on top of a method: {row_name(highest['method'])}, "
                      f"{points_text(highest['d_ceiling'], highest['d_ceiling_ci'])} points."))
     front = table[(table["dataset"] == dataset) & table["pareto"]]
     if len(front) == 1:
-        lines.append(f"{front['method'].iloc[0]} dominates every other method on (accuracy, worst-class TPR).")
+        lines.append(f"{row_name(front['method'].iloc[0])} dominates every other method on (accuracy, worst-class TPR).")
     else:
         lines.append(f"No method dominates all others; the Pareto front of the test means is "
-                     f"{', '.join(front['method'])}.")
+                     f"{listed(map(row_name, front['method']))}.")
     return " ".join(lines) + "\n"
 
 
@@ -104,17 +108,17 @@ def family_difference_statement(table: pd.DataFrame, first: str, second: str, un
         differ, unadjusted, same = [], [], []
         for _, row in table.iterrows():
             mean, half, p_value = 100 * row[f"diff_{key}"], 100 * row[f"diff_{key}_ci"], row[f"p_{key}_holm"]
-            text = f"{row['method']} {mean:+.1f} ± {half:.1f} points (Holm-adjusted p {p_text(p_value)})"
+            text = f"{row_name(row['method'])} {mean:+.1f} ± {half:.1f} points (Holm-adjusted p {p_text(p_value)})"
             if p_value < 0.05:
                 differ.append(text)
             elif abs(mean) > half:
                 unadjusted.append(text)
             else:
-                same.append(row["method"])
-        found = [f"different ({first} minus {second}): {', '.join(differ)}"] if differ else []
-        found += ([f"interval away from 0 but not after Holm's adjustment: {', '.join(unadjusted)}"]
+                same.append(row_name(row["method"]))
+        found = [f"different ({first} minus {second}): {listed(differ)}"] if differ else []
+        found += ([f"interval away from 0 but not after Holm's adjustment: {listed(unadjusted)}"]
                   if unadjusted else [])
-        found.append(f"no difference shown: {', '.join(same) if same else 'none'}")
+        found.append(f"no difference shown: {listed(same) if same else 'none'}")
         parts.append(f"In {what}, " + "; ".join(found) + ".")
     low, high = int(table["seeds"].min()), int(table["seeds"].max())
     count = f"{low}" if low == high else f"{low}-{high}"
@@ -131,8 +135,8 @@ def trajectory_summary(records: list[dict], label: str) -> str:
     class at weight exactly 0 (first at which update)."""
     found = weight_trajectories(records, label)
     if found is None:
-        return f"{label}: no recorded weight trajectory."
-    text = (f"{label} ({found['seeds']} seeds): after the first update the largest class weight is "
+        return f"{row_name(label)}: no recorded weight trajectory."
+    text = (f"{row_name(label)} ({found['seeds']} seeds): after the first update the largest class weight is "
             f"{found['largest'].mean():.2f} on average ({100 * found['largest_share'].mean():.0f} % of the total "
             f"weight; per seed {', '.join(f'{value:.2f}' for value in found['largest'])}), the second largest "
             f"{found['second'].mean():.3f} and the median {found['median'].mean():.3f}")

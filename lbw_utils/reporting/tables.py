@@ -2,7 +2,8 @@
 
 The numbers come from :mod:`lbw_utils.stats` (method and paired tables, group and family changes); here they
 are only formatted and written. A saved table is three files beside each other: ``stem.md`` (formatted),
-``stem.csv`` (the raw numbers) and ``stem.tex`` (``booktabs``, for the paper).
+``stem.csv`` (the raw numbers) and ``stem.tex`` (``booktabs``, for the paper). The formatted tables name each row
+as a reader does (:func:`lbw_utils.reporting.display.row_name`); the CSV keeps the run labels.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import pandas as pd
 
 from lbw_utils.ceiling import CEILING_LABEL
 from lbw_utils.files import atomic_write_text
+from lbw_utils.reporting.display import row_name, with_row_names
 from lbw_utils.stats import METRIC_KEYS, baseline_of
 
 # The column title of each metric of a method table (lbw_utils.stats.METRIC_KEYS).
@@ -41,13 +43,16 @@ def p_text(value: float) -> str:
 
 
 def markdown_table(table: pd.DataFrame, digits: int | None = None) -> str:
-    """A table as markdown (no index), numbers rounded to ``digits`` where given, with a final newline."""
+    """A table as markdown (no index), numbers rounded to ``digits`` where given, with a final newline; a
+    ``method`` column of run labels is shown by the rows' display names (names already shown stay as they are)."""
+    if "method" in table.columns:
+        table = with_row_names(table)
     return (table if digits is None else table.round(digits)).to_markdown(index=False) + "\n"
 
 
 def formatted(table: pd.DataFrame) -> pd.DataFrame:
     """A :func:`lbw_utils.stats.method_table` as cells ``mean ± half-width``, one column per metric."""
-    shown = pd.DataFrame({"method": table["method"], "seeds": table["seeds"]})
+    shown = pd.DataFrame({"method": [row_name(label) for label in table["method"]], "seeds": table["seeds"]})
     for key, title in METRIC_TITLES.items():
         digits = 4 if key == "D" else 3
         shown[title] = [mean_interval_text(m, h, digits) for m, h in zip(table[key], table[f"{key}_ci"])]
@@ -59,9 +64,17 @@ def to_markdown(table: pd.DataFrame) -> str:
     return markdown_table(formatted(table))
 
 
+# What pdflatex cannot take in a cell as it is: its special characters, and the Unicode signs of the names and
+# headers (in this order: the escapes themselves add no character of a later key).
+LATEX_ESCAPES = {"&": r"\&", "%": r"\%", "_": r"\_", "#": r"\#", "^": r"\^{}", "±": r"$\pm$", "Δ": r"$\Delta$",
+                 "γ": r"$\gamma$", "α": r"$\alpha$", "η": r"$\eta$", "τ": r"$\tau$", "≤": r"$\le$", "−": "-"}
+
+
 def _latex_cell(value) -> str:
-    # pdflatex takes neither the Unicode signs nor bare underscores and percent signs.
-    return str(value).replace("_", r"\_").replace("%", r"\%").replace("±", r"$\pm$").replace("Δ", r"$\Delta$")
+    text = str(value)
+    for character, escaped in LATEX_ESCAPES.items():
+        text = text.replace(character, escaped)
+    return text
 
 
 def to_latex(table: pd.DataFrame, caption: str = "") -> str:
@@ -96,7 +109,7 @@ def formatted_paired(table: pd.DataFrame) -> pd.DataFrame:
     the Pareto front and the goal; then one row for the baseline's ceiling, labelled as what it is
     (:data:`lbw_utils.ceiling.CEILING_LABEL`)."""
     shown = pd.DataFrame({
-        "method": table["method"], "seeds": table["seeds"],
+        "method": [row_name(label) for label in table["method"]], "seeds": table["seeds"],
         "accuracy": [f"{value:.3f}" for value in table["accuracy"]],
         "worst-class TPR": [f"{value:.3f}" for value in table["worst_class_tpr"]],
         "Δ accuracy (pts)": [points_text(m, h) for m, h in zip(table["d_accuracy"], table["d_accuracy_ci"])],
@@ -138,7 +151,7 @@ def formatted_group_change(table: pd.DataFrame) -> pd.DataFrame:
     for group, part in table.groupby("group", sort=False):
         base = part.iloc[0]
         rows.append({"group": group, "baseline TPR": mean_interval_text(base["tpr"], base["tpr_ci"]),
-                     **{f"Δ {row.method} (pts)": mean_interval_text(row.d_pts, row.d_pts_ci, digits=1)
+                     **{f"Δ {row_name(row.method)} (pts)": mean_interval_text(row.d_pts, row.d_pts_ci, digits=1)
                         for row in part.iloc[1:].itertuples()}})
     return pd.DataFrame(rows)
 
@@ -150,7 +163,7 @@ def family_table(paired: pd.DataFrame, other_paired: pd.DataFrame, difference: p
     second's, paired by seed (a :func:`lbw_utils.stats.family_difference`)."""
     rows = []
     for label in methods:
-        row = {"method": label}
+        row = {"method": row_name(label)}
         for family, table in zip(families, (paired, other_paired)):
             found = table[table["method"] == label]
             if not found.empty:
@@ -161,7 +174,7 @@ def family_table(paired: pd.DataFrame, other_paired: pd.DataFrame, difference: p
         rows.append(row)
     shown = pd.DataFrame(rows)
     for _, found in difference.iterrows():
-        shown.loc[shown["method"] == found["method"], f"{families[0]} minus {families[1]}, Δ worst (pts)"] = (
+        shown.loc[shown["method"] == row_name(found["method"]), f"{families[0]} minus {families[1]}, Δ worst (pts)"] = (
             points_text(found["diff_worst_class_tpr"], found["diff_worst_class_tpr_ci"]))
     return shown
 
@@ -172,7 +185,7 @@ def class_change_table(changes: dict[str, pd.DataFrame], classes: list[str]) -> 
     rows = []
     for label, change in changes.items():
         change = change.set_index("class")
-        rows.append({"method": label,
+        rows.append({"method": row_name(label),
                      **{f"Δ {c} (pts)": points_text(change.loc[c, "mean change"], change.loc[c, "95% CI ±"])
                         for c in classes},
                      **{f"{c}: baseline seed std (pts)": round(100 * change.loc[c, "baseline seed std"], 1)

@@ -2,58 +2,89 @@
 
     make publish PROFILE=cpu          # = python -m lbw_utils.runner.publish --profile cpu
 
-``results/`` is git-ignored; ``docs/results/<profile>/`` is not. ``docs/results.md`` shows
-the profile's tables and figures from there: the block between its
-``<!-- <profile>-results:start -->`` and ``<!-- <profile>-results:end -->`` markers is rewritten
-here (and appended, with its markers, when the page has none for the profile). The README's
-``<!-- headline:start -->`` ... ``<!-- headline:end -->`` block is rewritten from the same tables:
-the goal statement of the profile's headline dataset (its ``headline`` key, :mod:`lbw_utils.runner.profiles`) and
-its paired table cut to the baseline and at most
-:data:`HEADLINE_ROWS` methods of the Pareto front, largest worst-class gain first, for a profile that has
-them; its ``<!-- beyond:start -->`` ... ``<!-- beyond:end -->`` block from notebook 09's generated sentences
-(which rows moved the ceiling of re-deciding, and the goal), for a profile that ran notebook 09. So
-neither page shows a number that ``make reproduce`` did not produce. Beside the tables, ``per_seed.csv``
-(:mod:`lbw_utils.reporting.per_seed`) holds every evaluated run's own numbers, so a reader can recompute them.
-``make reproduce`` itself never writes outside ``results/``: publishing is
-a maintainer's explicit step, and it refuses results that a whole-profile run did not
-finish (no completion marker) or that came from a checkout with uncommitted changes (other than the outputs of
+``results/`` is git-ignored; ``docs/results/<profile>/`` is not. Publication copies there the profile's markdown
+tables, the raw files the findings are computed from (``per_seed.csv``, :mod:`lbw_utils.reporting.per_seed`: every
+evaluated run's own numbers; the re-decision frontier curves; the length study's table) and its key figures, then
+rewrites the generated blocks of two pages:
+
+* ``docs/results.md``: the profile's block (between ``<!-- <profile>-results:start -->`` and
+  ``<!-- <profile>-results:end -->``; appended with its markers where the page has none), one section per dataset,
+  one table per question (:data:`QUESTIONS`: the paired table carries the absolute means, so the method table is a
+  link; a paragraph already shown in the block is not shown again), every figure copied shown under its question;
+  then the page's Findings (``<!-- findings:start -->``: :func:`lbw_utils.reporting.headline.findings_block`, from
+  every profile published so far) and its contents list (``<!-- contents:start -->``, from the page's headings),
+  both put at the top of the page where it has no markers for them;
+* the README's ``<!-- headline:start -->`` ... ``<!-- headline:end -->`` block
+  (:func:`lbw_utils.reporting.headline.headline_block`: at most six rows, two or three sentences, one figure) on the
+  profile's headline dataset (its ``headline`` key, :mod:`lbw_utils.runner.profiles`), and its
+  ``<!-- beyond:start -->`` ... ``<!-- beyond:end -->`` block from notebook 09's generated sentences, for a profile
+  that ran notebook 09.
+
+So neither page shows a number that ``make reproduce`` did not produce. ``make reproduce`` itself never writes
+outside ``results/``: publishing is a maintainer's explicit step, and it refuses results that a whole-profile run did
+not finish (no completion marker) or that came from a checkout with uncommitted changes (other than the outputs of
 an earlier publication: the README, ``docs/results.md`` and ``docs/results/``).
 """
 
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import json
-import math
 import os
+import re
 import shutil
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
-from lbw_utils.ceiling import CEILING_LABEL
 from lbw_utils.config import REPO_ROOT
 from lbw_utils.config import results_dir as default_results_root
 from lbw_utils.files import atomic_write_text, replace_marked_block
+from lbw_utils.reporting.display import dataset_name
+from lbw_utils.reporting.headline import Published, findings_block, headline_block
 from lbw_utils.reporting.per_seed import PER_SEED_FILE, SKIPPED_FOLDERS, per_seed_line, write_per_seed
-from lbw_utils.runner.profiles import ProfileError, headline_dataset, load_profile
+from lbw_utils.runner.profiles import ProfileError, available_profiles, headline_dataset, load_profile
 
-# Tables shown in the profile's block of docs/results.md (the name is older), in this order, where a dataset
-# has them (all of its tables are copied to docs/results/<profile>/): every method; the paired changes; the
-# goal statement; the generated findings; the names studies' per-class TPR pooled over folds and their two model
-# families side by side; the length study and its generated answer; notebook 09's answer, paired changes, ceiling
-# shifts and compute (beyond re-deciding); the baseline search of each regime; the re-decision frontier, the
-# post-hoc rows paired with re-deciding the baseline and their budgets on test.
-README_TABLES = ("baseline_search_cpu", "baseline_search_frontier", "methods", "paired", "goal", "findings",
-                 "frontier", "posthoc_vs_posthoc", "budget_overshoot", "pooled_summary", "families", "length",
-                 "length_answer", "beyond_answer", "beyond_paired", "beyond_frontier", "beyond_posthoc_vs_posthoc",
-                 "beyond_budget_overshoot", "beyond_compute", "separation", "beyond_separation")
-KEY_FIGURES = ("fig1_tpr_bars", "fig2_tpr_bars", "pareto", "baseline_vs_best", "redecision_frontier", "length_effect",
-               "length_arms", "length_train_vs_test", "beyond_pareto", "beyond_redecision_frontier")
-# The README's headline: the headline dataset's goal statement and the baseline + at most this many rows of its
-# paired table, those on the Pareto front where the table says (largest mean paired change of the worst-class TPR
-# first), from a profile that has both tables.
-HEADLINE_ROWS = 5
-HEADLINE_COLUMNS = ("method", "accuracy", "worst-class TPR", "Δ accuracy (pts)", "Δ worst-class TPR (pts)")
+@dataclass(frozen=True)
+class Question:
+    """One question a profile's block of the results page answers, and the files of a dataset that answer it:
+    ``tables`` (stems of ``tables/<dataset>/<stem>.md``, shell patterns allowed; shown whole), ``texts`` (stems
+    whose sentences are shown and whose long table is a link) and ``figures`` (stems of its PNG figures)."""
+
+    title: str
+    tables: tuple[str, ...] = ()
+    texts: tuple[str, ...] = ()
+    figures: tuple[str, ...] = ()
+
+
+# The questions of a profile's block, in this order; a dataset shows those it has files for. The method table
+# (every metric) is left to a link: the paired table beside it carries the absolute means.
+QUESTIONS = (
+    Question("Which baseline recipe did the search choose, and how strong is it?", tables=("baseline_search_*",)),
+    Question("Which rows lift the worst class, and at what accuracy?", tables=("goal", "paired", "findings"),
+             figures=("fig1_tpr_bars", "fig2_tpr_bars", "pareto", "baseline_vs_best")),
+    Question("Does any row separate the classes better than re-deciding the baseline?",
+             tables=("separation",), texts=("frontier",), figures=("redecision_frontier",)),
+    Question("Train it, then re-decide: does that beat re-deciding the baseline?", tables=("posthoc_vs_posthoc",)),
+    Question("Did each post-hoc row's validation budget hold on the test split?", tables=("budget_overshoot",)),
+    Question("Pooled over every name: how well is each class recalled?", tables=("pooled_summary",)),
+    Question("Does a weighting act differently on the recurrent network than on the n-gram bag?",
+             tables=("families",)),
+    Question("Does the weights' effect fade with training?", tables=("length_answer", "length"),
+             figures=("length_effect", "length_arms", "length_train_vs_test")),
+    Question("Beyond re-weighting: which rows lift the worst class?", tables=("beyond_answer", "beyond_paired"),
+             figures=("beyond_pareto",)),
+    Question("Beyond re-weighting: does any row separate the classes better?", tables=("beyond_separation",),
+             texts=("beyond_frontier",), figures=("beyond_redecision_frontier",)),
+    Question("Beyond re-weighting: train it, then re-decide?", tables=("beyond_posthoc_vs_posthoc",)),
+    Question("Beyond re-weighting: did the budgets hold on the test split?", tables=("beyond_budget_overshoot",)),
+    Question("Beyond re-weighting: what does each row cost?", tables=("beyond_compute",)),
+)
+# Every figure a publication copies (PNG), each shown under its question.
+KEY_FIGURES = tuple(figure for question in QUESTIONS for figure in question.figures)
+# The raw files copied beside the tables, which the findings are computed from.
+RAW_FILES = ("*frontier_curves.csv", "length.csv")
 # The marker lbw_utils.runner.reproduce writes when a whole profile ran to its end.
 COMPLETE_MARKER = "complete.json"
 # The fan-out's shard folders (lbw_utils.runner.sequential.SHARDS_FOLDER; sequential imports this module, so it
@@ -108,10 +139,11 @@ def _only_publication_outputs(info: dict) -> bool:
 
 def publish(folder: Path, profile: str, hardware: str, headline: str | None, docs_root: Path | None = None,
             readme: Path | None = None, results_page: Path | None = None) -> Path:
-    """Copy key figures (PNG) and tables (markdown) of ``folder``; refresh the profile's block of the
-    results page (default: ``docs/results.md`` beside the README) and the README's generated blocks from the
-    tables of the ``headline`` dataset (None: the README is left as it is)."""
-    target = (docs_root or REPO_ROOT / "docs" / "results") / profile
+    """Copy the tables, raw files and key figures of ``folder`` to ``<docs_root>/<profile>/``; refresh the
+    profile's block of the results page (default: ``docs/results.md`` beside the README), its Findings and
+    contents, and the README's generated blocks on the ``headline`` dataset (None: the README is left as it is)."""
+    docs_root = docs_root or REPO_ROOT / "docs" / "results"
+    target = docs_root / profile
     readme = readme or REPO_ROOT / "README.md"
     results_page = results_page or readme.parent / "docs" / "results.md"
     if target.exists():
@@ -121,26 +153,30 @@ def publish(folder: Path, profile: str, hardware: str, headline: str | None, doc
     sections = []
     for dataset_folder in sorted((folder / "tables").glob("*")):
         dataset = dataset_folder.name
-        shown = [dataset_folder / f"{stem}.md" for stem in README_TABLES if (dataset_folder / f"{stem}.md").exists()]
-        if not shown:
+        if not any(dataset_folder.glob("*.md")):
             continue
-        # every markdown table, and the per-seed re-decision frontier curves a reader recomputes them from
-        for extra in sorted([*dataset_folder.glob("*.md"), *dataset_folder.glob("*frontier_curves.csv")]):
+        # every markdown table, and the raw files the findings are computed from
+        for extra in sorted([*dataset_folder.glob("*.md"), *(found for pattern in RAW_FILES
+                                                              for found in dataset_folder.glob(pattern))]):
             shutil.copy(extra, target / f"{dataset}_{extra.name}")
         figures = []
         for name in KEY_FIGURES:
             source = folder / "figures" / dataset / f"{name}.png"
             if source.exists():
                 shutil.copy(source, target / f"{dataset}_{name}.png")
-                figures.append(f"{dataset}_{name}.png")
-        sections.append((dataset, "\n".join(path.read_text(encoding="utf-8").strip() + "\n" for path in shown), figures))
-    atomic_write_text(target / "README.md", _readme_block(profile, hardware, sections, ".", runs))
+                figures.append(name)
+        sections.append((dataset, dataset_folder, figures))
+    atomic_write_text(target / "README.md", _results_block(profile, hardware, sections, ".", runs))
     link_base = Path(os.path.relpath(target, results_page.parent)).as_posix()
-    _replace_results_block(results_page, profile, _readme_block(profile, hardware, sections, link_base, runs))
+    _replace_results_block(results_page, profile, _results_block(profile, hardware, sections, link_base, runs))
+    _refresh_findings_and_contents(results_page, docs_root)
     if headline is None:
         return target
     results_link = Path(os.path.relpath(results_page, readme.parent)).as_posix()
-    block = _headline_block(folder / "tables" / headline, profile, hardware, results_link)
+    figure = next((target / f"{headline}_{name}.png" for name in ("redecision_frontier", "pareto")
+                   if (target / f"{headline}_{name}.png").exists()), None)
+    figure_link = None if figure is None else Path(os.path.relpath(figure, readme.parent)).as_posix()
+    block = headline_block(target, profile, headline, hardware, results_link, figure_link)
     if block is not None:
         _replace_block(readme, "<!-- headline:start -->", "<!-- headline:end -->", block)
     beyond = _beyond_block(folder / "tables" / headline, profile, hardware, results_link)
@@ -149,20 +185,57 @@ def publish(folder: Path, profile: str, hardware: str, headline: str | None, doc
     return target
 
 
-def _readme_block(profile: str, hardware: str, sections, link_base: str, runs) -> str:
+def _stems(dataset_folder: Path, question: Question) -> list[tuple[str, str]]:
+    """(stem, "table" or "text") of ``question``'s files that ``dataset_folder`` holds, in the question's order."""
+    found = []
+    names = sorted(path.stem for path in dataset_folder.glob("*.md"))
+    for kind, patterns in (("table", question.tables), ("text", question.texts)):
+        for pattern in patterns:
+            found += [(stem, kind) for stem in names if fnmatch.fnmatchcase(stem, pattern)]
+    order = [*question.tables, *question.texts]
+    return sorted(found, key=lambda item: next(i for i, pattern in enumerate(order)
+                                               if fnmatch.fnmatchcase(item[0], pattern)))
+
+
+def _results_block(profile: str, hardware: str, sections, link_base: str, runs) -> str:
     """The profile's block: where it comes from and what it runs (its description, pilots disclosed there), the
-    per-seed file (``runs``: its frame), each dataset's tables."""
+    per-seed file (``runs``: its frame), then per dataset one subsection per question it answers (a table shown
+    whole, or a text's sentences with its long table linked; the question's figures), and links to the dataset's
+    other tables. A paragraph already shown in the block is not shown again."""
     lines = [f"Generated by `make reproduce` with the `{profile}` profile on {hardware}, published with "
              f"`make publish PROFILE={profile}`. Test-set metrics, mean ± 95 % interval over seeds (over the "
              "folds of a cross-fitted names study); Δ: paired change against the same seed's (fold's) baseline.", "",
              f"The profile: {_description(profile)}", "",
              per_seed_line(runs, f"{link_base}/{PER_SEED_FILE}"), ""]
-    for dataset, table, figures in sections:
-        lines += [f"**{dataset}**", "", table.strip(), ""]
-        lines += [f"![{dataset}: {name}]({link_base}/{name})" for name in figures
-                  if any(part in name for part in ("pareto", "fig", "length_effect", "length_arms", "frontier"))]
-        lines.append("")
-    return "\n".join(lines)
+    shown_paragraphs: set[str] = set()
+    for dataset, dataset_folder, figures in sections:
+        lines += [f"### {dataset_name(dataset)} (`{profile}`)", ""]
+        used = set()
+        for question in QUESTIONS:
+            stems = _stems(dataset_folder, question)
+            pictures = [name for name in question.figures if name in figures]
+            if not stems and not pictures:
+                continue
+            lines += [f"#### {question.title}", ""]
+            for stem, kind in stems:
+                used.add(stem)
+                text = (dataset_folder / f"{stem}.md").read_text(encoding="utf-8").strip()
+                link = f"{link_base}/{dataset}_{stem}.md"
+                if kind == "text":
+                    text = "\n\n".join(part for part in text.split("\n\n") if not part.lstrip().startswith("|"))
+                    text += f"\n\nEvery row and level: [{dataset}_{stem}.md]({link})."
+                for paragraph in text.split("\n\n"):
+                    if paragraph.strip() and paragraph.strip() not in shown_paragraphs:
+                        shown_paragraphs.add(paragraph.strip())
+                        lines += [paragraph.strip(), ""]
+            lines += [f"![{dataset_name(dataset)}: {name.replace('_', ' ')}]({link_base}/{dataset}_{name}.png)"
+                      for name in pictures]
+            lines.append("")
+        others = sorted(path.stem for path in dataset_folder.glob("*.md") if path.stem not in used)
+        if others:
+            lines += ["Further tables of this dataset (the method table holds every metric of every row): "
+                      + ", ".join(f"[{stem}]({link_base}/{dataset}_{stem}.md)" for stem in others) + ".", ""]
+    return "\n".join(lines).rstrip() + "\n"
 
 
 def _description(profile: str) -> str:
@@ -171,50 +244,6 @@ def _description(profile: str) -> str:
         return load_profile(profile)[0].get("description", "")
     except ProfileError:
         return ""
-
-
-def _markdown_rows(path: Path) -> list[dict[str, str]]:
-    """The rows of the one markdown table (as written by DataFrame.to_markdown) in ``path``."""
-    lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip().startswith("|")]
-    if len(lines) < 2:
-        return []
-    header = [cell.strip() for cell in lines[0].strip("|").split("|")]
-    return [dict(zip(header, (cell.strip() for cell in line.strip("|").split("|")))) for line in lines[2:]]
-
-
-def _mean(cell: str) -> float:
-    """The mean of a ``mean ± half-width`` cell (NaN when there is none)."""
-    try:
-        return float(cell.split("±")[0])
-    except ValueError:
-        return float("nan")
-
-
-def _headline_block(tables: Path, profile: str, hardware: str, results_link: str) -> str | None:
-    """The README's headline from ``tables`` (one dataset's tables), or None where it lacks the goal or
-    paired table (e.g. the length profile): the goal statement, then the baseline and at most HEADLINE_ROWS
-    methods on the Pareto front (all methods where the table has no such column), largest mean paired gain
-    of the worst-class TPR first."""
-    goal, paired = tables / "goal.md", tables / "paired.md"
-    if not (goal.exists() and paired.exists()):
-        return None
-    rows = [row for row in _markdown_rows(paired) if all(column in row for column in HEADLINE_COLUMNS)]
-    baseline = [row for row in rows if row["method"] == "baseline"]
-    gains = {row["method"]: _mean(row["Δ worst-class TPR (pts)"]) for row in rows}
-    front = [row for row in rows if row["method"] != "baseline" and row.get("Pareto front", "yes") == "yes"]
-    others = sorted(front, key=lambda row: (math.isnan(gains[row["method"]]), -gains[row["method"]]))  # NaN last
-    # the ceiling of re-deciding (a reference row, labelled as such in paired.md) closes the table
-    ceiling = [row for row in rows if row["method"] == CEILING_LABEL]
-    shown = baseline + others[:HEADLINE_ROWS] + ceiling
-    lines = [f"The `{profile}` profile on {hardware}: test set, mean ± 95 % interval over seeds, Δ paired with "
-             "the same seed's baseline; the baseline, the methods on the Pareto front and the ceiling of "
-             "re-deciding the baseline (a reference, not a method). Every method and "
-             f"dataset: [{results_link}]({results_link}).", "",
-             goal.read_text(encoding="utf-8").strip(), "",
-             "| " + " | ".join(HEADLINE_COLUMNS) + " |",
-             "|:--|" + "--:|" * (len(HEADLINE_COLUMNS) - 1)]
-    lines += ["| " + " | ".join(row[column] for column in HEADLINE_COLUMNS) + " |" for row in shown]
-    return "\n".join(lines) + "\n"
 
 
 def _beyond_block(tables: Path, profile: str, hardware: str, results_link: str) -> str | None:
@@ -235,6 +264,58 @@ def _beyond_block(tables: Path, profile: str, hardware: str, results_link: str) 
         parts.append(posthoc.read_text(encoding="utf-8").strip().split("\n\n")[0])
     return (f"The `{profile}` profile on {hardware}; test set, paired with the same seed's baseline; every row: "
             f"[{results_link}]({results_link}).\n\n" + "\n\n".join(parts) + "\n")
+
+
+def _published_profiles(docs_root: Path) -> list[Published]:
+    """Every profile published under ``docs_root`` (a folder with a per-seed file or a length table), with the
+    dataset its headline reads (None for a profile that names none or is no longer a profile file)."""
+    found = []
+    for folder in sorted(path for path in docs_root.glob("*") if path.is_dir()):
+        if not ((folder / PER_SEED_FILE).exists() or any(folder.glob("*_length.csv"))):
+            continue
+        try:
+            headline = headline_dataset(folder.name) if folder.name in available_profiles() else None
+        except ProfileError:
+            headline = None
+        found.append(Published(folder.name, folder, headline))
+    return found
+
+
+FINDINGS = ("<!-- findings:start -->", "<!-- findings:end -->")
+CONTENTS = ("<!-- contents:start -->", "<!-- contents:end -->")
+
+
+def _refresh_findings_and_contents(page: Path, docs_root: Path) -> None:
+    """Rewrite the results page's Findings (from every profile published under ``docs_root``) and contents list
+    (from its headings); a page without their markers gets them after its title, Findings first."""
+    text = page.read_text(encoding="utf-8")
+    if FINDINGS[0] not in text or CONTENTS[0] not in text:
+        added = "".join(f"{heading}\n\n{start}\n{end}\n\n" for heading, (start, end) in
+                        (("## Findings", FINDINGS), ("## Contents", CONTENTS)) if start not in text)
+        title, _, rest = text.partition("\n") if text.startswith("# ") else ("", "", text)
+        atomic_write_text(page, (f"{title}\n\n" if title else "") + added + rest.lstrip())
+    link_base = Path(os.path.relpath(docs_root, page.parent)).as_posix()
+    _replace_block(page, *FINDINGS, findings_block(_published_profiles(docs_root), link_base))
+    _replace_block(page, *CONTENTS, contents_list(page.read_text(encoding="utf-8")))
+
+
+def contents_list(page: str) -> str:
+    """A nested list of the page's ``##`` and ``###`` headings (outside code fences), each linked to its anchor
+    as GitHub writes it; the Findings and Contents headings left out."""
+    lines, fenced, used = [], False, {}
+    for line in page.splitlines():
+        if line.startswith("```"):
+            fenced = not fenced
+        found = re.match(r"(#{2,3}) (.+)", line)
+        if fenced or not found or found.group(2).strip() in ("Findings", "Contents"):
+            continue
+        title = found.group(2).strip()
+        anchor = re.sub(r"[^\w\- ]", "", title.lower()).replace(" ", "-")
+        count = used.get(anchor, 0)
+        used[anchor] = count + 1
+        anchor = anchor if not count else f"{anchor}-{count}"
+        lines.append(f"{'  ' * (len(found.group(1)) - 2)}- [{title}](#{anchor})")
+    return "\n".join(lines) + "\n"
 
 
 def _replace_results_block(page: Path, profile: str, block: str) -> None:
