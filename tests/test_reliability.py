@@ -520,7 +520,7 @@ def test_paper_figures_notebook_writes_every_table_and_figure_and_names_a_corrup
     for path in written.values():
         assert path.stat().st_size > 0
     rows = [[cell.strip() for cell in line.strip("|").split("|")][:2] for line in written["md"].read_text().splitlines()]
-    assert ["baseline", "2"] in rows and ["ema-alpha0.1-norm", "2"] in rows
+    assert ["baseline", "2"] in rows and ["normalised EMA weights, α = 0.1", "2"] in rows  # display names
     assert r"\begin{tabular}" in written["tex"].read_text()
     figures = {path.name for path in (results / "figures" / "tiny").iterdir()}
     for stem in ("fig1_tpr_bars", "baseline_vs_best", "pareto"):

@@ -78,6 +78,13 @@ def _build(options, num_classes, confusion, label_smoothing):
     return StrengthCrossEntropy(strengths, label_smoothing, options["policy"])
 
 
+def _display(options: dict) -> str:
+    if options["exponent"] == 0:
+        return f"uniform augmentation strength, mean {shown_value(options['mean'])}"
+    return (f"class-conditional augmentation strength, mean {shown_value(options['mean'])}, "
+            f"exponent {shown_value(options['exponent'])}")
+
+
 SPECS = [
     MethodSpec("augment-strength", "train",
                {"mean": fraction(0.5, open_low=True),
@@ -87,5 +94,5 @@ SPECS = [
                label_short={"exponent": "exp"},
                summary="the augmentation policy for each class with a probability set from the baseline's "
                        "validation false positives ((FP + 1) ** exponent), mean strength fixed; exponent 0: uniform",
-               display=lambda o: ("uniform" if o["exponent"] == 0 else "class-conditional") + f" augmentation strength, mean {shown_value(o['mean'])}" + ("" if o["exponent"] == 0 else f", exponent {shown_value(o['exponent'])}")),
+               display=_display),
 ]

@@ -141,7 +141,8 @@ SPECS = [
                build=_augment, needs_baseline_tpr=lambda o: o["classes"] == "confused", label_leading=("classes",),
                summary="an augmentation policy (the dataset's flip + crop by default) for the confused group's "
                        "classes only, or for all (the same cost); the other classes keep the study's augmentation",
-               display=lambda o: ("extra augmentation, every class" if o["classes"] == "all" else f"extra augmentation, the {o['group']} worst classes")
+               display=lambda o: ("extra augmentation, every class" if o["classes"] == "all"
+                                  else f"extra augmentation, the {o['group']} worst classes")
                        + ("" if o["policy"] == "dataset" else f" ({o['policy']})")),
     MethodSpec("pair-margin", "train", {"gamma": non_negative(1.0)},
                build=lambda o, k, confusion, ls: PairMarginLoss(pair_margins(confusion, o["gamma"]), ls),
@@ -160,5 +161,6 @@ SPECS = [
                train_changes=lambda o, train: {"epochs": max(1, round(o["epoch_share"] * train.epochs))},
                label_leading=("size",), label_short={"epoch_share": "share"},
                summary="plain cross-entropy with a larger CNN, for a share of the study's epochs (its compute said)",
-               display=lambda o: f"{o['size']} CNN" + ("" if o["epoch_share"] == 1 else f", {shown_value(o['epoch_share'])} of the epochs")),
+               display=lambda o: f"{o['size']} CNN" + ("" if o["epoch_share"] == 1
+                                                        else f", {shown_value(o['epoch_share'])} of the epochs")),
 ]

@@ -177,7 +177,8 @@ def loop_fingerprint(train, model, device) -> dict:
     setup["float16_autocast"] = autocast_precision(device, train.amp) == "float16"
     # every option of the network, its size's defaults included (a CNN's stem, say)
     options = cnn_options(model.size, model.options) if model.name == "cnn" else model.options
-    return {"version": FINGERPRINT_VERSION, "train": setup, "model": {"name": model.name, "size": model.size, **options}}
+    return {"version": FINGERPRINT_VERSION, "train": setup,
+            "model": {"name": model.name, "size": model.size, **options}}
 
 
 class Kind:

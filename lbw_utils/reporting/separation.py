@@ -35,14 +35,15 @@ def describe_separation(summary: pd.DataFrame, seeds: int) -> str:
         header = f"{COST_WORDS.get(cost, cost).capitalize()}, {len(rows)} rows, {seeds} seeds:"
         if above.empty:
             best = rows.loc[rows["largest"].idxmax()] if rows["largest"].notna().any() else None
-            closest = ("" if best is None else f" The largest mean gap at any level is {row_name(best.method)}'s, "
+            closest = ("" if best is None
+                       else f" The largest mean gap at any level is {row_name(best.method)}'s, "
                        f"{100 * best.largest:+.1f} ± {100 * best.largest_ci:.1f} points at "
                        f"{100 * best.largest_level:.2f} % accuracy.")
             lines.append(f"- {header} no row's curve lies above the baseline's re-decision frontier.{closest}")
             continue
         found = "; ".join(
-            f"{row_name(row.method)}, by {100 * row.smallest:+.1f} to {100 * row.largest:+.1f} points of worst-class TPR over "
-            f"{row.levels_compared} accuracy levels (largest {100 * row.largest:+.1f} ± {100 * row.largest_ci:.1f} at "
+            f"{row_name(row.method)}, by {100 * row.smallest:+.1f} to {100 * row.largest:+.1f} points of worst-class "
+            f"TPR over {row.levels_compared} accuracy levels (largest {100 * row.largest:+.1f} ± {100 * row.largest_ci:.1f} at "
             f"{100 * row.largest_level:.2f} %), at {_compute_words(row)}" for row in above.itertuples(index=False))
         lines.append(f"- {header} above the baseline's re-decision frontier: {found}.")
     return "\n".join(lines) + "\n"
@@ -51,7 +52,8 @@ def describe_separation(summary: pd.DataFrame, seeds: int) -> str:
 def formatted_separation(summary: pd.DataFrame) -> pd.DataFrame:
     """The summary for a page: one row per (cost, method), gaps in points, compute as ratios to the baseline."""
     return pd.DataFrame({
-        "counted at": summary["cost"], "method": [row_name(label) for label in summary["method"]], "verdict": summary["verdict"],
+        "counted at": summary["cost"], "method": [row_name(label) for label in summary["method"]],
+        "verdict": summary["verdict"],
         "largest gap (pts)": [f"{100 * d:+.1f} ± {100 * c:.1f}" if not math.isnan(d) else "-"
                               for d, c in zip(summary["largest"], summary["largest_ci"])],
         "smallest gap (pts)": [f"{100 * d:+.1f}" if not math.isnan(d) else "-" for d in summary["smallest"]],
