@@ -46,6 +46,7 @@ def two_study_profile(path: Path) -> Path:
 # What differs between two identical runs: when they ran and how long they took, and where.
 VOLATILE = ("created", "wall_seconds", "train_seconds", "environment")
 VOLATILE_HISTORY = ("epoch_seconds", "train_seconds")
+VOLATILE_COMPUTE = ("seconds_with_teachers",)  # the compute's seconds are timings too; its network counts are not
 
 
 def comparable(record: dict) -> str:
@@ -53,6 +54,8 @@ def comparable(record: dict) -> str:
     kept = {key: value for key, value in record.items() if key not in VOLATILE}
     if isinstance(kept.get("history"), dict):
         kept["history"] = {key: value for key, value in kept["history"].items() if key not in VOLATILE_HISTORY}
+    if isinstance(kept.get("compute"), dict):
+        kept["compute"] = {key: value for key, value in kept["compute"].items() if key not in VOLATILE_COMPUTE}
     return json.dumps(kept, sort_keys=True)
 
 
