@@ -38,13 +38,17 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
+
 from lbw_utils.config import REPO_ROOT
 from lbw_utils.config import results_dir as default_results_root
 from lbw_utils.files import atomic_write_text, replace_marked_block
+from lbw_utils.reporting import plots
 from lbw_utils.reporting.display import dataset_name
-from lbw_utils.reporting.headline import Published, findings_block, headline_block
+from lbw_utils.reporting.headline import Published, findings_block, headline_block, published_records
 from lbw_utils.reporting.per_seed import PER_SEED_FILE, SKIPPED_FOLDERS, per_seed_line, write_per_seed
 from lbw_utils.runner.profiles import ProfileError, available_profiles, headline_dataset, load_profile
+from lbw_utils.studies.redecision import validated_points
 
 @dataclass(frozen=True)
 class Question:
@@ -337,7 +341,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profile", required=True, help="the profile whose results to publish, e.g. cpu")
     parser.add_argument("--results-dir", default=None, help="results root (default: $LBW_RESULTS_DIR or results/)")
+    parser.add_argument("--headline-only", action="store_true",
+                        help="rewrite only the README's headline (and the results page's findings and contents) from "
+                             "the profile's already published files in docs/results/<profile>/, no results folder")
     args = parser.parse_args(argv)
+    if args.headline_only:
+        return _refresh_headline(args.profile)
     folder = Path(args.results_dir or default_results_root()) / args.profile
     try:
         info = check_publishable(folder, args.profile)
@@ -352,6 +361,38 @@ def main(argv: list[str] | None = None) -> int:
     target = publish(folder, args.profile, hardware, headline)
     print(f"published {folder} (revision {info['git_revision'][:12]}, {info['total_seconds'] / 60:.1f} min) "
           f"to {target}, the {args.profile}-results block of docs/results.md and the README's generated blocks")
+    return 0
+
+
+def _refresh_headline(profile: str, docs_root: Path | None = None, readme: Path | None = None) -> int:
+    """The README's headline rewritten from ``profile``'s published files (its per-seed file and frontier curves),
+    its source (machine, recorded time, revision) read back from the first line of the block it published."""
+    docs_root = docs_root or REPO_ROOT / "docs" / "results"
+    readme = readme or REPO_ROOT / "README.md"
+    target, results_page = docs_root / profile, readme.parent / "docs" / "results.md"
+    published = target / "README.md"
+    found = re.search(rf"with the `{re.escape(profile)}` profile on (.+?), published with",
+                      published.read_text(encoding="utf-8")) if published.exists() else None
+    if found is None:
+        print(f"not refreshed: {published} does not say where the profile ran; publish it first "
+              f"(make publish PROFILE={profile})", file=sys.stderr)
+        return 1
+    headline = headline_dataset(profile)
+    results_link = Path(os.path.relpath(results_page, readme.parent)).as_posix()
+    curves = target / f"{headline}_frontier_curves.csv"
+    if curves.exists():  # the figure drawn again, as the plots draw it now, from the numbers the profile published
+        plots.plot_redecision_frontier(pd.read_csv(curves), validated_points(published_records(target, headline)),
+                                       target / f"{headline}_redecision_frontier.png")
+    figure = next((target / f"{headline}_{name}.png" for name in ("redecision_frontier", "pareto")
+                   if (target / f"{headline}_{name}.png").exists()), None)
+    figure_link = None if figure is None else Path(os.path.relpath(figure, readme.parent)).as_posix()
+    block = headline_block(target, profile, headline, found.group(1), results_link, figure_link)
+    if block is None:
+        print(f"not refreshed: {target} has no paired rows of {headline}", file=sys.stderr)
+        return 1
+    _replace_block(readme, "<!-- headline:start -->", "<!-- headline:end -->", block)
+    _refresh_findings_and_contents(results_page, docs_root)
+    print(f"rewrote the README's headline from {target} ({found.group(1)})")
     return 0
 
 
