@@ -26,9 +26,11 @@ NOTEBOOKS = [path for path in sorted((ROOT / "notebooks").glob("*.ipynb")) if pa
 
 
 def generated_block_names() -> set[str]:
-    """The blocks a program writes: the README's headline and beyond-re-deciding paragraph and each profile's block
-    of docs/results.md (lbw_utils.runner.publish), the profile table (lbw_utils.runner.profiles)."""
-    return {"headline", "beyond", "profiles", *(f"{profile}-results" for profile in available_profiles())}
+    """The blocks a program writes: the README's headline and beyond-re-deciding paragraph, docs/results.md's
+    findings, contents and each profile's block (lbw_utils.runner.publish), the profile table
+    (lbw_utils.runner.profiles)."""
+    return {"headline", "beyond", "findings", "contents", "profiles",
+            *(f"{profile}-results" for profile in available_profiles())}
 
 
 BLOCK = re.compile(r"<!-- ([\w-]+):start -->.*?<!-- \1:end -->", re.DOTALL)
