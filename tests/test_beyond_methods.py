@@ -194,3 +194,17 @@ def test_separation_summary_counts_rows_at_the_baselines_inference_cost_and_at_a
     anything = summary[summary["cost"] == "any"].set_index("method")
     assert bool(anything.loc["ensemble-5", "above"]) and anything.loc["ensemble-5", "largest"] == 0.03
     assert anything.loc["ensemble-5", "smallest"] == 0.02
+
+
+def test_the_frontier_figure_keeps_the_rows_highest_above_the_baseline_when_it_cannot_keep_them_all():
+    from lbw_utils.reporting.plots import _highest_curves_first
+
+    rows = []
+    for method, height in [("baseline", 0.70), ("low", 0.60), ("high", 0.80), ("middle", 0.72), ("apart", 0.99)]:
+        levels = [0.9, 0.89] if method != "apart" else [0.5]
+        for level in levels:
+            for seed in (0, 1):
+                rows.append({"dataset": "d", "method": method, "seed": seed, "level": level,
+                             "worst_class_tpr": height, "accuracy": level, "reached": True})
+    curves = pd.DataFrame(rows)
+    assert _highest_curves_first(curves, "baseline") == ["baseline", "high", "middle", "low", "apart"]

@@ -388,11 +388,34 @@ def budget_curves(table, columns: dict[str, str], *, arm: str = "main", title: s
     return figure
 
 
+def _highest_curves_first(curves, baseline: str) -> list[str]:
+    """The rows of ``curves``, the baseline first, then by their mean height above the baseline's curve over the
+    levels both reached on every seed (highest first; a row sharing no level with it last): the panel keeps the
+    rows that separate best when it cannot keep them all."""
+    def heights(method: str):
+        own = curves[curves["method"] == method]
+        everywhere = own.groupby("level")["reached"].agg(lambda reached: bool(reached.astype(bool).all()))
+        return own[own["level"].isin(everywhere[everywhere].index)].groupby("level")["worst_class_tpr"].mean()
+
+    rows = list(dict.fromkeys(curves["method"]))
+    if baseline not in rows:
+        return rows
+    base = heights(baseline)
+
+    def gap(method: str) -> float:
+        shared = heights(method).align(base, join="inner")
+        return float((shared[0] - shared[1]).mean()) if len(shared[0]) else float("-inf")
+
+    others = sorted((row for row in rows if row != baseline), key=gap, reverse=True)
+    return [baseline, *others]
+
+
 def plot_redecision_frontier(curves, validated_points, path: str | Path, *, baseline: str = "baseline"):
     """The re-decision frontier of each trained row (:mod:`lbw_utils.studies.redecision`, a reference, not a
     method) at a paper's column width: per accuracy level (x, the floor the offsets keep, %), the mean worst-class
     TPR over seeds (%), drawn only where every seed of the row reached the level; the baseline's line black and
-    emphasised; at most :data:`MAX_SERIES` rows (the baseline first; a note says how many are left to the table).
+    emphasised; at most :data:`MAX_SERIES` rows (the baseline first, then the rows whose curves lie highest above
+    its; a note says how many are left to the table).
     On top, each drawn row's ``validated_points`` (columns ``method``, ``accuracy``, ``worst_class_tpr``,
     optionally ``row``: the trained row a point belongs to, e.g. a ``+posthoc`` row's base): its own test point
     filled, a post-hoc row's point hollow in the same colour and marker with an arrow from the row's own point
@@ -400,7 +423,7 @@ def plot_redecision_frontier(curves, validated_points, path: str | Path, *, base
     suffix of ``path`` is replaced, any other kept, as labels contain dots)."""
     figure, axes = _new_figure(COLUMN_WIDTH, 3.6)
     axes.grid(True, alpha=0.3)
-    rows = key_rows(list(dict.fromkeys(curves["method"])), baseline=baseline)
+    rows = key_rows(_highest_curves_first(curves, baseline), baseline=baseline)
     styles = series_styles(rows, baseline)
     for row in rows:
         own = curves[curves["method"] == row]
