@@ -31,6 +31,7 @@ from torch import nn
 
 from lbw_utils.methods.common import _as_list, _check_batch, _label_smoothing, _num_classes
 from lbw_utils.methods.ensemble import ENSEMBLE_SIZE
+from lbw_utils.methods.kinds import average_probabilities
 from lbw_utils.methods.posthoc import fit_logit_offsets
 from lbw_utils.methods.spec import MethodSpec, Parameter, choice, fraction, non_negative, positive_number, shown_value
 from lbw_utils.speed import autocast
@@ -64,13 +65,11 @@ class DistillationLoss(nn.Module):
     def see_inputs(self, inputs: tuple) -> None:
         """Run the teacher on the batch the student is about to see (eval mode, the loop's precision)."""
         device = inputs[0].device
-        probabilities = None
+        logits = []
         for network in self.networks:
             with autocast(device, True):
-                logits = network(*inputs).float()
-            softmax = torch.softmax(logits, dim=1)
-            probabilities = softmax if probabilities is None else probabilities + softmax
-        log_probs = (probabilities / len(self.networks)).clamp_min(torch.finfo(torch.float32).tiny).log()
+                logits.append(network(*inputs).float())
+        log_probs = average_probabilities(logits)  # the ensemble's prediction, as the ensemble method forms it
         self._teacher_log_probs = log_probs + self.offsets.to(device)
 
     def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

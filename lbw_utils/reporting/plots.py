@@ -388,22 +388,24 @@ def budget_curves(table, columns: dict[str, str], *, arm: str = "main", title: s
     return figure
 
 
+def _reached_curve(curves, method: str):
+    """A row's mean worst-class TPR per accuracy level, at the levels every seed of the row reached."""
+    own = curves[curves["method"] == method]
+    everywhere = own.groupby("level")["reached"].agg(lambda reached: bool(reached.astype(bool).all()))
+    return own[own["level"].isin(everywhere[everywhere].index)].groupby("level")["worst_class_tpr"].mean()
+
+
 def _highest_curves_first(curves, baseline: str) -> list[str]:
     """The rows of ``curves``, the baseline first, then by their mean height above the baseline's curve over the
     levels both reached on every seed (highest first; a row sharing no level with it last): the panel keeps the
     rows that separate best when it cannot keep them all."""
-    def heights(method: str):
-        own = curves[curves["method"] == method]
-        everywhere = own.groupby("level")["reached"].agg(lambda reached: bool(reached.astype(bool).all()))
-        return own[own["level"].isin(everywhere[everywhere].index)].groupby("level")["worst_class_tpr"].mean()
-
     rows = list(dict.fromkeys(curves["method"]))
     if baseline not in rows:
         return rows
-    base = heights(baseline)
+    base = _reached_curve(curves, baseline)
 
     def gap(method: str) -> float:
-        shared = heights(method).align(base, join="inner")
+        shared = _reached_curve(curves, method).align(base, join="inner")
         return float((shared[0] - shared[1]).mean()) if len(shared[0]) else float("-inf")
 
     others = sorted((row for row in rows if row != baseline), key=gap, reverse=True)
@@ -426,9 +428,7 @@ def plot_redecision_frontier(curves, validated_points, path: str | Path, *, base
     rows = key_rows(_highest_curves_first(curves, baseline), baseline=baseline)
     styles = series_styles(rows, baseline)
     for row in rows:
-        own = curves[curves["method"] == row]
-        everywhere = own.groupby("level")["reached"].agg(lambda reached: bool(reached.astype(bool).all()))
-        shown = own[own["level"].isin(everywhere[everywhere].index)].groupby("level")["worst_class_tpr"].mean()
+        shown = _reached_curve(curves, row)
         colour, marker = styles[row]
         axes.plot(100 * shown.index.to_numpy(), 100 * shown.to_numpy(), "-", marker=marker, ms=2.5, color=colour,
                   label=row_name(row), lw=2.0 if row == baseline else 1.1, zorder=3 if row == baseline else 2)
