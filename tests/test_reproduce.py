@@ -261,3 +261,22 @@ def test_a_relative_results_folder_still_names_the_same_files_once_papermill_cha
     for key in ("output", "results_dir", "kernel_log"):
         assert Path(seen[key]).is_absolute() and str(tmp_path) in str(seen[key]), key
     assert (tmp_path / "relative" / "results" / "notebooks" / "study__01_baseline.ipynb").exists()
+
+
+def test_runs_found_at_start_count_each_run_once_and_publish_names_them(tmp_path):
+    from lbw_utils import records
+    from lbw_utils.runner.publish import recorded_time
+
+    folder = tmp_path / "cpu"
+    record = {key: None for key in records.RECORD_KEYS} | {"schema_version": records.SCHEMA_VERSION}
+    for where in (folder, folder / "shards" / "fashion_mnist-seed0_1"):  # merged from a shard: one run
+        records.write_record(where / "records" / "fashion_mnist" / "baseline_seed0.json", record)
+    records.write_record(folder / "shards" / "names5-seed0" / "records" / "names5" / "baseline_seed0.json", record)
+    (folder / "records" / "fashion_mnist" / "baseline_seed1.json").write_text("{")  # interrupted mid-write
+    assert sequential.runs_found(folder) == 2
+    assert sequential.runs_found(tmp_path / "fresh") == 0
+
+    assert recorded_time({"total_seconds": 90.0}) == "1.5 min recorded by `make reproduce`"
+    assert recorded_time({"total_seconds": 90.0, "runs_found_at_start": 2}) == (
+        "1.5 min recorded by `make reproduce`, its last invocation; 2 runs were already trained when it started, "
+        "their time not counted")

@@ -356,12 +356,22 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     # The wall time and revision come from the results folder itself, so no quote of them can drift.
     hardware = (f"{_hardware_of(folder) or 'the machine named in summary.md'} "
-                f"({info['total_seconds'] / 60:.1f} min recorded by `make reproduce`, revision "
-                f"{info['git_revision'][:12]})")
+                f"({recorded_time(info)}, revision {info['git_revision'][:12]})")
     target = publish(folder, args.profile, hardware, headline)
     print(f"published {folder} (revision {info['git_revision'][:12]}, {info['total_seconds'] / 60:.1f} min) "
           f"to {target}, the {args.profile}-results block of docs/results.md and the README's generated blocks")
     return 0
+
+
+def recorded_time(info: dict) -> str:
+    """The marker's wall time in words. A resumed run's marker times only its last invocation, so the runs that
+    earlier, interrupted invocations had trained are named beside it (their time is not on record)."""
+    minutes = f"{info['total_seconds'] / 60:.1f} min recorded by `make reproduce`"
+    found = info.get("runs_found_at_start") or 0
+    if not found:
+        return minutes
+    return (f"{minutes}, its last invocation; {found} run{'s were' if found != 1 else ' was'} already trained when "
+            f"it started, their time not counted")
 
 
 def _refresh_headline(profile: str, docs_root: Path | None = None, readme: Path | None = None) -> int:

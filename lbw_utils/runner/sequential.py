@@ -30,6 +30,7 @@ from lbw_utils.files import atomic_write_json, atomic_write_text
 from lbw_utils.runner.profiles import Step, available_profiles, load_profile, profile_path
 from lbw_utils.runner.progress import Progress, format_minutes
 from lbw_utils.runner.publish import COMPLETE_MARKER
+from lbw_utils import records
 from lbw_utils.records import environment, hardware_summary
 
 # Each step's run count and wall time, rewritten after every step: the next run's estimate of the time left.
@@ -98,6 +99,7 @@ def run_profile(profile: str, results_root: str | Path | None = None, log=print,
     timings = read_timings(folder)
     previous = _read_marker(marker)
     marker.unlink(missing_ok=True)  # until this run finishes, the folder is not a complete result
+    found_at_start = runs_found(folder)  # trained by earlier, interrupted invocations: their time is not counted below
     state_at_start = checkout_state()
     _kernel_uses_this_python()
     started = time.perf_counter()
@@ -141,7 +143,7 @@ def run_profile(profile: str, results_root: str | Path | None = None, log=print,
             "dirty": bool(uncommitted) or state_at_start["git_revision"] != state_at_end["git_revision"],
             "uncommitted": uncommitted[:20],
             "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "total_seconds": round(total, 1),
-            "runs_trained": runs_trained, "runs_reused": progress.reused,
+            "runs_trained": runs_trained, "runs_reused": progress.reused, "runs_found_at_start": found_at_start,
             "workers": workers if fanned else 1, "threads_per_worker": threads if fanned else None,
             "runs_trained_by_workers": progress.trained_by_workers,
             "fan_out_seconds": round(fanned["seconds"], 1) if fanned else None,
@@ -207,6 +209,18 @@ def _kernel_uses_this_python() -> None:
     bin_dir = str(Path(sys.executable).parent)
     if not os.environ.get("PATH", "").startswith(bin_dir):
         os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
+
+
+def runs_found(folder: Path) -> int:
+    """How many distinct finished runs ``folder`` holds, its shards' included (a run merged from a shard counts once)."""
+    found = set()
+    for record in folder.rglob("records/*/*.json"):
+        relative = record.relative_to(folder).parts
+        if relative[0] == SHARDS_FOLDER:
+            relative = relative[2:]
+        if relative not in found and records.is_finished(record):
+            found.add(relative)
+    return len(found)
 
 
 def write_summary(folder: Path, profile: str, content: dict, timings: list, total_seconds: float, *,
