@@ -133,6 +133,9 @@ def test_smoke_profile_writes_records_tables_figures_and_summary(smoke_results):
     for dataset in datasets:
         for suffix in ("md", "csv", "tex"):
             assert (smoke_results / "tables" / dataset / f"methods.{suffix}").stat().st_size > 0
+    # notebook 05: the ensemble of recurrent networks and its student, each against the n-gram bag
+    against_bag = (smoke_results / "tables" / "names5" / "against_bag.md").read_text()
+    assert against_bag.count("against the n-gram bag (paired by fold, 2 folds)") == 2
     # notebook 09: its runs in their own folder, its tables beside the others with the prefix beyond_
     assert sorted((smoke_results / "beyond" / "records" / "fashion_mnist").glob("augment-confused__seed*.json"))
     for name in ("beyond_paired.md", "beyond_frontier.md", "beyond_posthoc_vs_posthoc.md", "beyond_budget_overshoot.md",

@@ -14,6 +14,7 @@ def test_publish_copies_tables_and_figures_and_rewrites_the_marked_block(tmp_pat
     results = tmp_path / "results" / "cpu"
     (results / "tables" / "names5").mkdir(parents=True)
     (results / "tables" / "names5" / "methods.md").write_text("| method |\n|---|\n| baseline |\n")
+    (results / "tables" / "names5" / "against_bag.md").write_text("The student against the n-gram bag: short.")
     (results / "figures" / "names5").mkdir(parents=True)
     (results / "figures" / "names5" / "pareto.png").write_bytes(b"png")
     readme = tmp_path / "README.md"
@@ -33,6 +34,9 @@ def test_publish_copies_tables_and_figures_and_rewrites_the_marked_block(tmp_pat
     # the method table is linked (the paired table, where there is one, carries its absolute means)
     assert "[methods](results/cpu/names5_methods.md)" in text and "2 CPU cores" in text
     assert "(results/cpu/names5_pareto.png)" in text  # relative to docs/results.md
+    # notebook 05's answer against the bag, shown whole under its question
+    assert ("#### Does an ensemble of recurrent networks, or its distilled student, reach the n-gram bag?\n\n"
+            "The student against the n-gram bag: short.\n") in text
     assert "(./names5_pareto.png)" in (target / "README.md").read_text()
     # no fashion_mnist goal and paired tables: the README's headline is left as it was
     assert readme.read_text() == "intro\n<!-- headline:start -->\nold headline\n<!-- headline:end -->\noutro\n"

@@ -75,6 +75,8 @@ QUESTIONS = (
     Question("Pooled over every name: how well is each class recalled?", tables=("pooled_summary",)),
     Question("Does a weighting act differently on the recurrent network than on the n-gram bag?",
              tables=("families",)),
+    Question("Does an ensemble of recurrent networks, or its distilled student, reach the n-gram bag?",
+             tables=("against_bag",)),
     Question("Does the weights' effect fade with training?", tables=("length_answer", "length"),
              figures=("length_effect", "length_arms", "length_train_vs_test")),
     Question("Beyond re-weighting: which rows lift the worst class?", tables=("beyond_answer", "beyond_paired"),
