@@ -171,3 +171,13 @@ def test_the_figure_draws_a_line_per_row_where_every_seed_reached_and_writes_png
     assert lines["baseline"].get_linewidth() > max(line.get_linewidth() for name, line in lines.items()
                                                    if name != "baseline")
     assert figure.get_size_inches()[0] == pytest.approx(3.4)  # a paper's column
+
+
+def test_frontier_runs_give_the_same_curves_in_worker_processes(tmp_path, monkeypatch):
+    records, labels = _study(tmp_path)
+    alone = redecision.frontier_runs(tmp_path, records, [0.7, 0.6], labels.__getitem__, processes=1)
+    shared = redecision.frontier_runs(tmp_path, records, [0.7, 0.6], labels.__getitem__, processes=2)
+    pd.testing.assert_frame_equal(alone, shared)
+    monkeypatch.setenv("LBW_CPU_PROCESSES", "0")
+    with pytest.raises(ValueError, match="LBW_CPU_PROCESSES='0' is not allowed: a positive integer"):
+        redecision.frontier_runs(tmp_path, records, [0.7], labels.__getitem__)

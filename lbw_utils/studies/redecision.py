@@ -12,13 +12,17 @@ curves describe runs and never select one.
 from __future__ import annotations
 
 import math
+import multiprocessing
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from itertools import repeat
 from pathlib import Path
 
 import pandas as pd
 import torch
 
 from lbw_utils import records as run_records
+from lbw_utils.config import cpu_processes
 from lbw_utils.ceiling import LADDER_DEPTH, LADDER_STEP, accuracy_ladder, redecision_frontier
 from lbw_utils.runs.experiments import BASELINE as BASELINE_METHOD, method_label
 from lbw_utils.stats import mean_interval
@@ -38,7 +42,7 @@ def trained_records(records: list[dict]) -> list[dict]:
 
 
 def frontier_runs(results_dir: str | Path, records: list[dict], levels: list[float],
-                  test_labels: Callable[[int], torch.Tensor] | None = None) -> pd.DataFrame:
+                  test_labels: Callable[[int], torch.Tensor] | None = None, processes: int | None = None) -> pd.DataFrame:
     """One row per (method, seed, level) of the trained ``records`` (one dataset): the frontier of the run's
     saved test logits (its artifact under ``results_dir``), columns :data:`CURVE_COLUMNS`.
 
@@ -48,14 +52,16 @@ def frontier_runs(results_dir: str | Path, records: list[dict], levels: list[flo
     ``lambda seed: load_data(settings.data, seed).labels("test")``, or a dict's ``__getitem__``; it is called
     once per seed, and labels that do not reproduce a record's test accuracy from its logits are refused; None:
     the labels saved beside the logits (``test_targets`` of the artifact, written since fingerprint version 3).
-    About 0.25 s per (run, level) on 10,000 x 10 logits."""
+    About 0.25 s per (run, level) on 10,000 x 10 logits, each run's search single-threaded: the runs are shared
+    among ``processes`` worker processes (None: :func:`lbw_utils.config.cpu_processes`); the curves do not
+    depend on how many."""
     trained = trained_records(records)
     datasets = sorted({record["dataset"] for record in trained})
     if len(datasets) > 1:
         raise ValueError(f"records of datasets {datasets}: a frontier ladder is one dataset's; pass one at a time")
     labels_of_seed: dict[int, torch.Tensor] = {}
-    rows = []
-    for record in trained:
+    splits = []
+    for record in trained:  # every run's logits and labels checked before the first fit
         seed = record["seed"]
         if test_labels is None:
             logits, labels = _saved_test_split(results_dir, record)
@@ -64,8 +70,17 @@ def frontier_runs(results_dir: str | Path, records: list[dict], levels: list[flo
                 labels_of_seed[seed] = torch.as_tensor(test_labels(seed)).cpu()
             logits, labels = _test_logits(results_dir, record), labels_of_seed[seed]
         _check_labels(record, logits, labels)
-        for point in redecision_frontier(logits, labels, levels):
-            rows.append({"dataset": record["dataset"], "method": record["method_label"], "seed": seed, **point})
+        splits.append((logits, labels))
+    processes = min(cpu_processes() if processes is None else processes, len(splits))
+    arguments = ([logits for logits, _ in splits], [labels for _, labels in splits], repeat(levels))
+    if processes > 1:
+        # spawn, not fork: a forked child of a process whose torch has started its thread pool can hang
+        with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn")) as pool:
+            curves = list(pool.map(redecision_frontier, *arguments))
+    else:
+        curves = list(map(redecision_frontier, *arguments))
+    rows = [{"dataset": record["dataset"], "method": record["method_label"], "seed": record["seed"], **point}
+            for record, curve in zip(trained, curves) for point in curve]
     return pd.DataFrame(rows, columns=CURVE_COLUMNS)
 
 

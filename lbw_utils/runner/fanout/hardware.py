@@ -8,6 +8,7 @@ import os
 import torch
 
 from lbw_utils.checks import check_positive_int
+from lbw_utils.config import usable_cores
 
 
 def device_env(device: str, threads: int | None = None) -> dict[str, str]:
@@ -36,11 +37,6 @@ def local_devices(gpus: str | None = None, cpu_workers: int | None = None) -> tu
         return [part.strip() for part in gpus.split(",") if part.strip()], None
     workers = cpu_workers or 1
     return ["cpu"] * workers, max(1, usable_cores() // workers)
-
-
-def usable_cores() -> int:
-    """The CPU cores this process may run on (its affinity mask where the system has one)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 # What one CPU worker may hold at once (a run-shard process and its notebook kernel, torch, a dataset in

@@ -14,7 +14,8 @@ from pathlib import Path
 from lbw_utils.runs import events
 
 from lbw_utils import records
-from lbw_utils.runner.fanout.hardware import device_env
+from lbw_utils.config import CPU_PROCESSES_ENV
+from lbw_utils.runner.fanout.hardware import device_env, usable_cores
 from lbw_utils.runner.fanout.merge import merge_records
 from lbw_utils.runner.fanout.shards import (SHARDS_FOLDER, Shard, estimated_minutes, plan_shards, profile_folder,
                                      shard_command, shard_folder, shard_title)
@@ -39,6 +40,7 @@ def run_local(profile: str, devices: list[str], results_root: str | Path | None 
     free_devices: queue.SimpleQueue[str] = queue.SimpleQueue()
     for device in devices:
         free_devices.put(device)
+    analysis_processes = max(1, usable_cores() // len(devices))  # a worker's share of the cores
     lock = threading.RLock()  # one message at a time from the workers' threads: whole lines, never mixed
     finished = []
 
@@ -52,7 +54,8 @@ def run_local(profile: str, devices: list[str], results_root: str | Path | None 
         try:
             target = shard_folder(folder, shard)
             target.mkdir(parents=True, exist_ok=True)
-            env = {**os.environ, **device_env(device, threads), **({events.ENABLED_ENV: "1"} if lines else {})}
+            env = {**os.environ, **device_env(device, threads), CPU_PROCESSES_ENV: str(analysis_processes),
+                   **({events.ENABLED_ENV: "1"} if lines else {})}
             command = command_for(profile, shard, results_root, seeds_per_shard=seeds_per_shard)
             title = shard_title(shard, shards)
             locked(log, f"{title} started on {_device_name(device)}")
