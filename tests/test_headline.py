@@ -182,3 +182,22 @@ def test_a_paragraph_shown_once_in_a_profiles_block_is_not_repeated(tmp_path):
             results_page=page)
     text = page.read_text()
     assert text.count("goal: not met.") == 1 and "Selected on validation: x." in text
+
+
+def test_the_frontier_sentence_agrees_in_number():
+    from lbw_utils.studies import redecision
+
+    verdicts = pd.DataFrame({"method": ["ensemble-2", "margin-gamma2-sourcestatic"],
+                             "verdict": [redecision.ABOVE, redecision.CROSSES]})
+    assert headline.frontier_sentence(verdicts).startswith(
+        "1 of the 2 trained rows has a re-decision frontier above the baseline's at every accuracy level compared: "
+        "ensemble of 2 baselines.")
+    both_above = verdicts.assign(verdict=redecision.ABOVE)
+    assert headline.frontier_sentence(both_above).startswith("2 of the 2 trained rows have a re-decision frontier")
+
+
+def test_a_names_task_counts_its_training_names():
+    from lbw_utils.reporting.display import examples_noun
+
+    assert [examples_noun(key) for key in ("names5", "names42", "names_csv", "fashion_mnist", "cifar10")] == [
+        "names", "names", "names", "images", "images"]

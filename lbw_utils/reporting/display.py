@@ -54,3 +54,8 @@ def adjusted_run(label: str) -> str | None:
     if method is None or not METHODS[method["name"]].kind.adjusts_a_run:
         return None
     return method_label(method.get("of", {"name": "baseline"}))
+
+
+def examples_noun(dataset: str) -> str:
+    """What one training example of ``dataset`` is, in the plural: "names" for a names task, else "images"."""
+    return "names" if _NAMES_TASK.fullmatch(dataset) or dataset == "names_csv" else "images"

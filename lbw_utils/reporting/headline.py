@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from lbw_utils.reporting.display import adjusted_run, dataset_name, listed, row_name
+from lbw_utils.reporting.display import adjusted_run, dataset_name, examples_noun, listed, row_name
 from lbw_utils.reporting.per_seed import PER_SEED_FILE, as_records, read_per_seed
 from lbw_utils.reporting.tables import p_text
 from lbw_utils.stats import mean_interval, paired_table, validation_scores
@@ -69,7 +69,7 @@ def _frame(profile_folder: str | Path, dataset: str, study_folder: str = TOP) ->
 def regime_words(profile: str, records: list[dict], profile_folder: str | Path | None = None,
                  study_folder: str = TOP) -> str:
     """The regime a finding holds in, in words: "the `cpu` profile (Fashion-MNIST, 55,000 training images, 3 epochs,
-    10 seeds)": the dataset, its training images and epochs where the profile's per-seed file says them (one value
+    10 seeds)": the dataset, its training images (names) and epochs where the profile's per-seed file says them (one value
     each), the seeds (folds) counted."""
     parts = [dataset_name(records[0]["dataset"])]
     if profile_folder is not None:
@@ -77,7 +77,7 @@ def regime_words(profile: str, records: list[dict], profile_folder: str | Path |
         images = set(frame["train_images"].dropna()) if "train_images" in frame else set()
         epochs = set(frame["epochs"].dropna()) if "epochs" in frame else set()
         if len(images) == 1:
-            parts.append(f"{int(images.pop()):,} training images")
+            parts.append(f"{int(images.pop()):,} training {examples_noun(records[0]['dataset'])}")
         if len(epochs) == 1:
             epochs = int(epochs.pop())
             parts.append(f"{epochs} epoch{'s' if epochs != 1 else ''}")
@@ -226,7 +226,8 @@ def frontier_sentence(verdicts: pd.DataFrame) -> str:
         return (f"{subject} has no re-decision frontier above the baseline's: at equal accuracy, none is shown "
                 "to separate the classes better than re-deciding the baseline.").replace(
             f"None of the {rows} has no", f"None of the {rows} has a")
-    return (f"{len(above)} of the {rows} have a re-decision frontier above the baseline's at every accuracy level "
+    verb = "has" if len(above) == 1 else "have"
+    return (f"{len(above)} of the {rows} {verb} a re-decision frontier above the baseline's at every accuracy level "
             f"compared: {listed(map(row_name, above['method']))}.")
 
 
