@@ -358,21 +358,25 @@ def frontier_finding(published: Published, dataset: str, link_base: str, prefix:
 
 
 def length_finding(published: Published, dataset: str, link_base: str) -> str | None:
-    """The length study: the first weighting's paired worst-class change at the shortest and longest budget
-    without label smoothing, and at the longest with it."""
+    """The length study: the first weighting run at two budgets or more without label smoothing (the others may
+    run in the main arm only): its paired worst-class change at the shortest and longest such budget, and at the
+    longest with label smoothing."""
     path = published.folder / f"{dataset}_length.csv"
     if not path.exists():
         return None
     table = pd.read_csv(path)
-    weighted = [method for method in dict.fromkeys(table["method"]) if method != BASELINE]
-    plain = table[(table["arm"] == "no-label-smoothing") & table["method"].isin(weighted[:1])].sort_values("budget")
-    main = table[(table["arm"] == "main") & table["method"].isin(weighted[:1])].sort_values("budget")
-    if len(plain) < 2 or main.empty:
+    for method in dict.fromkeys(table["method"]):
+        of_method = table[table["method"] == method].sort_values("budget")
+        plain = of_method[of_method["arm"] == "no-label-smoothing"]
+        main = of_method[of_method["arm"] == "main"]
+        if method != BASELINE and len(plain) >= 2 and not main.empty:
+            break
+    else:
         return None
     first, last, smoothed = plain.iloc[0], plain.iloc[-1], main.iloc[-1]
     seeds = int(table["seeds"].max())
     return (f"In the `{published.profile}` profile ({dataset_name(dataset)}, {seeds} seeds), without label smoothing, "
-            f"{row_name(weighted[0])} changes the worst-class TPR by "
+            f"{row_name(method)} changes the worst-class TPR by "
             f"{_signed(first['d_worst_class_tpr'], first['d_worst_class_tpr_ci'])} points at {int(first['budget'])} "
             f"epochs and {_signed(last['d_worst_class_tpr'], last['d_worst_class_tpr_ci'])} at {int(last['budget'])}, "
             f"against {_signed(smoothed['d_worst_class_tpr'], smoothed['d_worst_class_tpr_ci'])} at "
