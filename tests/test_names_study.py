@@ -51,3 +51,25 @@ def test_the_focus_is_the_papers_pair_else_the_largest_confused_group():
     assert focus_classes(["british", "german", "american"], [["german", "british"]]) == ["british", "american"]
     assert focus_classes(["a", "b", "c"], [["b", "c"]]) == ["b", "c"]
     assert focus_classes(["a", "b", "c"], []) == ["a", "b"]
+
+
+def test_each_family_trains_the_members_its_ensembles_need_and_keeps_them_out_of_its_rows(tmp_path, monkeypatch):
+    ensemble = [{"name": "ensemble", "size": 2}]
+    study = NamesStudy.from_params({**PARAMETERS, "author_row": False, "methods": ensemble,
+                                    "results_dir": str(tmp_path)})
+    asked = {}
+
+    def run_study(family):
+        def run(methods):
+            asked[family] = [method["name"] for method in methods]
+            return [{"method": method, "method_label": method_label(method),
+                     **({"row": False} if method["name"] == "member" else {})} for method in methods]
+        return run
+
+    monkeypatch.setattr(study.settings, "run_study", run_study("main"))
+    monkeypatch.setattr(study.bag, "run_study", run_study("bag"))
+    records, bag_records = study.run()
+    assert asked["bag"] == ["baseline", "member", "ensemble"]  # the bag trains the same methods, members first
+    assert asked["main"][-2:] == ["member", "ensemble"]
+    assert [r["method_label"] for r in bag_records] == ["baseline", "ensemble-2"]
+    assert "member-1" not in {r["method_label"] for r in records}

@@ -114,12 +114,15 @@ class NamesStudy:
     def run(self) -> tuple[list[dict], list[dict]]:
         """Train (or read back) every run: (the main records, the bag's own records). The bag's baseline is also a
         reference row of the main records, labelled :data:`BAG`."""
-        # an ensemble's or a student's members (replicates of the baseline) train first; they are no rows
-        records = [r for r in self.settings.run_study(with_members([BASELINE] + self.references + self.methods))
-                   if run_records.is_row(r)]
+        # an ensemble's or a student's members (replicates of the baseline) train first, in either family; they
+        # are no rows
+        def rows_of(settings: Settings, methods: list[dict]) -> list[dict]:
+            return [r for r in settings.run_study(with_members(methods)) if run_records.is_row(r)]
+
+        records = rows_of(self.settings, [BASELINE] + self.references + self.methods)
         if self.author:
             records += self.author.run_study([AUTHOR])
-        bag_records = self.bag.run_study([BASELINE] + self.bag_methods) if self.bag else []
+        bag_records = rows_of(self.bag, [BASELINE] + self.bag_methods) if self.bag else []
         records += [{**r, "method_label": BAG, "method": {"name": "baseline", "label": BAG}}
                     for r in bag_records if r["method_label"] == "baseline"]
         return records, bag_records
